@@ -1,0 +1,29 @@
+// The `latte` command line: global flags and one subcommand per file (commands.h).
+#include <CLI/CLI.hpp>
+
+#include <exception>
+#include <iostream>
+
+#include "engine/cli/commands.h"
+#include "engine/error.h"
+#include "engine/version.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"latte: train and compare DeepSeek-V3-style attention variants"};
+  app.set_version_flag("--version", std::string("latte ") + latte::kVersion);
+  app.require_subcommand(0, 1);
+  for (const auto& add_command : latte::cli::all_commands()) add_command(app);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  } catch (const latte::Error& e) {
+    std::cerr << "latte: error: " << e.what() << "\n";
+    return 1;
+  } catch (const std::exception& e) {
+    std::cerr << "latte: error: " << e.what() << "\n";
+    return 1;
+  }
+  if (app.get_subcommands().empty()) std::cout << app.help();
+  return 0;
+}

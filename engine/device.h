@@ -1,0 +1,16 @@
+// Memory operations on tensors that live on a non-CPU device (or cross devices). The CPU paths
+// are in tensor.cpp; these route to the CUDA runtime when latte is built with it.
+#pragma once
+
+#include "engine/tensor.h"
+
+namespace latte {
+
+// dst[...] = src[...] where at least one side is not on the CPU (same shape; dtype converts).
+void device_copy(const Tensor& src, const Tensor& dst);
+// Every element of a contiguous device tensor = value.
+void device_fill(const Tensor& dst, double value);
+// Whether a CUDA device is usable in this process.
+bool cuda_available();
+
+}  // namespace latte

@@ -1,0 +1,57 @@
+// Differentiable tensor operations. Each records one autograd node (engine/autograd.h) whose
+// backward calls the matching kernel. Binary elementwise ops broadcast NumPy-style (sizes align
+// from the last dimension; a size-1 or missing dimension repeats). Every op validates shapes,
+// dtypes and devices and names itself and the shapes in its error.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "engine/random.h"
+#include "engine/tensor.h"
+
+namespace latte::ops {
+
+// ---- elementwise ----
+Tensor add(const Tensor& a, const Tensor& b);
+Tensor sub(const Tensor& a, const Tensor& b);
+Tensor mul(const Tensor& a, const Tensor& b);
+Tensor scale(const Tensor& x, double s);
+Tensor silu(const Tensor& x);
+Tensor sigmoid(const Tensor& x);
+// silu(gate) * up, fused.
+Tensor swiglu(const Tensor& gate, const Tensor& up);
+// dst += src in place, same shape; not recorded by autograd.
+void add_(Tensor& dst, const Tensor& src);
+
+// ---- reductions ----
+Tensor sum(const Tensor& x);   // all elements -> scalar
+Tensor mean(const Tensor& x);  // all elements -> scalar
+// Sums `x` down to `shape` over broadcast dimensions (the adjoint of broadcasting).
+Tensor sum_to(const Tensor& x, const Shape& shape);
+
+// ---- matrix products ----
+// a [..., M, K] (or [..., K, M] with trans_a), b [..., K, N] or a shared 2-D b; -> [..., M, N].
+Tensor matmul(const Tensor& a, const Tensor& b, bool trans_a = false, bool trans_b = false);
+// x [..., in] · weightᵀ (weight [out, in]) + bias [out] (optional) -> [..., out].
+Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor());
+
+// ---- shape ----
+Tensor concat(const std::vector<Tensor>& parts, int dim);
+// Views of consecutive pieces of `sizes` along `dim` (sizes must add up to the dimension).
+std::vector<Tensor> split(const Tensor& x, const std::vector<int64_t>& sizes, int dim);
+// A contiguous copy of x repeated along broadcast dimensions to `shape` (NumPy rules).
+Tensor broadcast_to(const Tensor& x, const Shape& shape);
+
+// ---- neural-network ops ----
+// ids (i32, any shape) -> [..., dim] rows of weight [vocab, dim].
+Tensor embedding(const Tensor& ids, const Tensor& weight);
+Tensor rms_norm(const Tensor& x, const Tensor& weight, double eps);
+Tensor softmax(const Tensor& x);  // over the last dimension
+// Mean of -log softmax(logits)[target] over rows whose target != ignore_index.
+// logits [..., vocab], targets i32 with logits' leading shape.
+Tensor cross_entropy(const Tensor& logits, const Tensor& targets, int64_t ignore_index = -100);
+// Inverted dropout with probability p (identity when p == 0).
+Tensor dropout(const Tensor& x, double p, Generator& gen);
+
+}  // namespace latte::ops

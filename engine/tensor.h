@@ -1,0 +1,142 @@
+// Tensor: a strided view of device memory plus the autograd slot. Copying a Tensor copies a
+// handle (shared ownership), never data. Views (reshape, transpose, permute, narrow) share the
+// storage; differentiable operations live in engine/ops.h.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "engine/dtype.h"
+#include "engine/error.h"
+#include "engine/shape.h"
+
+namespace latte {
+
+class Node;
+struct AutogradMeta;
+
+// A block of memory from a device allocator, returned to it when the last tensor lets go.
+class Storage {
+ public:
+  Storage(size_t bytes, Device device);
+  ~Storage();
+  Storage(const Storage&) = delete;
+  Storage& operator=(const Storage&) = delete;
+
+  void* data() const { return data_; }
+  size_t bytes() const { return bytes_; }
+  Device device() const { return device_; }
+
+ private:
+  void* data_;
+  size_t bytes_;
+  Device device_;
+};
+
+class Tensor {
+ public:
+  Tensor() = default;
+
+  // ---- creation (contiguous) ----
+  static Tensor empty(const Shape& shape, DType dtype = DType::F32, Device device = Device::CPU);
+  static Tensor zeros(const Shape& shape, DType dtype = DType::F32, Device device = Device::CPU);
+  static Tensor full(const Shape& shape, double value, DType dtype = DType::F32,
+                     Device device = Device::CPU);
+  static Tensor ones(const Shape& shape, DType dtype = DType::F32, Device device = Device::CPU) {
+    return full(shape, 1.0, dtype, device);
+  }
+  static Tensor scalar(double value, DType dtype = DType::F32, Device device = Device::CPU) {
+    return full(Shape{}, value, dtype, device);
+  }
+  // A CPU tensor holding `values` (converted to `dtype`), shaped `shape`.
+  template <typename T>
+  static Tensor from_vector(const std::vector<T>& values, const Shape& shape,
+                            DType dtype = dtype_of<T>::value);
+
+  // ---- metadata ----
+  bool defined() const { return impl_ != nullptr; }
+  const Shape& shape() const;
+  int dim() const { return shape().size(); }
+  int64_t size(int d) const;  // negative d counts from the end
+  int64_t numel() const { return shape().numel(); }
+  const Shape& strides() const;
+  int64_t stride(int d) const;
+  int64_t offset() const;  // in elements, from the storage start
+  DType dtype() const;
+  Device device() const;
+  bool is_contiguous() const;
+  size_t nbytes() const { return static_cast<size_t>(numel()) * dtype_size(dtype()); }
+  std::string describe() const;  // "f32[2, 3] cpu"
+  // True when both tensors view the same storage.
+  bool shares_storage_with(const Tensor& other) const;
+
+  // ---- data access (CPU or device pointer at the view's first element) ----
+  void* raw_data() const;
+  template <typename T>
+  T* data() const {
+    LATTE_CHECK(dtype() == dtype_of<T>::value)
+        << "tensor data: requested " << dtype_name(dtype_of<T>::value) << " pointer from "
+        << describe();
+    return static_cast<T*>(raw_data());
+  }
+  // Copies to a host vector of T (any source dtype and device, any strides).
+  template <typename T>
+  std::vector<T> to_vector() const;
+  double item() const;  // value of a one-element tensor as double
+
+  // ---- views and copies (differentiable; see engine/ops/view_ops.cpp) ----
+  Tensor reshape(const Shape& shape) const;  // a view when the strides allow, else a copy
+  Tensor view(const Shape& shape) const;     // a view; error when the strides do not allow it
+  Tensor transpose(int a, int b) const;
+  Tensor permute(const std::vector<int>& order) const;
+  Tensor narrow(int dim, int64_t start, int64_t length) const;
+  Tensor select(int dim, int64_t index) const;  // narrow + drop the dimension
+  Tensor unsqueeze(int dim) const;
+  Tensor squeeze(int dim) const;
+  Tensor contiguous() const;  // this tensor when already contiguous
+  Tensor clone() const;       // always a contiguous copy
+  Tensor to(DType dtype) const;
+  Tensor to(Device device) const;
+
+  // ---- in-place (not recorded by autograd; for optimizers, init, accumulation) ----
+  void fill_(double value);
+  void copy_(const Tensor& src);  // same shape; converts dtype, crosses devices
+
+  // ---- autograd ----
+  bool requires_grad() const;
+  // Marks a leaf tensor as a parameter whose gradient accumulates into grad().
+  Tensor& set_requires_grad(bool enabled);
+  Tensor grad() const;  // undefined until a backward pass reached this leaf
+  void set_grad(const Tensor& grad);
+  void zero_grad();  // drops the gradient (undefined again)
+  // The node that produced this tensor, or nullptr for leaves and untracked tensors.
+  std::shared_ptr<Node> grad_fn() const;
+  // A handle to the same data without autograd history.
+  Tensor detach() const;
+  // Backpropagates from this one-element tensor (d self / d self = 1).
+  void backward() const;
+
+  // ---- internal: used by ops and the autograd engine ----
+  static Tensor make_view(const Tensor& base, const Shape& shape, const Shape& strides,
+                          int64_t offset);
+  const std::shared_ptr<AutogradMeta>& autograd_meta() const;
+  void set_autograd_meta(std::shared_ptr<AutogradMeta> meta);
+
+ private:
+  struct Impl;
+  explicit Tensor(std::shared_ptr<Impl> impl) : impl_(std::move(impl)) {}
+  const Impl& impl() const;
+
+  std::shared_ptr<Impl> impl_;
+};
+
+// Gradient bookkeeping of a tensor that takes part in autograd.
+struct AutogradMeta {
+  bool requires_grad = false;
+  Tensor grad;                    // leaves: accumulated gradient
+  std::shared_ptr<Node> grad_fn;  // non-leaves: the op that produced the tensor
+};
+
+}  // namespace latte

@@ -1,0 +1,25 @@
+// Row-wise kernels over the last dimension: RMSNorm and softmax, forward and backward.
+// RMSNorm: y = w * x * r with r = 1/sqrt(mean(x^2) + eps) saved per row; backward
+//   dx = r * (w*dy - x * r^2 * mean(w*dy*x)), dw = sum over rows of dy * x * r.
+// Softmax: max-subtracted exponentials; backward dx = y * (dy - sum(dy*y)).
+// Rows are independent (parallel); dw sums rows in a fixed order.
+#pragma once
+
+#include <cstdint>
+
+namespace latte::kernels::cpu {
+
+template <typename T>
+void rms_norm_forward(const T* x, const T* weight, T* y, T* rstd, int64_t rows, int64_t cols,
+                      double eps);
+// Writes dx and OVERWRITES dweight.
+template <typename T>
+void rms_norm_backward(const T* x, const T* weight, const T* rstd, const T* dy, T* dx, T* dweight,
+                       int64_t rows, int64_t cols);
+
+template <typename T>
+void softmax_forward(const T* x, T* y, int64_t rows, int64_t cols);
+template <typename T>
+void softmax_backward(const T* y, const T* dy, T* dx, int64_t rows, int64_t cols);
+
+}  // namespace latte::kernels::cpu

@@ -1,0 +1,132 @@
+#include "support/op_table.h"
+
+#include "engine/ops.h"
+#include "engine/random.h"
+
+namespace latte::test {
+
+namespace {
+
+Tensor ids(const std::vector<int32_t>& values, const Shape& shape) {
+  return Tensor::from_vector(values, shape);
+}
+
+std::vector<OpCase> build() {
+  using V = const std::vector<Tensor>&;
+  std::vector<OpCase> c;
+  // elementwise and broadcasting
+  c.push_back({"add", {{3, 4}, {3, 4}}, [](V x) { return ops::add(x[0], x[1]); }});
+  c.push_back({"add_bias_broadcast", {{2, 3, 4}, {4}}, [](V x) { return ops::add(x[0], x[1]); }});
+  c.push_back({"add_column_broadcast", {{3, 1}, {3, 5}}, [](V x) { return ops::add(x[0], x[1]); }});
+  c.push_back({"sub_broadcast", {{2, 3, 4}, {3, 1}}, [](V x) { return ops::sub(x[0], x[1]); }});
+  c.push_back({"mul", {{5, 3}, {5, 3}}, [](V x) { return ops::mul(x[0], x[1]); }});
+  c.push_back(
+      {"mul_broadcast_leading", {{4, 2, 3}, {2, 3}}, [](V x) { return ops::mul(x[0], x[1]); }});
+  c.push_back({"mul_transposed_view", {{3, 4}, {4, 3}}, [](V x) {
+                 return ops::mul(x[0], x[1].transpose(0, 1));
+               }});
+  c.push_back({"scale", {{7}}, [](V x) { return ops::scale(x[0], -2.5); }});
+  c.push_back({"silu", {{3, 5}}, [](V x) { return ops::silu(x[0]); }});
+  c.push_back({"sigmoid", {{3, 5}}, [](V x) { return ops::sigmoid(x[0]); }});
+  c.push_back({"swiglu", {{4, 6}, {4, 6}}, [](V x) { return ops::swiglu(x[0], x[1]); }});
+  c.push_back({"swiglu_views", {{6, 4}, {4, 12}}, [](V x) {
+                 return ops::swiglu(x[0].transpose(0, 1), x[1].narrow(1, 3, 6));
+               }});
+  // reductions
+  c.push_back({"sum", {{3, 4}}, [](V x) { return ops::sum(x[0]); }});
+  c.push_back({"mean_of_view", {{4, 3}}, [](V x) { return ops::mean(x[0].transpose(0, 1)); }});
+  c.push_back({"sum_to", {{2, 3, 4}}, [](V x) { return ops::sum_to(x[0], Shape{3, 1}); }});
+  c.push_back({"broadcast_to", {{3, 1}}, [](V x) { return ops::broadcast_to(x[0], {2, 3, 4}); }});
+  // matrix products
+  c.push_back({"matmul", {{3, 4}, {4, 5}}, [](V x) { return ops::matmul(x[0], x[1]); }});
+  c.push_back({"matmul_trans_a", {{4, 3}, {4, 5}}, [](V x) {
+                 return ops::matmul(x[0], x[1], true, false);
+               }});
+  c.push_back({"matmul_trans_b", {{3, 4}, {5, 4}}, [](V x) {
+                 return ops::matmul(x[0], x[1], false, true);
+               }});
+  c.push_back({"matmul_trans_both", {{4, 3}, {5, 4}}, [](V x) {
+                 return ops::matmul(x[0], x[1], true, true);
+               }});
+  c.push_back({"matmul_batched", {{2, 3, 3, 4}, {2, 3, 4, 2}}, [](V x) {
+                 return ops::matmul(x[0], x[1]);
+               }});
+  c.push_back(
+      {"matmul_shared_b", {{2, 3, 4}, {4, 5}}, [](V x) { return ops::matmul(x[0], x[1]); }});
+  c.push_back({"matmul_shared_b_trans_a", {{2, 4, 3}, {5, 4}}, [](V x) {
+                 return ops::matmul(x[0], x[1], true, true);
+               }});
+  c.push_back({"matmul_transposed_views", {{4, 3}, {5, 4}}, [](V x) {
+                 return ops::matmul(x[0].transpose(0, 1), x[1].transpose(0, 1));
+               }});
+  c.push_back({"matmul_permuted_batch", {{3, 2, 4}, {2, 4, 3}}, [](V x) {
+                 return ops::matmul(x[0].permute({1, 0, 2}), x[1]);
+               }});
+  c.push_back({"linear", {{5, 4}, {3, 4}}, [](V x) { return ops::linear(x[0], x[1]); }});
+  c.push_back({"linear_bias_3d", {{2, 3, 4}, {6, 4}, {6}}, [](V x) {
+                 return ops::linear(x[0], x[1], x[2]);
+               }});
+  c.push_back({"linear_strided_input", {{4, 10}, {3, 5}}, [](V x) {
+                 return ops::linear(x[0].narrow(1, 2, 5), x[1]);
+               }});
+  // shape ops
+  c.push_back({"reshape_view", {{2, 6}}, [](V x) { return x[0].view({3, 4}).transpose(0, 1); }});
+  c.push_back({"reshape_copy", {{3, 4}}, [](V x) { return x[0].transpose(0, 1).reshape({2, 6}); }});
+  c.push_back({"permute", {{2, 3, 4}}, [](V x) { return x[0].permute({2, 0, 1}).contiguous(); }});
+  c.push_back({"narrow_select", {{4, 5}}, [](V x) { return x[0].narrow(1, 1, 3).select(0, 2); }});
+  c.push_back({"unsqueeze_squeeze", {{3, 4}}, [](V x) {
+                 return x[0].unsqueeze(1).squeeze(1).unsqueeze(0);
+               }});
+  c.push_back({"concat", {{2, 3}, {2, 5}, {2, 1}}, [](V x) {
+                 return ops::concat({x[0], x[1], x[2]}, 1);
+               }});
+  c.push_back({"concat_views_dim0", {{3, 2}, {2, 4}}, [](V x) {
+                 return ops::concat({x[0].transpose(0, 1), x[1]}, 1);
+               }});
+  c.push_back({"split", {{3, 7}}, [](V x) {
+                 auto parts = ops::split(x[0], {2, 4, 1}, 1);
+                 return ops::mul(parts[0], parts[1].narrow(1, 1, 2));
+               }});
+  // neural-network ops
+  c.push_back({"embedding_repeated_ids", {{6, 4}}, [](V x) {
+                 return ops::embedding(ids({1, 3, 1, 5, 3, 1}, {2, 3}), x[0]);
+               }});
+  c.push_back({"rms_norm", {{3, 8}, {8}}, [](V x) { return ops::rms_norm(x[0], x[1], 1e-6); }});
+  c.push_back({"rms_norm_view", {{8, 3}, {8}}, [](V x) {
+                 return ops::rms_norm(x[0].transpose(0, 1), x[1], 1e-5);
+               }});
+  c.push_back({"softmax", {{4, 6}}, [](V x) { return ops::softmax(x[0]); }});
+  c.push_back(
+      {"softmax_3d_view", {{3, 2, 5}}, [](V x) { return ops::softmax(x[0].transpose(0, 1)); }});
+  c.push_back({"cross_entropy", {{2, 3, 7}}, [](V x) {
+                 return ops::cross_entropy(x[0], ids({0, 6, 2, 3, 3, 1}, {2, 3}));
+               }});
+  c.push_back({"cross_entropy_ignore_index", {{5, 4}}, [](V x) {
+                 return ops::cross_entropy(x[0], ids({1, -100, 3, -100, 0}, {5}));
+               }});
+  c.push_back({"dropout", {{4, 8}}, [](V x) {
+                 Generator gen(7);  // same mask on every evaluation
+                 return ops::dropout(x[0], 0.3, gen);
+               }});
+  return c;
+}
+
+}  // namespace
+
+const std::vector<OpCase>& op_cases() {
+  static const std::vector<OpCase> cases = build();
+  return cases;
+}
+
+std::vector<Tensor> make_inputs(const OpCase& c, DType dtype, unsigned seed) {
+  std::vector<Tensor> out;
+  Generator gen(seed * 7919u + static_cast<unsigned>(c.name.size()));
+  for (const Shape& s : c.inputs) {
+    Tensor t = rand_uniform(s, gen, -1.0 + c.input_offset, 1.0 + c.input_offset, dtype);
+    t.set_requires_grad(true);
+    out.push_back(t);
+  }
+  return out;
+}
+
+}  // namespace latte::test
