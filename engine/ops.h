@@ -40,7 +40,9 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor
 Tensor concat(const std::vector<Tensor>& parts, int dim);
 // Views of consecutive pieces of `sizes` along `dim` (sizes must add up to the dimension).
 std::vector<Tensor> split(const Tensor& x, const std::vector<int64_t>& sizes, int dim);
-// A contiguous copy of x repeated along broadcast dimensions to `shape` (NumPy rules).
+// A view of x repeated along broadcast dimensions to `shape` (stride 0 there; NumPy rules).
+Tensor expand(const Tensor& x, const Shape& shape);
+// expand(x, shape) as a contiguous copy.
 Tensor broadcast_to(const Tensor& x, const Shape& shape);
 
 // ---- neural-network ops ----
@@ -53,5 +55,19 @@ Tensor softmax(const Tensor& x);  // over the last dimension
 Tensor cross_entropy(const Tensor& logits, const Tensor& targets, int64_t ignore_index = -100);
 // Inverted dropout with probability p (identity when p == 0).
 Tensor dropout(const Tensor& x, double p, Generator& gen);
+
+// ---- attention ----
+enum class AttentionKernel { kNaive, kFlash };
+// softmax(scale · q kᵀ [causal]) v per batch and query head. q [B, T, Hq, Dqk],
+// k [B, S, Hkv, Dqk], v [B, S, Hkv, Dv] (Hq a multiple of Hkv: grouped-query attention), any
+// strides with a contiguous last dimension (views are read in place) -> [B, T, Hq, Dv].
+// kNaive materializes the [B, Hq, T, S] probabilities; kFlash keeps only a [B, Hq, T]
+// logsumexp and recomputes scores in the backward pass. Same results either way.
+Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, double scale, bool causal,
+                 AttentionKernel kernel);
+// Rotary embedding of x [B, T, H, D] (D even) with tables cos/sin [L, D/2]; token t uses table
+// row position_offset + t. interleave: pairs (x0,x1),(x2,x3)…; otherwise halves.
+Tensor rope(const Tensor& x, const Tensor& cos, const Tensor& sin, int64_t position_offset,
+            bool interleave);
 
 }  // namespace latte::ops

@@ -17,6 +17,8 @@ int main(int argc, char** argv) {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
+  } catch (const latte::cli::ExitWith& e) {
+    return e.code;
   } catch (const latte::Error& e) {
     std::cerr << "latte: error: " << e.what() << "\n";
     return 1;

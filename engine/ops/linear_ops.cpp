@@ -4,6 +4,7 @@
 #include "engine/dispatch.h"
 #include "engine/ops.h"
 #include "engine/ops/op_support.h"
+#include "engine/profiler.h"
 #include "kernels/cpu/elementwise.h"
 #include "kernels/cpu/gemm.h"
 
@@ -85,6 +86,7 @@ Tensor matmul(const Tensor& a, const Tensor& b, bool trans_a, bool trans_b) {
   out_shape.push_back(N);
   Tensor c = Tensor::empty(Shape(out_shape), a.dtype());
   const int64_t batch = va.batch;
+  profiler::Scope timing(profiler::Category::kGemm);
   visit_float(a.dtype(), op, [&](auto tag) {
     using T = decltype(tag);
     k::gemm_batched<T>(va.trans, vb.trans, batch, M, N, K, T(1), ptr<T>(va), va.ld, va.batch_stride,
@@ -96,6 +98,7 @@ Tensor matmul(const Tensor& a, const Tensor& b, bool trans_a, bool trans_b) {
                  K, batch, need_a = a.requires_grad(),
                  need_b = b.requires_grad()](const Tensor& g) -> std::vector<Tensor> {
                   const Tensor dc = g.contiguous();
+                  profiler::Scope timing(profiler::Category::kGemm);
                   Tensor da, db;
                   visit_float(dc.dtype(), "matmul backward", [&](auto tag) {
                     using T = decltype(tag);
@@ -153,6 +156,7 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
   std::vector<int64_t> out_shape(x.shape().begin(), x.shape().end() - 1);
   out_shape.push_back(out);
   Tensor y = Tensor::empty(Shape(out_shape), x.dtype());
+  profiler::Scope timing(profiler::Category::kGemm);
   visit_float(x.dtype(), op, [&](auto tag) {
     using T = decltype(tag);
     T beta = T(0);
@@ -172,6 +176,7 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
                  rows, in, out, need_x = x.requires_grad(), need_w = weight.requires_grad(),
                  need_b = bias.requires_grad()](const Tensor& g) -> std::vector<Tensor> {
                   const Tensor dy = g.contiguous();
+                  profiler::Scope timing(profiler::Category::kGemm);
                   Tensor dx, dw, db;
                   visit_float(dy.dtype(), "linear backward", [&](auto tag) {
                     using T = decltype(tag);

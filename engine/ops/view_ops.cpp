@@ -191,16 +191,18 @@ Tensor Tensor::to(Device target) const {
 
 namespace ops {
 
-Tensor broadcast_to(const Tensor& x, const Shape& shape) {
-  const Shape full = detail::broadcast_shapes("broadcast_to", x.shape(), shape);
-  LATTE_CHECK(full == shape) << "broadcast_to: " << x.describe() << " cannot broadcast to "
+Tensor expand(const Tensor& x, const Shape& shape) {
+  const Shape full = detail::broadcast_shapes("expand", x.shape(), shape);
+  LATTE_CHECK(full == shape) << "expand: " << x.describe() << " cannot broadcast to "
                              << shape.str();
-  Tensor out = Tensor::empty(shape, x.dtype(), x.device());
-  out.copy_(Tensor::make_view(x, shape, detail::broadcast_strides(x, shape), x.offset()));
+  Tensor out = Tensor::make_view(x, shape, detail::broadcast_strides(x, shape), x.offset());
   const Shape from = x.shape();
-  return record("broadcast_to", out, {x},
-                [from](const Tensor& g) -> std::vector<Tensor> { return {sum_to(g, from)}; });
+  return record("expand", out, {x}, [from](const Tensor& g) -> std::vector<Tensor> {
+    return {sum_to(g, from)};
+  });
 }
+
+Tensor broadcast_to(const Tensor& x, const Shape& shape) { return expand(x, shape).clone(); }
 
 Tensor concat(const std::vector<Tensor>& parts, int dim) {
   LATTE_CHECK(!parts.empty()) << "concat: no tensors given";

@@ -6,6 +6,7 @@
 #include "engine/autograd.h"
 #include "engine/dispatch.h"
 #include "engine/ops/op_support.h"
+#include "engine/profiler.h"
 #include "kernels/cpu/adamw.h"
 #include "kernels/cpu/elementwise.h"
 
@@ -26,6 +27,7 @@ AdamW::AdamW(std::vector<ParamGroup> groups, AdamWOptions options)
 
 void AdamW::step(double lr, double grad_scale) {
   NoGradGuard no_grad;
+  profiler::Scope timing(profiler::Category::kOptimizer);
   ++step_;
   for (Slot& s : slots_) {
     const Tensor g = s.param.grad();

@@ -1,0 +1,66 @@
+// `latte bench [NAME...]`: runs the named benchmarks (all when none is given).
+#include <algorithm>
+#include <iostream>
+
+#include "engine/cli/bench.h"
+#include "engine/cli/commands.h"
+#include "engine/error.h"
+
+namespace latte::cli {
+
+void bench_linear(const BenchOptions& options);
+void bench_moe(const BenchOptions& options);
+
+const std::vector<Benchmark>& benchmarks() {
+  static const std::vector<Benchmark> all = {
+      {"linear", "linear forward+backward (4096 x 512 x 2048, f32) vs raw cblas_sgemm",
+       bench_linear},
+      {"moe", "MoE layer fwd+bwd (2048 tokens, 8 experts top-2) vs equal-FLOP dense SwiGLU",
+       bench_moe},
+  };
+  return all;
+}
+
+Timing time_it(const std::function<void()>& fn, int repeats) {
+  fn();
+  std::vector<double> times;
+  for (int i = 0; i < std::max(repeats, 1); ++i) {
+    const auto t0 = std::chrono::steady_clock::now();
+    fn();
+    times.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  }
+  std::sort(times.begin(), times.end());
+  return {times.front(), times[times.size() / 2]};
+}
+
+void add_bench_command(CLI::App& app) {
+  auto* cmd =
+      app.add_subcommand("bench", "Run benchmarks (throughput against a same-run baseline)");
+  auto names = std::make_shared<std::vector<std::string>>();
+  auto options = std::make_shared<BenchOptions>();
+  std::string list;
+  for (const auto& b : benchmarks()) list += (list.empty() ? "" : ", ") + b.name;
+  cmd->add_option("names", *names, "Benchmarks to run: " + list + " (default: all)");
+  cmd->add_option("--device", options->device, "cpu or cuda")->capture_default_str();
+  cmd->add_option("--repeats", options->repeats, "Timed repetitions")->capture_default_str();
+  cmd->add_flag("--quick", options->quick, "Smaller sizes (smoke runs)");
+  cmd->callback([names, options]() {
+    for (const auto& n : *names) {
+      const bool known = std::any_of(benchmarks().begin(), benchmarks().end(),
+                                     [&](const Benchmark& b) { return b.name == n; });
+      LATTE_CHECK(known) << "bench: unknown benchmark '" << n << "' (known: " << [] {
+        std::string s;
+        for (const auto& b : benchmarks()) s += (s.empty() ? "" : ", ") + b.name;
+        return s;
+      }() << ")";
+    }
+    for (const auto& b : benchmarks()) {
+      if (!names->empty() && std::find(names->begin(), names->end(), b.name) == names->end())
+        continue;
+      std::cout << "== " << b.name << ": " << b.description << "\n";
+      b.run(*options);
+    }
+  });
+}
+
+}  // namespace latte::cli

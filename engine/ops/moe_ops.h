@@ -1,0 +1,94 @@
+// Differentiable DeepSeekMoE ops (SPEC §3) over kernels/cpu/moe_routing.h, moe_dispatch.h and
+// moe_balance.h. A MoE layer records a handful of tape nodes, whatever its expert count:
+//
+//   logits     = linear(x, gate_weight)                           (engine/ops.h)
+//   scores     = moe_router_scores(logits)                        sigmoid or softmax
+//   choice     = moe_select_experts(scores, bias)                 gate weights [N,K] + ids [N,K]
+//   plan       = moe_dispatch(choice.expert_ids)                  counting sort; no gradient
+//   x_sorted   = moe_gather(x, plan)                              rows grouped by expert
+//   out_sorted = moe_expert_mlps(x_sorted, plan, experts)         every routed SwiGLU MLP, one node
+//   y          = moe_combine(out_sorted, choice.weights, plan)    weighted sum back per token
+//   losses     = moe_seq_aux_loss / moe_switch_aux_loss(scores, ids)
+//
+// The gradient into the scores is the sum of what the gate weights and the balance losses send
+// (autograd adds them); the selection and the counts are piecewise constant and carry none.
+// moe_expert_mlps runs one GEMM per projection per expert on that expert's contiguous block of
+// rows (an expert without tokens costs nothing and gets zero weight gradients), so no [N, E, d]
+// temporary ever exists. Inputs are 2-D: callers fold [B, T, d] into [B·T, d].
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "engine/tensor.h"
+#include "kernels/cpu/moe_routing.h"
+
+namespace latte::ops {
+
+using kernels::cpu::check_router_spec;
+using kernels::cpu::RouterScoring;
+using kernels::cpu::RouterSpec;
+using kernels::cpu::RouterTopkMethod;
+
+// logits [N, E] -> scores [N, E]: sigmoid elementwise or softmax over each row.
+Tensor moe_router_scores(const Tensor& logits, RouterScoring scoring);
+
+struct RouterChoice {
+  Tensor weights;     // [N, K] gate weights, differentiable w.r.t. the scores
+  Tensor expert_ids;  // [N, K] i32, rank order (best first); no gradient
+};
+
+// Chooses spec.top_k experts per token from scores [N, E] (SPEC §3 selection and weights).
+// correction_bias [E] (any float dtype; converted) only steers noaux_tc and may be undefined.
+RouterChoice moe_select_experts(const Tensor& scores, const Tensor& correction_bias,
+                                const RouterSpec& spec);
+
+// How the N·K assignments of one pass are grouped by expert (kernels/cpu/moe_dispatch.h).
+struct MoeDispatch {
+  int64_t n_tokens = 0;
+  int64_t top_k = 0;
+  int64_t n_experts = 0;
+  int64_t capacity = 0;                      // per expert; negative = dropless
+  int64_t dropped = 0;                       // assignments beyond capacity
+  std::vector<int64_t> tokens_per_expert;    // [E] routed assignments, before the capacity cut
+  std::vector<int64_t> expert_offsets;       // [E+1] kept block of each expert in sorted order
+  std::vector<int64_t> sorted_assignment;    // [N·K] sorted position -> assignment t·K + k
+  std::vector<int64_t> assignment_position;  // [N·K] assignment -> sorted position, −1 if dropped
+  int64_t n_kept() const { return expert_offsets.back(); }
+};
+using MoeDispatchPlan = std::shared_ptr<const MoeDispatch>;
+
+// Groups expert_ids [N, K] (i32) by expert. capacity_factor > 0 keeps at most
+// ceil(capacity_factor·N·K/E) assignments per expert, in token order; 0 drops nothing.
+MoeDispatchPlan moe_dispatch(const Tensor& expert_ids, int64_t n_experts, double capacity_factor);
+
+// x [N, d] -> x_sorted [n_kept, d]: the token row of each kept assignment, grouped by expert.
+Tensor moe_gather(const Tensor& x, const MoeDispatchPlan& plan);
+
+// The routed experts' weights, expert e at index e: gate and up [I, d], down [d, I].
+struct MoeExpertWeights {
+  std::vector<Tensor> gate_proj, up_proj, down_proj;
+};
+
+// Row block e of x_sorted [n_kept, d] -> down_e(silu(gate_e(x)) · up_e(x)); returns [n_kept, d].
+// One tape node whose inputs are x_sorted and every expert weight (gate, up, down order).
+Tensor moe_expert_mlps(const Tensor& x_sorted, const MoeDispatchPlan& plan,
+                       const MoeExpertWeights& experts);
+
+// y [N, d] with y_t = Σ_k weights[t, k] · out_sorted[position of (t, k)] over kept assignments.
+Tensor moe_combine(const Tensor& out_sorted, const Tensor& weights, const MoeDispatchPlan& plan);
+
+// Sequence-wise balance loss (SPEC §3) of scores [n_seqs·T, E] and expert_ids [n_seqs·T, K],
+// averaged over the n_seqs sequences; a scalar in the scores' dtype.
+Tensor moe_seq_aux_loss(const Tensor& scores, const Tensor& expert_ids, int64_t n_seqs,
+                        double alpha);
+
+// Batch-level (Switch) balance loss (SPEC §3) over all N rows; a scalar in the scores' dtype.
+Tensor moe_switch_aux_loss(const Tensor& scores, const Tensor& expert_ids, double alpha);
+
+// Aux-loss-free balancing, in place and not recorded: bias[i] += gamma·sign(mean(load) − load_i)
+// for the bias [E] and the global batch's load [E].
+void moe_update_correction_bias(Tensor& bias, const std::vector<int64_t>& load, double gamma);
+
+}  // namespace latte::ops

@@ -1,0 +1,73 @@
+// The whole DeepSeek-style language model (SPEC §4): model.embed_tokens → decoder layers →
+// model.norm → lm_head (or the tied embedding), plus optional multi-token-prediction modules.
+// Input is a batch of token sequences; the next-token loss covers every position but the last.
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include "models/config.h"
+#include "models/decoder.h"
+#include "models/forward_context.h"
+#include "models/rope_cache.h"
+
+namespace latte {
+
+class MoeLayer;
+
+struct ModelOutput {
+  Tensor logits;    // [B, L, vocab]
+  Tensor lm_loss;   // mean next-token cross-entropy over positions 0..L-2
+  Tensor aux_loss;  // sum of balance losses and the weighted MTP loss (0 when none)
+  Tensor loss;      // lm_loss + aux_loss
+  double mtp_loss = 0;  // the weighted MTP part of aux_loss
+};
+
+// A plain container module (the "model" prefix, the layer list).
+class ModuleGroup : public Module {
+ public:
+  using Module::register_module;
+};
+
+// One multi-token-prediction module: a decoder block plus enorm, hnorm, eh_proj and
+// shared_head.norm (named model.layers.{L+m}.*).
+class MtpLayer : public DecoderLayer {
+ public:
+  MtpLayer(const ModelConfig& config, int64_t layer_index, const InitContext& init);
+  RMSNorm& enorm() { return *enorm_; }
+  RMSNorm& hnorm() { return *hnorm_; }
+  Linear& eh_proj() { return *eh_proj_; }
+  RMSNorm& head_norm() { return *head_norm_; }
+
+ private:
+  RMSNorm* enorm_;
+  RMSNorm* hnorm_;
+  Linear* eh_proj_;
+  RMSNorm* head_norm_;
+};
+
+class DeepSeekModel : public Module {
+ public:
+  DeepSeekModel(const ModelConfig& config, uint64_t seed, DType dtype = DType::F32);
+
+  // tokens: i32 [B, L], L >= 2.
+  ModelOutput forward(const Tensor& tokens, ForwardContext& ctx);
+
+  const ModelConfig& config() const { return config_; }
+  DType dtype() const { return dtype_; }
+  std::vector<MoeLayer*> moe_layers();
+
+ private:
+  Tensor logits_of(const Tensor& hidden) const;
+
+  ModelConfig config_;
+  DType dtype_;
+  Embedding* embed_;
+  std::vector<DecoderLayer*> layers_;
+  std::vector<MtpLayer*> mtp_;
+  RMSNorm* norm_;
+  Linear* lm_head_ = nullptr;  // nullptr when tied to the embedding
+  RopeCache rope_;
+};
+
+}  // namespace latte
