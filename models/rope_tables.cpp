@@ -2,65 +2,103 @@
 
 #include <algorithm>
 #include <cmath>
+#include <numbers>
+
+#include "engine/error.h"
 
 namespace latte {
 
-double yarn_mscale(double scale, double mscale) {
-  return scale <= 1.0 ? 1.0 : 0.1 * mscale * std::log(scale) + 1.0;
+namespace {
+
+void check_rope(const RopeConfig& rope, int64_t dim) {
+  LATTE_CHECK(dim > 0 && dim % 2 == 0) << "rope: dim must be even and positive, got " << dim;
+  LATTE_CHECK(rope.theta > 1) << "rope: theta must be > 1, got " << rope.theta;
+  if (rope.type == RopeType::kDefault) return;
+  LATTE_CHECK(rope.factor > 0) << "rope: factor must be positive, got " << rope.factor;
+  if (rope.type == RopeType::kDynamic) {
+    LATTE_CHECK(dim > 2) << "rope: dynamic scaling needs dim > 2, got " << dim;
+  }
+  if (rope.type == RopeType::kYarn || rope.type == RopeType::kLlama3) {
+    LATTE_CHECK(rope.original_max_position_embeddings > 0)
+        << "rope: original_max_position_embeddings must be positive, got "
+        << rope.original_max_position_embeddings;
+  }
+  if (rope.type == RopeType::kYarn) {
+    LATTE_CHECK(rope.beta_fast > 0 && rope.beta_slow > 0)
+        << "rope: yarn beta_fast and beta_slow must be positive, got " << rope.beta_fast << " and "
+        << rope.beta_slow;
+  }
+  if (rope.type == RopeType::kLlama3) {
+    LATTE_CHECK(rope.high_freq_factor > rope.low_freq_factor && rope.low_freq_factor > 0)
+        << "rope: llama3 needs 0 < low_freq_factor < high_freq_factor, got " << rope.low_freq_factor
+        << " and " << rope.high_freq_factor;
+  }
 }
+
+// YaRN: interpolate (inv_freq / factor) on low frequencies and keep high ones, with a linear ramp
+// between the dimensions whose wavelengths fit beta_fast and beta_slow rotations in L0.
+void apply_yarn(const RopeConfig& rope, int64_t dim, std::vector<double>& inv_freq) {
+  const double l0 = double(rope.original_max_position_embeddings);
+  auto correction_dim = [&](double rotations) {
+    return dim * std::log(l0 / (2 * std::numbers::pi * rotations)) / (2 * std::log(rope.theta));
+  };
+  const double low = std::max(std::floor(correction_dim(rope.beta_fast)), 0.0);
+  double high = std::min(std::ceil(correction_dim(rope.beta_slow)), double(dim - 1));
+  if (low == high) high += 0.001;
+  for (size_t i = 0; i < inv_freq.size(); ++i) {
+    const double ramp = std::clamp((double(i) - low) / (high - low), 0.0, 1.0);
+    inv_freq[i] = inv_freq[i] / rope.factor * ramp + inv_freq[i] * (1 - ramp);
+  }
+}
+
+// llama3: divide long wavelengths (> L0 / low_freq_factor) by factor, keep short ones
+// (< L0 / high_freq_factor), blend in between.
+void apply_llama3(const RopeConfig& rope, std::vector<double>& inv_freq) {
+  const double l0 = double(rope.original_max_position_embeddings);
+  for (double& f : inv_freq) {
+    const double wavelength = 2 * std::numbers::pi / f;
+    if (wavelength > l0 / rope.low_freq_factor) {
+      f /= rope.factor;
+    } else if (wavelength >= l0 / rope.high_freq_factor) {
+      const double s =
+          (l0 / wavelength - rope.low_freq_factor) / (rope.high_freq_factor - rope.low_freq_factor);
+      f = (1 - s) * f / rope.factor + s * f;
+    }
+  }
+}
+
+}  // namespace
 
 std::vector<double> rope_inv_freq(const RopeConfig& rope, int64_t dim, int64_t seq_len,
                                   int64_t max_position_embeddings) {
-  const int64_t half = dim / 2;
+  check_rope(rope, dim);
   double theta = rope.theta;
-  if (rope.type == RopeType::kDynamic && seq_len > max_position_embeddings) {
-    const double ratio = static_cast<double>(seq_len) / static_cast<double>(max_position_embeddings);
-    theta *= std::pow(rope.factor * ratio - (rope.factor - 1.0),
-                      static_cast<double>(dim) / static_cast<double>(dim - 2));
-  }
-  std::vector<double> inv(half);
-  for (int64_t i = 0; i < half; ++i)
-    inv[i] = std::pow(theta, -2.0 * static_cast<double>(i) / static_cast<double>(dim));
-
+  if (rope.type == RopeType::kDynamic && seq_len > max_position_embeddings)
+    theta *= std::pow(
+        rope.factor * double(seq_len) / double(max_position_embeddings) - (rope.factor - 1),
+        double(dim) / double(dim - 2));
+  std::vector<double> inv_freq(dim / 2);
+  for (int64_t i = 0; i < dim / 2; ++i)
+    inv_freq[i] = std::pow(theta, -2.0 * double(i) / double(dim));
   switch (rope.type) {
-    case RopeType::kDefault:
-    case RopeType::kDynamic: break;
     case RopeType::kLinear:
-      for (double& f : inv) f /= rope.factor;
+      for (double& f : inv_freq) f /= rope.factor;
       break;
-    case RopeType::kYarn: {
-      const double l0 = static_cast<double>(rope.original_max_position_embeddings);
-      auto corr = [&](double r) {
-        return static_cast<double>(dim) * std::log(l0 / (2.0 * M_PI * r)) /
-               (2.0 * std::log(rope.theta));
-      };
-      const double low = std::max(std::floor(corr(rope.beta_fast)), 0.0);
-      double high = std::min(std::ceil(corr(rope.beta_slow)), static_cast<double>(dim - 1));
-      if (low == high) high += 0.001;
-      for (int64_t i = 0; i < half; ++i) {
-        const double ramp = std::clamp((static_cast<double>(i) - low) / (high - low), 0.0, 1.0);
-        inv[i] = inv[i] / rope.factor * ramp + inv[i] * (1.0 - ramp);
-      }
+    case RopeType::kYarn:
+      apply_yarn(rope, dim, inv_freq);
       break;
-    }
-    case RopeType::kLlama3: {
-      const double l0 = static_cast<double>(rope.original_max_position_embeddings);
-      const double low_wavelen = l0 / rope.low_freq_factor;
-      const double high_wavelen = l0 / rope.high_freq_factor;
-      for (double& f : inv) {
-        const double wavelen = 2.0 * M_PI / f;
-        if (wavelen > low_wavelen) {
-          f /= rope.factor;
-        } else if (wavelen >= high_wavelen) {
-          const double s = (l0 / wavelen - rope.low_freq_factor) /
-                           (rope.high_freq_factor - rope.low_freq_factor);
-          f = (1.0 - s) * f / rope.factor + s * f;
-        }
-      }
+    case RopeType::kLlama3:
+      apply_llama3(rope, inv_freq);
       break;
-    }
+    case RopeType::kDefault:
+    case RopeType::kDynamic:
+      break;
   }
-  return inv;
+  return inv_freq;
+}
+
+double yarn_mscale(double scale, double mscale) {
+  return scale <= 1 ? 1.0 : 0.1 * mscale * std::log(scale) + 1.0;
 }
 
 double rope_attention_factor(const RopeConfig& rope) {
@@ -71,7 +109,8 @@ double rope_attention_factor(const RopeConfig& rope) {
 }
 
 double mla_softmax_scale(const RopeConfig& rope, int64_t qk_head_dim) {
-  double scale = 1.0 / std::sqrt(static_cast<double>(qk_head_dim));
+  LATTE_CHECK(qk_head_dim > 0) << "attention: qk_head_dim must be positive, got " << qk_head_dim;
+  double scale = 1.0 / std::sqrt(double(qk_head_dim));
   if (rope.type == RopeType::kYarn && rope.mscale_all_dim > 0) {
     const double m = yarn_mscale(rope.factor, rope.mscale_all_dim);
     scale *= m * m;
@@ -81,21 +120,18 @@ double mla_softmax_scale(const RopeConfig& rope, int64_t qk_head_dim) {
 
 RopeTables make_rope_tables(const RopeConfig& rope, int64_t dim, int64_t length,
                             int64_t max_position_embeddings) {
-  RopeTables t;
-  t.dim = dim;
-  t.length = length;
-  const std::vector<double> inv = rope_inv_freq(rope, dim, length, max_position_embeddings);
+  LATTE_CHECK(length >= 0) << "rope: table length must be >= 0, got " << length;
+  const std::vector<double> inv_freq = rope_inv_freq(rope, dim, length, max_position_embeddings);
   const double factor = rope_attention_factor(rope);
-  const int64_t half = dim / 2;
-  t.cos.resize(length * half);
-  t.sin.resize(length * half);
-  for (int64_t p = 0; p < length; ++p)
-    for (int64_t i = 0; i < half; ++i) {
-      const double angle = static_cast<double>(p) * inv[i];
-      t.cos[p * half + i] = std::cos(angle) * factor;
-      t.sin[p * half + i] = std::sin(angle) * factor;
+  RopeTables tables{dim, length, std::vector<double>(length * (dim / 2)),
+                    std::vector<double>(length * (dim / 2))};
+  for (int64_t t = 0; t < length; ++t)
+    for (int64_t i = 0; i < dim / 2; ++i) {
+      const double angle = double(t) * inv_freq[i];
+      tables.cos[t * (dim / 2) + i] = std::cos(angle) * factor;
+      tables.sin[t * (dim / 2) + i] = std::sin(angle) * factor;
     }
-  return t;
+  return tables;
 }
 
 }  // namespace latte

@@ -1,6 +1,7 @@
-// RoPE frequency math of SPEC §2 as pure functions of the config: inverse frequencies for the
-// default, linear, dynamic (NTK), yarn and llama3 types, the yarn attention factor on cos/sin,
-// MLA's softmax scale with the yarn mscale² correction, and the cos/sin tables (in double).
+// RoPE frequency math of SPEC §2 as pure functions of the [model.rope] config: the inverse
+// frequencies of every scaling type (default, linear, dynamic NTK, YaRN, llama3), the YaRN
+// attention factor on cos/sin, MLA's softmax scale, and the cos/sin tables the rope kernels
+// (kernels/cpu/rope.h) read.
 #pragma once
 
 #include <cstdint>
@@ -10,26 +11,30 @@
 
 namespace latte {
 
-// mscale(s, m) = 1 if s <= 1 else 0.1·m·ln(s) + 1.
-double yarn_mscale(double scale, double mscale);
-
-// inv_freq[i], i in [0, dim/2). `seq_len` matters only for dynamic NTK (compared with
+// inv_freq[i] for i in [0, dim/2) after the config's scaling. seq_len is the length the
+// frequencies serve; only dynamic scaling uses it (rescaling theta when it exceeds
 // max_position_embeddings).
 std::vector<double> rope_inv_freq(const RopeConfig& rope, int64_t dim, int64_t seq_len,
                                   int64_t max_position_embeddings);
 
-// The factor multiplying cos and sin: yarn's mscale ratio, 1 for the other types.
+// YaRN's mscale(s, m): 1 when s <= 1, else 0.1 m ln(s) + 1.
+double yarn_mscale(double scale, double mscale);
+
+// The factor multiplying cos and sin: mscale(factor, mscale) / mscale(factor, mscale_all_dim) for
+// yarn with mscale_all_dim > 0, mscale(factor, 1) for yarn otherwise, 1 for the other types.
 double rope_attention_factor(const RopeConfig& rope);
 
-// qk_head_dim^-0.5, times mscale(factor, mscale_all_dim)² for yarn with mscale_all_dim > 0.
+// qk_head_dim^-0.5, times mscale(factor, mscale_all_dim)^2 for yarn with mscale_all_dim > 0.
 double mla_softmax_scale(const RopeConfig& rope, int64_t qk_head_dim);
 
+// cos and sin of position t times inv_freq[i], times rope_attention_factor, as [length, dim/2]
+// row-major tables (row t serves position t).
 struct RopeTables {
   int64_t dim = 0, length = 0;
-  std::vector<double> cos, sin;  // [length, dim/2], attention factor folded in
+  std::vector<double> cos, sin;
 };
 
-// Tables for positions [0, length); dynamic NTK uses length as the sequence length.
+// Tables for positions [0, length); dynamic scaling sees seq_len = length.
 RopeTables make_rope_tables(const RopeConfig& rope, int64_t dim, int64_t length,
                             int64_t max_position_embeddings);
 

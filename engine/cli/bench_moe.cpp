@@ -2,11 +2,13 @@
 // experts top-2 of width 512, no shared expert, f32, the seed's softmax router with router noise
 // and the Switch loss) against the same FLOPs done as one dense SwiGLU MLP of the equal active
 // width 2·512 over the same tokens. Both losses are Σ y ⊙ dy (+ the balance loss for the MoE).
-// Prints both times, the ratio (target: MoE within 1.5x of dense), the expert load balance and
-// where the MoE pass spends its time (profiler categories).
+// The two run alternately. Prints both times, the ratio (target: MoE within 1.5x of dense), the
+// expert load balance and where the MoE pass spends its time (profiler categories).
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <functional>
+#include <utility>
 #include <vector>
 
 #include "engine/autograd.h"
@@ -19,6 +21,34 @@
 #include "models/moe.h"
 
 namespace latte::cli {
+
+namespace {
+
+Timing summarize(std::vector<double> times) {
+  std::sort(times.begin(), times.end());
+  return {times.front(), times[times.size() / 2]};
+}
+
+// Best and median wall time of `a` and `b`, run alternately after one warm-up each, so that load
+// changes on a shared machine hit both alike.
+std::pair<Timing, Timing> time_alternating(const std::function<void()>& a,
+                                           const std::function<void()>& b, int repeats) {
+  a();
+  b();
+  std::vector<double> ta, tb;
+  auto seconds = [](const std::function<void()>& fn) {
+    const auto t0 = std::chrono::steady_clock::now();
+    fn();
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  };
+  for (int i = 0; i < std::max(repeats, 1); ++i) {
+    ta.push_back(seconds(a));
+    tb.push_back(seconds(b));
+  }
+  return {summarize(ta), summarize(tb)};
+}
+
+}  // namespace
 
 void bench_moe(const BenchOptions& options) {
   LATTE_CHECK(options.device == "cpu") << "bench moe: only --device cpu is implemented";
@@ -61,8 +91,7 @@ void bench_moe(const BenchOptions& options) {
     dense.zero_grad();
     ops::sum(ops::mul(dense.forward(x), dy)).backward();
   };
-  const Timing dense_time = time_it(dense_step, options.repeats);
-  const Timing moe_time = time_it(moe_step, options.repeats);
+  const auto [dense_time, moe_time] = time_alternating(dense_step, moe_step, options.repeats);
 
   // Forward 3 GEMMs, backward 6, each 2·rows·d·width FLOPs: N rows at width K·512 (dense) or
   // N·K rows at width 512 spread over the experts (MoE); the router's N·d·E GEMMs are extra.

@@ -507,10 +507,24 @@ std::string rope_description(const Variant& v) {
   return out;
 }
 
-// Perplexity growth from 1× to 4× the training length.
-std::optional<double> growth(const Variant& v) {
-  if (v.ppl_1x.empty() || v.ppl_4x.empty()) return std::nullopt;
-  return v.ppl_4x.mean() / v.ppl_1x.mean();
+// Perplexity growth from 1× to `multiplier` (2 or 4) × the training length; none for another
+// multiplier or a missing perplexity.
+std::optional<double> growth(const Variant& v, int multiplier) {
+  if (multiplier != 2 && multiplier != 4) return std::nullopt;
+  const Stat& far = multiplier == 4 ? v.ppl_4x : v.ppl_2x;
+  if (v.ppl_1x.empty() || far.empty()) return std::nullopt;
+  return far.mean() / v.ppl_1x.mean();
+}
+
+// The longest length (4×, else 2×) at which both groups have a perplexity growth; 0 for none.
+int growth_multiplier(const VariantList& a, const VariantList& b) {
+  const auto any_growth = [](const VariantList& vs, int m) {
+    return std::any_of(vs.begin(), vs.end(),
+                       [m](const Variant* v) { return growth(*v, m).has_value(); });
+  };
+  for (int m : {4, 2})
+    if (any_growth(a, m) && any_growth(b, m)) return m;
+  return 0;
 }
 
 std::string rope_paragraph(const std::vector<Variant>& vs) {
@@ -529,32 +543,37 @@ std::string rope_paragraph(const std::vector<Variant>& vs) {
       << " against.";
     return o.str();
   }
+  const int m = growth_multiplier(scaled, plain);
+  const std::string ratio_name = std::to_string(m) + "×/1×";
   Stat plain_growth;
-  for (const Variant* v : plain) plain_growth.add(growth(*v));
+  for (const Variant* v : plain) plain_growth.add(growth(*v, m));
   const auto p2 = group_mean(plain, &Variant::ppl_2x);
   const auto p4 = group_mean(plain, &Variant::ppl_4x);
   o << "Perplexity at 1×, 2× and 4× the training length: ";
   for (size_t i = 0; i < scaled.size(); ++i) {
     const Variant& v = *scaled[i];
-    const auto g = growth(v);
     o << (i > 0 ? "; " : "") << code(v.name) << " (" << rope_description(v) << ") "
-      << value(v.ppl_1x, 2) << ", " << value(v.ppl_2x, 2) << ", " << value(v.ppl_4x, 2)
-      << " (4×/1×: " << (g ? fixed(*g, 2) : "n/a") << ")";
+      << value(v.ppl_1x, 2) << ", " << value(v.ppl_2x, 2) << ", " << value(v.ppl_4x, 2);
+    if (const auto g = growth(v, m)) o << " (" << ratio_name << ": " << fixed(*g, 2) << ")";
   }
   o << ". The default-RoPE variants (" << name_list(names_of(plain)) << ") average "
-    << (p2 ? fixed(*p2, 2) : "n/a") << " at 2× and " << (p4 ? fixed(*p4, 2) : "n/a")
-    << " at 4× (mean 4×/1×: " << value(plain_growth, 2) << ").";
+    << (p2 ? fixed(*p2, 2) : "n/a") << " at 2× and " << (p4 ? fixed(*p4, 2) : "n/a") << " at 4×";
+  if (m > 0) o << " (mean " << ratio_name << ": " << value(plain_growth, 2) << ")";
+  o << ".";
+  if (m == 0)
+    o << " Without perplexities at 1× and at 2× or 4× (eval.length_multipliers) for both groups, "
+         "the growth with length cannot be compared.";
   for (const Variant* v : scaled) {
-    const auto g = growth(*v);
+    const auto g = growth(*v, m);
     if (!g || plain_growth.empty()) continue;
-    o << " " << code(v->name) << "'s perplexity grows "
-      << (*g < plain_growth.mean() ? "less" : "more") << " with length than the default-RoPE mean ("
-      << fixed(*g, 2) << " vs " << fixed(plain_growth.mean(), 2) << ").";
+    const std::string mine = fixed(*g, 2), theirs = fixed(plain_growth.mean(), 2);
+    o << " " << code(v->name) << "'s " << ratio_name << " ratio, " << mine << ", "
+      << (mine == theirs             ? "equals"
+          : *g < plain_growth.mean() ? "is lower than"
+                                     : "is higher than")
+      << " the default-RoPE mean (" << theirs << ").";
   }
-  if (plain_growth.empty() || std::none_of(scaled.begin(), scaled.end(),
-                                           [](const Variant* v) { return growth(*v).has_value(); }))
-    o << " Without perplexities at both 1× and 4× (eval.length_multipliers) the growth cannot be "
-         "compared.";
+  if (m > 0) o << " A lower ratio means perplexity degrades less past the trained length.";
   if (!absent.empty())
     o << " " << name_list(absent) << (absent.size() == 1 ? " is" : " are") << " not in this run.";
   return o.str();

@@ -99,7 +99,7 @@ loss_weight = 0.1
 
 }  // namespace
 
-TEST_CASE("an empty [model] table gives the SPEC §7 defaults and an all-dense model") {
+TEST_CASE("an empty model table gives the SPEC §7 defaults and an all-dense model") {
   const ModelConfig c = load_text("[model]\n");
   CHECK(c.vocab_size == 256);
   CHECK(c.hidden_size == 512);
@@ -137,7 +137,7 @@ TEST_CASE("an empty [model] table gives the SPEC §7 defaults and an all-dense m
   CHECK_FALSE(c.is_moe_layer(0));
 }
 
-TEST_CASE("an empty [model.moe] table turns on MoE with the SPEC §7 router defaults") {
+TEST_CASE("an empty model.moe table turns on MoE with the SPEC §7 router defaults") {
   const ModelConfig c = load_text("[model]\n[model.moe]\n");
   REQUIRE(c.moe.has_value());
   const latte::MoeConfig& m = *c.moe;

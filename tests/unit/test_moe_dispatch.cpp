@@ -108,7 +108,7 @@ TEST_CASE("build_dispatch: random ids give a permutation, sorted by expert, stab
   }
 }
 
-TEST_CASE("build_dispatch rejects an expert id outside [0, E)") {
+TEST_CASE("build_dispatch rejects an expert id outside 0..E-1") {
   const std::vector<int32_t> bad = {0, 1, 4, 2};
   std::vector<int64_t> offsets(5), sorted(4), position(4);
   CHECK_THROWS_WITH_AS(k::build_dispatch(bad.data(), 2, 2, 4, k::kDroplessCapacity, offsets.data(),

@@ -336,7 +336,7 @@ TEST_CASE("write_report: the table shows mean ± sample std over seeds, one row 
   CHECK(md.find("| q_lora |", b + 1) == std::string::npos);
 }
 
-TEST_CASE("write_report: one seed shows bare values; missing values read n/a") {
+TEST_CASE("write_report: one seed shows bare values, missing values read n/a") {
   TempDir tmp;
   json results = synthetic_results(tmp, synthetic_variants());
   json runs = json::array();
@@ -433,14 +433,27 @@ TEST_CASE("report paragraph (d): perplexity growth with length, scaled vs defaul
   // Default RoPE: baseline_mha 24/8 = 3, q_lora 14/7 = 2: mean growth 2.5.
   CHECK(d.find("The default-RoPE variants (`baseline_mha` and `q_lora`) average 10.50 at 2× and "
                "19.00 at 4× (mean 4×/1×: 2.50).") != std::string::npos);
-  CHECK(d.find("`deepseek_v3_small`'s perplexity grows less with length than the default-RoPE "
-               "mean (1.25 vs 2.50).") != std::string::npos);
+  CHECK(d.find("`deepseek_v3_small`'s 4×/1× ratio, 1.25, is lower than the default-RoPE mean "
+               "(2.50).") != std::string::npos);
   CHECK(d.find("`advanced_rope` and `advanced_rope_yarn` are not in this run.") !=
         std::string::npos);
   specs[2].ppl_4x = {40, 40};
   d = section(report_of(tmp.path(), synthetic_results(tmp, specs)), "(d)");
-  CHECK(d.find("grows more with length than the default-RoPE mean (5.00 vs 2.50)") !=
+  CHECK(d.find("4×/1× ratio, 5.00, is higher than the default-RoPE mean (2.50)") !=
         std::string::npos);
+  // Without a 4× evaluation (the smoke scale) the growth is taken at 2×: default RoPE
+  // (12/8 + 9/7) / 2 = 1.39.
+  specs[2].ppl_2x = {8.8, 8.8};  // deepseek_v3_small 2×/1×: 8.8 / 8 = 1.10
+  json no_4x = synthetic_results(tmp, specs);
+  for (json& r : no_4x["runs"]) r["summary"]["length_extrapolation"].erase("4");
+  d = section(report_of(tmp.path(), no_4x), "(d)");
+  CHECK(d.find("average 10.50 at 2× and n/a at 4× (mean 2×/1×: 1.39).") != std::string::npos);
+  CHECK(d.find("2×/1× ratio, 1.10, is lower than the default-RoPE mean (1.39)") !=
+        std::string::npos);
+  for (json& r : no_4x["runs"]) r["summary"]["length_extrapolation"].erase("2");
+  d = section(report_of(tmp.path(), no_4x), "(d)");
+  CHECK(d.find("the growth with length cannot be compared") != std::string::npos);
+  CHECK(d.find("ratio") == std::string::npos);
   d = section(report_of(tmp.path(), only(synthetic_results(tmp, specs), {"q_lora"})), "(d)");
   CHECK(d.find("No variant with scaled RoPE is in this run (`advanced_rope` and "
                "`advanced_rope_yarn` missing)") != std::string::npos);

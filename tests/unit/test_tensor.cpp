@@ -6,7 +6,7 @@
 
 using namespace latte;
 
-TEST_CASE("views share storage; contiguous copies only when needed") {
+TEST_CASE("views share storage, contiguous copies only when needed") {
   Tensor a = Tensor::from_vector(std::vector<float>{0, 1, 2, 3, 4, 5}, {2, 3});
   Tensor t = a.transpose(0, 1);
   CHECK(t.shape() == Shape{3, 2});

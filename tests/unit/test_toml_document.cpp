@@ -385,7 +385,7 @@ name = "second"
   CHECK(text.find("inherit") == std::string::npos);
 }
 
-TEST_CASE("to_json keeps integers, floats and nesting; from_json reads it back") {
+TEST_CASE("to_json keeps integers, floats and nesting, from_json reads it back") {
   const ConfigDocument doc = ConfigDocument::parse(R"(d = 1979-05-27
 [a]
 i = 3
