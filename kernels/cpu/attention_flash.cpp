@@ -88,9 +88,15 @@ void scores_gradient(const T* probs, T* d_probs, int64_t ld, int64_t rows, int64
 template <typename T>
 struct BackwardPass {
   const AttentionProblem& p;
-  const T *q, *k, *v, *d_o, *lse, *delta;  // delta = rowsum(d_o * o), [batch, q_heads, q_len]
+  const T *q, *k, *v, *d_o, *lse;
+  const T* delta;  // rowsum(d_o * o), [batch, q_heads, q_len]
   T *dq, *dk, *dv;
-  int64_t br, bc, ldq, ldk, ldv, ldo;
+  int64_t br, bc;  // query rows and key columns per tile
+
+  int64_t ldq() const { return leading_dim(p.q.token_stride, p.qk_dim); }
+  int64_t ldk() const { return leading_dim(p.k.token_stride, p.qk_dim); }
+  int64_t ldv() const { return leading_dim(p.v.token_stride, p.v_dim); }
+  int64_t ldo() const { return leading_dim(p.o.token_stride, p.v_dim); }
 
   int64_t q_offset(int64_t b, int64_t h, int64_t i) const {
     return b * p.q.batch_stride + h * p.q.head_stride + i * p.q.token_stride;
@@ -107,11 +113,12 @@ struct BackwardPass {
     const T* kt = k + b * p.k.batch_stride + g * p.k.head_stride + j0 * p.k.token_stride;
     const T* vt = v + b * p.v.batch_stride + g * p.v.head_stride + j0 * p.v.token_stride;
     const T* do_t = d_o + o_offset(b, h, i0);
-    gemm(false, true, rows, cols, p.qk_dim, T(p.scale), q + q_offset(b, h, i0), ldq, kt, ldk, T(0),
-         s, bc);
+    gemm(false, true, rows, cols, p.qk_dim, T(p.scale), q + q_offset(b, h, i0), ldq(), kt, ldk(),
+         T(0), s, bc);
     probabilities_from_lse(p, s, bc, i0, rows, j0, cols, lse + bh * p.q_len + i0);
-    if (v_grad) gemm(true, false, cols, p.v_dim, rows, T(1), s, bc, do_t, ldo, T(1), v_grad, ldv);
-    gemm(false, true, rows, cols, p.v_dim, T(1), do_t, ldo, vt, ldv, T(0), ds, bc);
+    if (v_grad)
+      gemm(true, false, cols, p.v_dim, rows, T(1), s, bc, do_t, ldo(), T(1), v_grad, ldv());
+    gemm(false, true, rows, cols, p.v_dim, T(1), do_t, ldo(), vt, ldv(), T(0), ds, bc);
     scores_gradient(s, ds, bc, rows, cols, delta + bh * p.q_len + i0);
   }
 
@@ -129,11 +136,11 @@ struct BackwardPass {
       for (int64_t i0 = p.first_query_seeing(j0); i0 < p.q_len; i0 += br) {
         const int64_t rows = std::min(br, p.q_len - i0);
         scores_gradient_tile(b, h, g, i0, rows, j0, cols, s, ds, dv + v_off);
-        gemm(true, false, cols, p.qk_dim, rows, scale, ds, bc, q + q_offset(b, h, i0), ldq, T(1),
-             dk + k_off, ldk);
+        gemm(true, false, cols, p.qk_dim, rows, scale, ds, bc, q + q_offset(b, h, i0), ldq(), T(1),
+             dk + k_off, ldk());
         if (with_dq)
-          gemm(false, false, rows, p.qk_dim, cols, scale, ds, bc, k + k_off, ldk, T(1),
-               dq + q_offset(b, h, i0), ldq);
+          gemm(false, false, rows, p.qk_dim, cols, scale, ds, bc, k + k_off, ldk(), T(1),
+               dq + q_offset(b, h, i0), ldq());
       }
     }
   }
@@ -148,7 +155,7 @@ struct BackwardPass {
       const int64_t cols = std::min(bc, kv_end - j0);
       scores_gradient_tile(b, h, g, i0, rows, j0, cols, s, ds, nullptr);
       const T* kt = k + b * p.k.batch_stride + g * p.k.head_stride + j0 * p.k.token_stride;
-      gemm(false, false, rows, p.qk_dim, cols, T(p.scale), ds, bc, kt, ldk, T(1), dq_t, ldq);
+      gemm(false, false, rows, p.qk_dim, cols, T(p.scale), ds, bc, kt, ldk(), T(1), dq_t, ldq());
     }
   }
 };
@@ -214,7 +221,7 @@ void flash_attention_forward(const AttentionProblem& p, const T* q, const T* k, 
       T* ot = o + b * p.o.batch_stride + h * p.o.head_stride + i0 * p.o.token_stride;
       T* lse_t = lse + bh * p.q_len + i0;
       for (int64_t r = 0; r < rows; ++r) {
-        const bool sees_keys = row_sum[r] > 0;
+        const bool sees_keys = p.visible_keys(i0 + r) > 0;
         const T inv = sees_keys ? T(1) / row_sum[r] : T(0);
         for (int64_t c = 0; c < vd; ++c) ot[r * p.o.token_stride + c] = acc[r * vd + c] * inv;
         lse_t[r] = sees_keys ? row_max[r] + std::log(row_sum[r]) : neg_inf;
@@ -242,22 +249,7 @@ void flash_attention_backward(const AttentionProblem& p, const T* q, const T* k,
       delta[bh * tq + i] = dot;
     }
   }
-  const BackwardPass<T> pass{p,
-                             q,
-                             k,
-                             v,
-                             d_o,
-                             lse,
-                             delta.data(),
-                             dq,
-                             dk,
-                             dv,
-                             br,
-                             bc,
-                             leading_dim(p.q.token_stride, p.qk_dim),
-                             leading_dim(p.k.token_stride, p.qk_dim),
-                             leading_dim(p.v.token_stride, p.v_dim),
-                             leading_dim(p.o.token_stride, p.v_dim)};
+  const BackwardPass<T> pass{p, q, k, v, d_o, lse, delta.data(), dq, dk, dv, br, bc};
   const int64_t kv_tiles = ceil_div(p.kv_len, bc), q_tiles = ceil_div(tq, br);
 
   if (p.batch * p.kv_heads >= schedule.fused_backward_min_heads) {

@@ -2,12 +2,14 @@
 // Forward: one task per (batch, query head, query tile of Br rows) walks the key tiles of Bc
 // columns with an online softmax (running row max and sum, the output accumulator rescaled when the
 // max grows), and stores only o and the per-row logsumexp. Backward recomputes each score tile from
-// q, k and the logsumexp, with delta = rowsum(d_o * o): pass 1 has one task per (batch, kv head,
-// key tile) that accumulates dk and dv over the query heads of its group; pass 2 has one task per
-// (batch, query head, query tile) that accumulates dq. Tile products are BLAS GEMMs on the strided
-// operands; causal tiles entirely above the diagonal are skipped. Every output element is written
-// by one task in a fixed order, so results do not depend on the thread count. Scratch is per thread
-// and O(Br * Bc).
+// q, k and the logsumexp, with delta = rowsum(d_o * o), and d_scores = probs * (d_probs - delta).
+// With many (batch, kv head) pairs it runs one task per pair, which walks the key tiles and adds
+// each tile's share to dk, dv and the group's dq. With few pairs it runs two passes: one task per
+// (batch, kv head, key tile) for dk and dv over the query heads of the group, then one task per
+// (batch, query head, query tile) for dq, recomputing the score tiles. Tile products are BLAS GEMMs
+// on the strided operands; causal tiles entirely above the diagonal are skipped. Every output
+// element is written by one task in a fixed order, so results do not depend on the thread count.
+// Scratch is per thread and O(Br * Bc).
 #pragma once
 
 #include <cstdint>

@@ -1,0 +1,56 @@
+// FlashAttention-2 on CUDA: softmax(scale * q k^T + causal mask) v without a [q_len, kv_len]
+// matrix in memory, the CUDA twin of kernels/cpu/attention_flash.h (same AttentionProblem: sizes,
+// GQA, causal rule, strided q/k/v/o layouts).
+//
+// How it computes. Every tile lives in shared memory, head dims zero-padded to a multiple of 16,
+// so one kernel per element type serves every qk_dim and v_dim up to 256 (independently): tile
+// rows past the sequence and columns past the head dim are zero-filled and masked, nothing is
+// padded in global memory. Tile products are block-level GEMMs whose 16x16 output fragments are
+// spread over the warps: tensor-core WMMA (bf16 in, fp32 accumulate) for bf16 and plain fp32 FMAs
+// for float (the exact path the tests compare at 1e-4). Tile sizes are chosen at run time, the
+// largest that fits the GPU's shared memory (64x64 down to 16x16).
+// - forward: one block per (query tile, query head, batch) walks the key tiles up to the last key
+//   its rows see, with an online softmax (running row max and sum in fp32, the fp32 output
+//   accumulator rescaled when the max grows); it writes o and the row logsumexp (fp32).
+// - backward (recompute, deterministic, no atomics): delta = rowsum(d_o * o) first; then one block
+//   per (key tile, kv head, batch) owns dk and dv of its keys and accumulates them over every
+//   query tile of every query head of its GQA group; then a separate pass, one block per (query
+//   tile, query head, batch), owns dq and recomputes its score tiles. Each output element is
+//   written by one block in a fixed order, so results are bit-identical run to run (the price is
+//   computing q k^T and d_o v^T twice, as the CPU kernel's two-pass schedule does).
+#pragma once
+
+#include <cuda_runtime_api.h>
+
+#include <cstdint>
+
+#include "kernels/cpu/attention.h"
+#include "kernels/cpu/bf16.h"
+
+namespace latte::kernels::cuda {
+
+using cpu::AttentionLayout;
+using cpu::AttentionProblem;
+
+// The largest qk_dim and v_dim the kernels take.
+inline constexpr int64_t kFlashMaxHeadDim = 256;
+
+// o = softmax(scale * q k^T + mask) v for T = float or latte::bf16. lse: [batch, q_heads, q_len]
+// contiguous fp32, the natural log of each row's softmax denominator (-inf for a causal row that
+// sees no key; its o row is 0). Throws latte::Error for an invalid problem or a head dim above
+// kFlashMaxHeadDim.
+template <typename T>
+void flash_attention_forward(const AttentionProblem& p, const T* q, const T* k, const T* v, T* o,
+                             float* lse, cudaStream_t stream);
+
+// Elements of the fp32 workspace flash_attention_backward needs (delta: batch * q_heads * q_len).
+int64_t flash_attention_backward_workspace(const AttentionProblem& p);
+
+// Gradients for upstream d_o (laid out like o) from the forward's o and lse. OVERWRITES the
+// dq/dk/dv elements addressed by the q/k/v layouts (other elements are untouched).
+template <typename T>
+void flash_attention_backward(const AttentionProblem& p, const T* q, const T* k, const T* v,
+                              const T* o, const T* d_o, const float* lse, T* dq, T* dk, T* dv,
+                              float* workspace, cudaStream_t stream);
+
+}  // namespace latte::kernels::cuda
