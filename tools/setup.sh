@@ -5,7 +5,7 @@
 #   tools/setup.sh --torch    also PyTorch (regenerating reference fixtures, tools/bench_vs_torch.py)
 set -euo pipefail
 
-packages=(build-essential cmake pkg-config libcli11-dev libtoml11-dev doctest-dev libopenblas-dev
+packages=(build-essential cmake pkg-config libcli11-dev libtoml11-dev doctest-dev libopenblas-openmp-dev
   nlohmann-json3-dev fortunes python3 python3-numpy python3-matplotlib)
 if [[ "${1:-}" == "--torch" ]]; then packages+=(python3-torch); fi
 

@@ -414,8 +414,8 @@ TEST_CASE("attention gradients match central finite differences in double") {
 }
 
 TEST_CASE("naive and flash attention agree in float, forward and backward") {
-  // Error measure: max_i |flash_i - naive_i| / max_j |naive_j| per tensor (o, lse-free outputs
-  // dq, dk, dv), i.e. relative to the tensor's scale so that entries near zero do not dominate.
+  // Error measure, per output tensor (o, dq, dk, dv): max_i |flash_i - naive_i| / max_j |naive_j|,
+  // i.e. relative to the tensor's scale so that entries near zero do not dominate.
   // 1e-5: float rounding (6e-8) grown over sums of up to 200 terms, with room to spare.
   const std::vector<NamedShape> shapes = {
       {"130 tokens, grouped 4/2, 48/64, causal",

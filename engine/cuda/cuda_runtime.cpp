@@ -1,0 +1,77 @@
+#include "engine/cuda/cuda_runtime.h"
+
+#include <memory>
+#include <mutex>
+
+#include "engine/allocator.h"
+#include "engine/cuda/caching_allocator.h"
+#include "kernels/cuda/cuda_check.h"
+
+namespace latte::cuda {
+
+namespace {
+
+// cuBLASLt's workspace: enough for its fastest Hopper/Ampere kernels.
+constexpr size_t kLtWorkspaceBytes = size_t(32) << 20;
+
+// Created once by init() and kept for the life of the process: destroying CUDA handles during
+// static destruction, after the driver may have shut down, is not safe.
+struct Runtime {
+  cudaStream_t stream = nullptr;
+  kernels::cuda::BlasHandles blas;
+};
+
+Runtime& runtime() {
+  static Runtime r;
+  return r;
+}
+
+int query_device_count() {
+  int n = 0;
+  if (cudaGetDeviceCount(&n) != cudaSuccess) {
+    (void)cudaGetLastError();  // clear the sticky "no device / no driver" error
+    return 0;
+  }
+  return n;
+}
+
+}  // namespace
+
+int device_count() {
+  static const int count = query_device_count();
+  if (count > 0) init();
+  return count;
+}
+
+void init() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    int n = 0;
+    const cudaError_t status = cudaGetDeviceCount(&n);
+    LATTE_CHECK(status == cudaSuccess && n > 0)
+        << "cuda: no usable CUDA device (" << cudaGetErrorString(status) << ")";
+    Runtime& r = runtime();
+    LATTE_CUDA_CHECK(cudaStreamCreateWithFlags(&r.stream, cudaStreamNonBlocking));
+    LATTE_CUBLAS_CHECK(cublasCreate(&r.blas.blas));
+    LATTE_CUBLAS_CHECK(cublasLtCreate(&r.blas.lt));
+    LATTE_CUDA_CHECK(cudaMalloc(&r.blas.workspace, kLtWorkspaceBytes));
+    r.blas.workspace_bytes = kLtWorkspaceBytes;
+    register_cuda_allocator(std::make_unique<CachingAllocator>());
+  });
+}
+
+cudaStream_t stream() {
+  init();
+  return runtime().stream;
+}
+
+const kernels::cuda::BlasHandles& blas() {
+  init();
+  return runtime().blas;
+}
+
+void synchronize() {
+  LATTE_CUDA_CHECK(cudaStreamSynchronize(stream()));
+}
+
+}  // namespace latte::cuda

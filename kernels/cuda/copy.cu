@@ -1,0 +1,113 @@
+#include "kernels/cuda/copy.cuh"
+
+#include <cstring>
+#include <type_traits>
+
+#include "kernels/cuda/cuda_check.h"
+#include "kernels/cuda/device_common.cuh"
+
+namespace latte::kernels::cuda {
+
+namespace {
+
+using namespace detail;
+
+constexpr int kThreads = 256;
+
+struct CopyGeometry {
+  int64_t shape[kMaxCopyRank];
+  int64_t src_strides[kMaxCopyRank];
+  int64_t dst_strides[kMaxCopyRank];
+  int rank;
+};
+
+// Element conversion on the device: bf16 goes through float, everything else is a cast.
+template <typename Dst, typename Src>
+__device__ __forceinline__ Dst convert(Src v) {
+  if constexpr (std::is_same_v<Src, Dst>) {
+    return v;
+  } else if constexpr (std::is_same_v<Src, __nv_bfloat16>) {
+    return static_cast<Dst>(__bfloat162float(v));
+  } else if constexpr (std::is_same_v<Dst, __nv_bfloat16>) {
+    return __float2bfloat16_rn(static_cast<float>(v));
+  } else {
+    return static_cast<Dst>(v);
+  }
+}
+
+template <typename Src, typename Dst>
+__global__ void strided_copy_kernel(const Src* __restrict__ src, Dst* __restrict__ dst,
+                                    const CopyGeometry g, int64_t n) {
+  for (int64_t idx = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; idx < n;
+       idx += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    int64_t rest = idx, s = 0, d = 0;
+    for (int dim = g.rank - 1; dim >= 0; --dim) {
+      const int64_t i = rest % g.shape[dim];
+      rest /= g.shape[dim];
+      s += i * g.src_strides[dim];
+      d += i * g.dst_strides[dim];
+    }
+    dst[d] = convert<Dst>(src[s]);
+  }
+}
+
+template <typename T>
+__global__ void fill_kernel(T* __restrict__ dst, int64_t n, T value) {
+  for (int64_t idx = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; idx < n;
+       idx += static_cast<int64_t>(gridDim.x) * blockDim.x)
+    dst[idx] = value;
+}
+
+}  // namespace
+
+template <typename Src, typename Dst>
+void strided_copy(const Src* src, const int64_t* src_strides, Dst* dst,
+                  const int64_t* dst_strides, const int64_t* shape, int rank,
+                  cudaStream_t stream) {
+  LATTE_CHECK(rank >= 0 && rank <= kMaxCopyRank)
+      << "cuda strided_copy: rank " << rank << " exceeds " << kMaxCopyRank;
+  CopyGeometry g{};
+  g.rank = rank;
+  int64_t n = 1;
+  for (int d = 0; d < rank; ++d) {
+    g.shape[d] = shape[d];
+    g.src_strides[d] = src_strides[d];
+    g.dst_strides[d] = dst_strides[d];
+    n *= shape[d];
+  }
+  if (n == 0) return;
+  strided_copy_kernel<<<grid_for(n, kThreads), kThreads, 0, stream>>>(device_ptr(src),
+                                                                      device_ptr(dst), g, n);
+  LATTE_CUDA_CHECK_LAUNCH();
+}
+
+template <typename T>
+void fill(T* dst, int64_t n, T value, cudaStream_t stream) {
+  if (n == 0) return;
+  DeviceType<T> v;
+  static_assert(sizeof(v) == sizeof(value));
+  std::memcpy(static_cast<void*>(&v), &value, sizeof(v));
+  fill_kernel<<<grid_for(n, kThreads), kThreads, 0, stream>>>(device_ptr(dst), n, v);
+  LATTE_CUDA_CHECK_LAUNCH();
+}
+
+#define LATTE_COPY_FROM(S)                                                                        \
+  template void strided_copy<S, float>(const S*, const int64_t*, float*, const int64_t*,          \
+                                       const int64_t*, int, cudaStream_t);                        \
+  template void strided_copy<S, double>(const S*, const int64_t*, double*, const int64_t*,        \
+                                        const int64_t*, int, cudaStream_t);                       \
+  template void strided_copy<S, latte::bf16>(const S*, const int64_t*, latte::bf16*,              \
+                                             const int64_t*, const int64_t*, int, cudaStream_t);  \
+  template void strided_copy<S, int32_t>(const S*, const int64_t*, int32_t*, const int64_t*,      \
+                                         const int64_t*, int, cudaStream_t);                      \
+  template void strided_copy<S, int64_t>(const S*, const int64_t*, int64_t*, const int64_t*,      \
+                                         const int64_t*, int, cudaStream_t);                      \
+  template void fill<S>(S*, int64_t, S, cudaStream_t);
+LATTE_COPY_FROM(float)
+LATTE_COPY_FROM(double)
+LATTE_COPY_FROM(latte::bf16)
+LATTE_COPY_FROM(int32_t)
+LATTE_COPY_FROM(int64_t)
+#undef LATTE_COPY_FROM
+
+}  // namespace latte::kernels::cuda

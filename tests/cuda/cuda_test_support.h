@@ -1,0 +1,75 @@
+// Helpers of the CUDA tests: a device buffer that uploads and downloads host vectors, random
+// inputs, bf16 rounding of host data (so the CPU twin sees exactly what the GPU reads), and the
+// element-wise comparison that every kernel case reports through.
+#pragma once
+
+#include <cuda_runtime_api.h>
+
+#include <cstdint>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "kernels/cpu/bf16.h"
+#include "kernels/cuda/cuda_check.h"
+
+namespace latte::test {
+
+// n elements of T in device memory, freed on destruction.
+template <typename T>
+class DeviceBuffer {
+ public:
+  explicit DeviceBuffer(size_t n) : n_(n) {
+    if (n_ > 0) LATTE_CUDA_CHECK(cudaMalloc(&ptr_, n_ * sizeof(T)));
+  }
+  explicit DeviceBuffer(const std::vector<T>& host) : DeviceBuffer(host.size()) { upload(host); }
+  ~DeviceBuffer() {
+    if (ptr_) (void)cudaFree(ptr_);
+  }
+  DeviceBuffer(const DeviceBuffer&) = delete;
+  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
+
+  T* get() const { return static_cast<T*>(ptr_); }
+  size_t size() const { return n_; }
+  void upload(const std::vector<T>& host) {
+    LATTE_CHECK(host.size() == n_) << "DeviceBuffer: uploading " << host.size() << " into " << n_;
+    if (n_ > 0) LATTE_CUDA_CHECK(cudaMemcpy(ptr_, host.data(), n_ * sizeof(T), cudaMemcpyDefault));
+  }
+  // Waits for all device work, then copies the buffer to the host.
+  std::vector<T> download() const {
+    LATTE_CUDA_CHECK(cudaDeviceSynchronize());
+    std::vector<T> host(n_);
+    if (n_ > 0) LATTE_CUDA_CHECK(cudaMemcpy(host.data(), ptr_, n_ * sizeof(T), cudaMemcpyDefault));
+    return host;
+  }
+
+ private:
+  void* ptr_ = nullptr;
+  size_t n_ = 0;
+};
+
+// Uniform(lo, hi) values.
+std::vector<float> uniform(std::mt19937& rng, size_t n, float lo = -1.f, float hi = 1.f);
+// Uniform integers in [lo, hi].
+std::vector<int32_t> uniform_ints(std::mt19937& rng, size_t n, int32_t lo, int32_t hi);
+
+std::vector<bf16> to_bf16(const std::vector<float>& x);
+std::vector<float> to_float(const std::vector<bf16>& x);
+// x rounded to the nearest bf16 (as float): the values a bf16 kernel actually reads.
+std::vector<float> round_bf16(const std::vector<float>& x);
+
+// The largest |x_i|.
+double max_abs(const std::vector<float>& x);
+
+// Whether got matches want element by element: |got - want| <= atol + rtol * |want| (NaN never
+// matches). `why` states the reason for the tolerance. Returns a message naming the worst
+// element (by its share of the allowed error) and the allowed error, or "" on a match.
+std::string mismatch(const std::vector<float>& got, const std::vector<float>& want, double rtol,
+                     double atol);
+std::string mismatch(const std::vector<double>& got, const std::vector<double>& want, double rtol,
+                     double atol);
+// Exact equality for integer outputs.
+std::string mismatch(const std::vector<int64_t>& got, const std::vector<int64_t>& want);
+std::string mismatch(const std::vector<int32_t>& got, const std::vector<int32_t>& want);
+
+}  // namespace latte::test
