@@ -8,6 +8,7 @@
 
 namespace latte::cli {
 
+void bench_attention(const BenchOptions& options);
 void bench_linear(const BenchOptions& options);
 void bench_moe(const BenchOptions& options);
 
@@ -17,6 +18,10 @@ const std::vector<Benchmark>& benchmarks() {
        bench_linear},
       {"moe", "MoE layer fwd+bwd (2048 tokens, 8 experts top-2) vs equal-FLOP dense SwiGLU",
        bench_moe},
+      {"attention",
+       "causal attention core fwd / fwd+bwd (B 1, H 8, qk = v = 64, f32): naive vs flash, time "
+       "and peak memory",
+       bench_attention},
   };
   return all;
 }

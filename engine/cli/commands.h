@@ -25,6 +25,7 @@ void add_bench_command(CLI::App& app);  // cmd_bench.cpp
 void add_forward_command(CLI::App& app);  // cmd_forward.cpp
 void add_train_command(CLI::App& app);    // cmd_train.cpp
 void add_suite_command(CLI::App& app);    // cmd_suite.cpp
+void add_config_command(CLI::App& app);   // cmd_config.cpp
 void add_stats_command(CLI::App& app);    // cmd_stats.cpp
 
 }  // namespace latte::cli

@@ -38,6 +38,17 @@ __global__ void add_bias_kernel(T* __restrict__ c, int64_t ldc, const T* __restr
   }
 }
 
+// c[r, j] *= beta for a row-major [m, n] matrix (0 when beta is 0, even over NaN).
+template <typename T>
+__global__ void scale_matrix_kernel(T* __restrict__ c, int64_t ldc, int64_t m, int64_t n,
+                                    float beta) {
+  for (int64_t idx = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; idx < m * n;
+       idx += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const int64_t r = idx / n, j = idx % n;
+    c[r * ldc + j] = from_float<T>(beta == 0.f ? 0.f : beta * to_float(c[r * ldc + j]));
+  }
+}
+
 // RAII holders for the cuBLASLt descriptors of one call.
 struct LtMatmul {
   cublasLtMatmulDesc_t desc = nullptr;
@@ -144,10 +155,18 @@ void grouped_gemm_weight_grad(const BlasHandles& h, cudaStream_t stream, const i
                               int64_t groups, int64_t n, int64_t k, float alpha, const T* dy,
                               int64_t lddy, const T* x, int64_t ldx, float beta, T* w,
                               int64_t ldw, int64_t stride_w) {
+  constexpr int kThreads = 256;
   for (int64_t g = 0; g < groups; ++g) {
     const int64_t rows = offsets[g + 1] - offsets[g];
-    gemm(h, stream, true, false, n, k, rows, alpha, dy + offsets[g] * lddy, lddy,
-         x + offsets[g] * ldx, ldx, beta, w + g * stride_w, ldw);
+    if (rows > 0) {
+      gemm(h, stream, true, false, n, k, rows, alpha, dy + offsets[g] * lddy, lddy,
+           x + offsets[g] * ldx, ldx, beta, w + g * stride_w, ldw);
+    } else if (beta != 1.f && n * k > 0) {
+      // No rows: W_g = beta W_g (cuBLAS is not asked to handle an empty inner dimension).
+      scale_matrix_kernel<<<grid_for(n * k, kThreads), kThreads, 0, stream>>>(
+          device_ptr(w + g * stride_w), ldw, n, k, beta);
+      LATTE_CUDA_CHECK_LAUNCH();
+    }
   }
 }
 

@@ -2,8 +2,10 @@
 // packed and strided layouts, GQA, causal with q_len <, = and > kv_len, decode, head dims that are
 // and are not multiples of 16 (qk and v independent, up to 256) and lengths that are not
 // multiples of any tile.
+#include <algorithm>
 #include <cmath>
 #include <sstream>
+#include <type_traits>
 
 #include "cuda/cuda_test_support.h"
 #include "cuda/kernel_case.h"
@@ -18,13 +20,13 @@ namespace {
 using kernels::cpu::AttentionLayout;
 using kernels::cpu::AttentionProblem;
 
-// Elements written by no kernel keep this value; comparing whole buffers checks that the kernels
-// leave every element outside their layouts alone.
-constexpr float kSentinel = 7777.f;
+// Elements written by no kernel keep this value (exact in bf16); comparing whole buffers checks
+// that the kernels leave every element outside their layouts alone.
+constexpr float kSentinel = 4096.f;
 
 enum class Layout {
   kPacked,   // [batch, tokens, heads, dim]
-  kStrided,  // q rows padded, k and v interleaved per token, o head-major [batch, heads, tokens]
+  kStrided,  // q rows padded, k and v interleaved in one buffer, o head-major
 };
 
 struct Shape {
@@ -33,24 +35,27 @@ struct Shape {
   Layout layout;
 };
 
-// One operand: its layout, the element offset of its first element and its buffer size.
+// One operand: its layout and the element offset of its first element in its buffer.
 struct Operand {
   AttentionLayout layout;
-  int64_t offset = 0, size = 0;
-};
+  int64_t offset = 0, tokens = 0, heads = 0, dim = 0;
 
-int64_t extent(const AttentionLayout& l, int64_t batch, int64_t tokens, int64_t heads,
-               int64_t dim) {
-  return (batch - 1) * l.batch_stride + (tokens - 1) * l.token_stride +
-         (heads - 1) * l.head_stride + dim;
-}
+  int64_t end() const {
+    return offset + (tokens - 1) * layout.token_stride + (heads - 1) * layout.head_stride + dim;
+  }
+};
 
 struct Operands {
   Operand q, k, v, o;
+  int64_t q_size, kv_size, o_size;  // buffer sizes; k and v each get a kv_size buffer
 };
 
 Operands make_operands(const Shape& s) {
   Operands x;
+  x.q = {{}, 0, s.q_len, s.q_heads, s.qk_dim};
+  x.k = {{}, 0, s.kv_len, s.kv_heads, s.qk_dim};
+  x.v = {{}, 0, s.kv_len, s.kv_heads, s.v_dim};
+  x.o = {{}, 0, s.q_len, s.q_heads, s.v_dim};
   if (s.layout == Layout::kPacked) {
     x.q.layout = kernels::cpu::packed_attention_layout(s.q_len, s.q_heads, s.qk_dim);
     x.k.layout = kernels::cpu::packed_attention_layout(s.kv_len, s.kv_heads, s.qk_dim);
@@ -64,51 +69,41 @@ Operands make_operands(const Shape& s) {
     x.v.offset = s.qk_dim;  // v follows k in each (token, head) row
     x.o.layout = {s.q_heads * s.q_len * s.v_dim, s.v_dim, s.q_len * s.v_dim};
   }
-  x.q.size = x.q.offset + extent(x.q.layout, s.batch, s.q_len, s.q_heads, s.qk_dim);
-  x.k.size = x.k.offset + extent(x.k.layout, s.batch, s.kv_len, s.kv_heads, s.qk_dim);
-  x.v.size = x.v.offset + extent(x.v.layout, s.batch, s.kv_len, s.kv_heads, s.v_dim);
-  x.o.size = x.o.offset + extent(x.o.layout, s.batch, s.q_len, s.q_heads, s.v_dim);
+  auto size = [&](const Operand& op) { return (s.batch - 1) * op.layout.batch_stride + op.end(); };
+  x.q_size = size(x.q);
+  x.kv_size = std::max(size(x.k), size(x.v));
+  x.o_size = size(x.o);
   return x;
 }
 
-// Host data of an operand: random at its elements, the sentinel elsewhere (padding, the other
-// operand of an interleaved buffer).
-std::vector<float> random_operand(std::mt19937& rng, const Operand& x, const Shape& s,
-                                  int64_t tokens, int64_t heads, int64_t dim) {
-  std::vector<float> data(x.size, kSentinel);
-  const std::vector<float> values = uniform(rng, s.batch * tokens * heads * dim);
+// Writes Uniform(-1, 1) values at every element of `op` in `buffer`.
+void fill_operand(std::mt19937& rng, std::vector<float>& buffer, const Operand& op,
+                  int64_t batch) {
+  const std::vector<float> values = uniform(rng, batch * op.tokens * op.heads * op.dim);
   size_t next = 0;
-  for (int64_t b = 0; b < s.batch; ++b)
-    for (int64_t t = 0; t < tokens; ++t)
-      for (int64_t h = 0; h < heads; ++h)
-        for (int64_t c = 0; c < dim; ++c)
-          data[x.offset + b * x.layout.batch_stride + t * x.layout.token_stride +
-               h * x.layout.head_stride + c] = values[next++];
-  return data;
+  for (int64_t b = 0; b < batch; ++b)
+    for (int64_t t = 0; t < op.tokens; ++t)
+      for (int64_t h = 0; h < op.heads; ++h)
+        for (int64_t c = 0; c < op.dim; ++c)
+          buffer[op.offset + b * op.layout.batch_stride + t * op.layout.token_stride +
+                 h * op.layout.head_stride + c] = values[next++];
 }
 
-// Host vectors in the kernel's element type T.
-template <typename T>
-std::vector<T> as(const std::vector<float>& x) {
-  if constexpr (std::is_same_v<T, float>)
-    return x;
-  else
-    return to_bf16(x);
-}
-template <typename T>
-std::vector<float> back(const std::vector<T>& x) {
-  if constexpr (std::is_same_v<T, float>)
-    return x;
-  else
-    return to_float(x);
+// The largest |x_i| over the elements that are not the sentinel: the tensor's scale.
+double scale_of(const std::vector<float>& x) {
+  double m = 0;
+  for (float v : x)
+    if (v != kSentinel) m = std::max(m, std::abs(static_cast<double>(v)));
+  return m;
 }
 
-// Tolerances. float: the same math in fp32 in a different summation order (BLAS vs the CUDA
-// tiles) and exp2 vs exp; 1e-4 relative to the element and to the tensor's scale.
+// Tolerances, relative to the element and (as atol) to the tensor's scale.
+// float: the same math in fp32 in another summation order (BLAS vs the CUDA tiles) and exp2 vs
+// exp: 1e-4.
 // bf16: inputs are rounded alike on both sides, but the kernel rounds the probabilities (and, in
 // the backward pass, d scores) to bf16 (2^-8 relative each) before the tensor-core products and
-// rounds its outputs once more: about 1% of the tensor's scale for o, 2% for the gradients,
-// which sum many such terms. lse never sees a bf16 rounding of its own (fp32 sums): 1e-4.
+// rounds its outputs once more: 1% for o, 2% for the gradients, which sum many such terms. The
+// logsumexp sums fp32 exponentials of fp32 scores, no bf16 rounding of its own: 1e-4.
 template <typename T>
 struct AttentionTolerance {
   static constexpr bool kBf16 = !std::is_same_v<T, float>;
@@ -129,65 +124,60 @@ void run_attention(const Shape& s, unsigned seed, Checks& checks) {
   p.causal = s.causal;
   p.q = x.q.layout, p.k = x.k.layout, p.v = x.v.layout, p.o = x.o.layout;
 
-  // k and v share one buffer in the strided layout.
+  // In the strided layout k and v live in one buffer.
   const bool shared_kv = s.layout == Layout::kStrided;
-  std::vector<float> q = random_operand(rng, x.q, s, s.q_len, s.q_heads, s.qk_dim);
-  std::vector<float> k = random_operand(rng, x.k, s, s.kv_len, s.kv_heads, s.qk_dim);
-  std::vector<float> v = random_operand(rng, x.v, s, s.kv_len, s.kv_heads, s.v_dim);
-  if (shared_kv)
-    for (size_t i = 0; i < k.size(); ++i)
-      if (v[i] == kSentinel) v[i] = k[i];  // one buffer holding both
-  if (shared_kv) k = v;
-  std::vector<float> d_o = random_operand(rng, x.o, s, s.q_len, s.q_heads, s.v_dim);
+  std::vector<float> q(x.q_size, kSentinel), k(x.kv_size, kSentinel), v_own(x.kv_size, kSentinel),
+      d_o(x.o_size, kSentinel);
+  std::vector<float>& v = shared_kv ? k : v_own;
+  fill_operand(rng, q, x.q, s.batch);
+  fill_operand(rng, k, x.k, s.batch);
+  fill_operand(rng, v, x.v, s.batch);
+  fill_operand(rng, d_o, x.o, s.batch);
   if (Tol::kBf16) {
-    q = round_bf16(q), k = round_bf16(k), v = round_bf16(v), d_o = round_bf16(d_o);
+    q = round_bf16(q), k = round_bf16(k), d_o = round_bf16(d_o);
+    if (!shared_kv) v = round_bf16(v);
   }
-  const float* kv_k = k.data();
-  const float* kv_v = shared_kv ? k.data() : v.data();
 
   // ---- forward ----
-  std::vector<float> o_ref(x.o.size, kSentinel), lse_ref(s.batch * s.q_heads * s.q_len);
-  kernels::cpu::flash_attention_forward<float>(p, q.data() + x.q.offset, kv_k + x.k.offset,
-                                               kv_v + x.v.offset, o_ref.data() + x.o.offset,
+  std::vector<float> o_ref(x.o_size, kSentinel), lse_ref(s.batch * s.q_heads * s.q_len);
+  kernels::cpu::flash_attention_forward<float>(p, q.data() + x.q.offset, k.data() + x.k.offset,
+                                               v.data() + x.v.offset, o_ref.data() + x.o.offset,
                                                lse_ref.data());
   const cudaStream_t stream = cuda::stream();
-  DeviceBuffer<T> dq_in(as<T>(q)), dk_in(as<T>(k)), dv_in(as<T>(shared_kv ? k : v));
-  DeviceBuffer<T> d_out(as<T>(std::vector<float>(x.o.size, kSentinel)));
-  DeviceBuffer<float> d_lse(lse_ref.size());
-  kernels::cuda::flash_attention_forward<T>(p, dq_in.get() + x.q.offset, dk_in.get() + x.k.offset,
-                                            dv_in.get() + x.v.offset, d_out.get() + x.o.offset,
-                                            d_lse.get(), stream);
-  checks.expect("o", mismatch(back(d_out.download()), o_ref, Tol::kOut,
-                              Tol::kOut * max_abs(v)));
-  checks.expect("lse", mismatch(d_lse.download(), lse_ref, Tol::kLse, Tol::kLse));
+  DeviceBuffer<T> gq(as_type<T>(q)), gk(as_type<T>(k)), gv(as_type<T>(v));
+  DeviceBuffer<T> go(as_type<T>(std::vector<float>(x.o_size, kSentinel)));
+  DeviceBuffer<float> glse(lse_ref.size());
+  kernels::cuda::flash_attention_forward<T>(p, gq.get() + x.q.offset, gk.get() + x.k.offset,
+                                            gv.get() + x.v.offset, go.get() + x.o.offset,
+                                            glse.get(), stream);
+  checks.expect("o", mismatch(as_float(go.download()), o_ref, Tol::kOut,
+                              Tol::kOut * scale_of(o_ref)));
+  checks.expect("lse", mismatch(glse.download(), lse_ref, Tol::kLse, Tol::kLse));
 
-  // ---- backward, both sides from the CPU's o (as the kernel type) and lse ----
+  // ---- backward, both sides from the CPU's o (in the kernel's type) and lse ----
   const std::vector<float> o_in = Tol::kBf16 ? round_bf16(o_ref) : o_ref;
-  std::vector<float> dq_ref(x.q.size, kSentinel), dk_ref(x.k.size, kSentinel),
-      dv_ref(x.v.size, kSentinel);
+  std::vector<float> dq_ref(x.q_size, kSentinel), dk_ref(x.kv_size, kSentinel),
+      dv_ref(x.kv_size, kSentinel);
   kernels::cpu::flash_attention_backward<float>(
-      p, q.data() + x.q.offset, kv_k + x.k.offset, kv_v + x.v.offset, o_in.data() + x.o.offset,
-      d_o.data() + x.o.offset, lse_ref.data(), dq_ref.data() + x.q.offset,
-      dk_ref.data() + x.k.offset, dv_ref.data() + x.v.offset);
-  DeviceBuffer<T> d_o_in(as<T>(o_in)), d_grad_out(as<T>(d_o));
-  DeviceBuffer<float> d_lse_in(lse_ref);
-  DeviceBuffer<T> d_dq(as<T>(std::vector<float>(x.q.size, kSentinel)));
-  DeviceBuffer<T> d_dk(as<T>(std::vector<float>(x.k.size, kSentinel)));
-  DeviceBuffer<T> d_dv(as<T>(std::vector<float>(x.v.size, kSentinel)));
+      p, q.data() + x.q.offset, k.data() + x.k.offset, v.data() + x.v.offset,
+      o_in.data() + x.o.offset, d_o.data() + x.o.offset, lse_ref.data(),
+      dq_ref.data() + x.q.offset, dk_ref.data() + x.k.offset, dv_ref.data() + x.v.offset);
+  DeviceBuffer<T> go_in(as_type<T>(o_in)), gd_o(as_type<T>(d_o));
+  DeviceBuffer<float> glse_in(lse_ref);
+  DeviceBuffer<T> gdq(as_type<T>(std::vector<float>(x.q_size, kSentinel)));
+  DeviceBuffer<T> gdk(as_type<T>(std::vector<float>(x.kv_size, kSentinel)));
+  DeviceBuffer<T> gdv(as_type<T>(std::vector<float>(x.kv_size, kSentinel)));
   DeviceBuffer<float> workspace(kernels::cuda::flash_attention_backward_workspace(p));
   kernels::cuda::flash_attention_backward<T>(
-      p, dq_in.get() + x.q.offset, dk_in.get() + x.k.offset, dv_in.get() + x.v.offset,
-      d_o_in.get() + x.o.offset, d_grad_out.get() + x.o.offset, d_lse_in.get(),
-      d_dq.get() + x.q.offset, d_dk.get() + x.k.offset, d_dv.get() + x.v.offset, workspace.get(),
-      stream);
-  for (auto [name, got, want] :
-       {std::tuple{"dq", &d_dq, &dq_ref}, std::tuple{"dk", &d_dk, &dk_ref},
-        std::tuple{"dv", &d_dv, &dv_ref}}) {
-    double scale = 0;
-    for (float w : *want)
-      if (w != kSentinel) scale = std::max(scale, static_cast<double>(std::abs(w)));
-    checks.expect(name, mismatch(back(got->download()), *want, Tol::kGrad, Tol::kGrad * scale));
-  }
+      p, gq.get() + x.q.offset, gk.get() + x.k.offset, gv.get() + x.v.offset,
+      go_in.get() + x.o.offset, gd_o.get() + x.o.offset, glse_in.get(), gdq.get() + x.q.offset,
+      gdk.get() + x.k.offset, gdv.get() + x.v.offset, workspace.get(), stream);
+  checks.expect("dq", mismatch(as_float(gdq.download()), dq_ref, Tol::kGrad,
+                               Tol::kGrad * scale_of(dq_ref)));
+  checks.expect("dk", mismatch(as_float(gdk.download()), dk_ref, Tol::kGrad,
+                               Tol::kGrad * scale_of(dk_ref)));
+  checks.expect("dv", mismatch(as_float(gdv.download()), dv_ref, Tol::kGrad,
+                               Tol::kGrad * scale_of(dv_ref)));
 }
 
 std::string describe(const Shape& s, const char* type) {
@@ -219,8 +209,8 @@ std::vector<KernelCase> attention_cases() {
   std::vector<KernelCase> cases;
   unsigned seed = 100;
   for (const Shape& s : shapes) {
-    cases.push_back({describe(s, "f32"), [s, seed](Checks& c) { run_attention<float>(s, seed, c); }});
-    cases.push_back({describe(s, "bf16"), [s, seed](Checks& c) { run_attention<bf16>(s, seed, c); }});
+    cases.push_as_float({describe(s, "f32"), [s, seed](Checks& c) { run_attention<float>(s, seed, c); }});
+    cases.push_as_float({describe(s, "bf16"), [s, seed](Checks& c) { run_attention<bf16>(s, seed, c); }});
     ++seed;
   }
   return cases;

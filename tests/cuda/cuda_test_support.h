@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <random>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "kernels/cpu/bf16.h"
@@ -57,6 +58,36 @@ std::vector<bf16> to_bf16(const std::vector<float>& x);
 std::vector<float> to_float(const std::vector<bf16>& x);
 // x rounded to the nearest bf16 (as float): the values a bf16 kernel actually reads.
 std::vector<float> round_bf16(const std::vector<float>& x);
+
+// Host data in a kernel's element type T (float or bf16) and back to float.
+template <typename T>
+std::vector<T> as_type(const std::vector<float>& x) {
+  if constexpr (std::is_same_v<T, float>)
+    return x;
+  else
+    return to_bf16(x);
+}
+template <typename T>
+std::vector<float> as_float(const std::vector<T>& x) {
+  if constexpr (std::is_same_v<T, float>)
+    return x;
+  else
+    return to_float(x);
+}
+
+// Uniform(lo, hi) inputs of a T kernel as float: rounded to bf16 when T is bf16, so that the CPU
+// twin reads exactly the values the kernel reads.
+template <typename T>
+std::vector<float> random_input(std::mt19937& rng, size_t n, float lo = -1.f, float hi = 1.f) {
+  std::vector<float> x = uniform(rng, n, lo, hi);
+  if constexpr (std::is_same_v<T, float>)
+    return x;
+  else
+    return round_bf16(x);
+}
+
+// One rounding to bf16 (8 significant bits) is off by at most 2^-8 = 3.9e-3 relative.
+inline constexpr double kBf16Rounding = 4e-3;
 
 // The largest |x_i|.
 double max_abs(const std::vector<float>& x);

@@ -143,6 +143,12 @@ TEST_CASE("bad configs and bad data give a message naming the file, key or probl
        "output.dir"},
       {"resume without checkpoint", "train --resume " + (tmp.path() / "nothing").string(),
        "config.json"},
+      // lr 1e30 without clipping: the first update sends weights to ~1e30, the next forward
+      // overflows; the run stops and names its last good checkpoint (none yet).
+      {"non-finite loss", train + " --set train.lr=1e30 --set train.min_lr=0 --set train.grad_clip=0",
+       "non-finite loss"},
+      {"unknown suite scale", "suite " + source("configs/exp3/suite.toml") + " --scale huge",
+       "unknown --scale 'huge'"},
   };
   for (const Case& c : cases) {
     INFO(c.name);
@@ -151,4 +157,43 @@ TEST_CASE("bad configs and bad data give a message naming the file, key or probl
     CHECK(r.exit_code == 1);
     CHECK(r.output.find(c.expected) != std::string::npos);
   }
+}
+
+TEST_CASE("SIGTERM checkpoints and exits cleanly, and the run then resumes") {
+  test::TempDir tmp;
+  const std::string dir = (tmp.path() / "run").string();
+  const std::string script =
+      "'" + std::string(LATTE_BINARY) + "' train " + source("tests/integration/configs/tiny_moe.toml") +
+      " --no-progress --set train.steps=100000 --set output.dir=" + dir +
+      " & pid=$!; for i in $(seq 600); do [ -s " + dir +
+      "/metrics.jsonl ] && break; sleep 0.05; done; kill -TERM $pid; wait $pid; echo exit=$?";
+  const auto r = test::run_shell("bash -c '" + [&] {
+    std::string quoted;
+    for (char c : script) quoted += c == '\'' ? std::string("'\\''") : std::string(1, c);
+    return quoted;
+  }() + "'");
+  INFO(r.output);
+  CHECK(r.output.find("exit=130") != std::string::npos);
+  const auto steps = read_metrics(dir).size();
+  CHECK(steps >= 1);
+  REQUIRE(fs::exists(fs::path(dir) / "checkpoints"));
+  const auto resumed = test::run_latte("train --no-progress --stop-after 2 --resume " + dir);
+  INFO(resumed.output);
+  CHECK(resumed.exit_code == 130);
+  CHECK(read_metrics(dir).size() == steps + 2);
+}
+
+TEST_CASE("latte config show prints the resolved, validated config") {
+  const auto r = test::run_latte("config show " + source("configs/exp3/variants/q_lora.toml") +
+                                 " --set train.steps=7");
+  INFO(r.output);
+  REQUIRE(r.exit_code == 0);
+  CHECK(r.output.find("q_lora_rank = 64") != std::string::npos);
+  CHECK(r.output.find("steps = 7") != std::string::npos);
+  CHECK(r.output.find("aux_loss_alpha = 0.01") != std::string::npos);  // from base.toml
+  CHECK(r.output.find("inherit") == std::string::npos);
+  const auto bad = test::run_latte("config show " + source("configs/exp3/variants/q_lora.toml") +
+                                   " --set model.attention.head_dim=64");
+  CHECK(bad.exit_code == 1);
+  CHECK(bad.output.find("head_dim") != std::string::npos);
 }

@@ -1,0 +1,145 @@
+// Benchmark: the core of one attention layer, softmax(scale · q kᵀ, causal) v, on the CPU in f32
+// at B 1, H 8, qk = v = 64 and T = 256, 1024, 4096 (--quick: 32, 128, 512): the naive kernel
+// (materializes the [B, H, T, T] probabilities) against the flash kernel (keeps a [B, H, T]
+// logsumexp and recomputes the scores in backward), forward alone and forward+backward through
+// autograd. Prints time, GFLOP/s and peak tensor memory (CPU allocator) per kernel, the
+// flash/naive ratios per T, and how peak memory grows from one T to the next.
+#include <cmath>
+#include <cstdio>
+#include <functional>
+#include <vector>
+
+#include "engine/allocator.h"
+#include "engine/autograd.h"
+#include "engine/cli/bench.h"
+#include "engine/error.h"
+#include "engine/ops.h"
+#include "engine/random.h"
+
+namespace latte::cli {
+
+namespace {
+
+struct Measurement {
+  Timing time;
+  double peak_bytes = 0;
+};
+
+// Bytes the CPU allocator reached during fn above what it held before.
+double peak_bytes_during(const std::function<void()>& fn) {
+  Allocator& allocator = allocator_for(Device::CPU);
+  allocator.reset_peak();
+  const size_t before = allocator.current_bytes();
+  fn();
+  return static_cast<double>(allocator.peak_bytes() - before);
+}
+
+constexpr double kMiB = 1024.0 * 1024.0;
+
+}  // namespace
+
+void bench_attention(const BenchOptions& options) {
+  LATTE_CHECK(options.device == "cpu") << "bench attention: only --device cpu is implemented";
+  const int64_t B = 1, H = 8, qk = 64, vd = 64;
+  const std::vector<int64_t> lengths =
+      options.quick ? std::vector<int64_t>{32, 128, 512} : std::vector<int64_t>{256, 1024, 4096};
+  const double scale = 1.0 / std::sqrt(static_cast<double>(qk));
+  // fwd+bwd counts 3.5x the forward for both kernels: flash's backward recomputes q kᵀ and does 5
+  // matmuls against the forward's 2 (naive's does 4), so equal counts make GFLOP/s an inverse time.
+  const double backward_factor = 2.5;
+  std::printf("shape: B %lld, H %lld, qk %lld, v %lld, T %lld / %lld / %lld, causal, f32, cpu\n",
+              static_cast<long long>(B), static_cast<long long>(H), static_cast<long long>(qk),
+              static_cast<long long>(vd), static_cast<long long>(lengths[0]),
+              static_cast<long long>(lengths[1]), static_cast<long long>(lengths[2]));
+  std::printf(
+      "FLOPs: fwd = 2·B·H·P·(qk+v), P = T(T+1)/2 causal (query, key) pairs; fwd+bwd = %.1f x fwd "
+      "for both kernels\n",
+      1.0 + backward_factor);
+  std::printf(
+      "peak: tensor bytes allocated above the inputs (q, k, v, dO) during one call, including the "
+      "output and gradients; naive's backward also holds a T x T scratch per thread outside the "
+      "allocator\n\n");
+
+  const ops::AttentionKernel kernels[2] = {ops::AttentionKernel::kNaive,
+                                           ops::AttentionKernel::kFlash};
+  const char* kernel_names[2] = {"naive", "flash"};
+  const char* pass_names[2] = {"fwd", "fwd+bwd"};
+  // results[length][kernel][pass]
+  std::vector<std::vector<std::vector<Measurement>>> results(
+      lengths.size(), std::vector<std::vector<Measurement>>(2, std::vector<Measurement>(2)));
+
+  std::printf("%6s  %-6s %-8s %10s %10s %9s %10s\n", "T", "kernel", "pass", "best ms", "median ms",
+              "GFLOP/s", "peak MiB");
+  for (size_t li = 0; li < lengths.size(); ++li) {
+    const int64_t T = lengths[li];
+    Generator gen(static_cast<uint64_t>(T));
+    Tensor q = randn({B, T, H, qk}, gen), k = randn({B, T, H, qk}, gen),
+           v = randn({B, T, H, vd}, gen);
+    const Tensor d_o = randn({B, T, H, vd}, gen);
+    for (Tensor* t : {&q, &k, &v}) t->set_requires_grad(true);
+    auto zero_grads = [&] {
+      for (Tensor* t : {&q, &k, &v}) t->zero_grad();
+    };
+    const double pairs = static_cast<double>(T) * static_cast<double>(T + 1) / 2;
+    const double forward_flops = 2.0 * B * H * pairs * (qk + vd);
+    const double flops[2] = {forward_flops, forward_flops * (1.0 + backward_factor)};
+
+    for (int ki = 0; ki < 2; ++ki) {
+      const ops::AttentionKernel kernel = kernels[ki];
+      const std::function<void()> passes[2] = {
+          [&] {
+            NoGradGuard no_grad;
+            Tensor o = ops::attention(q, k, v, scale, true, kernel);
+          },
+          [&] {
+            Tensor o = ops::attention(q, k, v, scale, true, kernel);
+            run_backward(o, d_o);
+          }};
+      for (int pi = 0; pi < 2; ++pi) {
+        Measurement& m = results[li][ki][pi];
+        m.time = time_it(
+            [&] {
+              zero_grads();
+              passes[pi]();
+            },
+            options.repeats);
+        zero_grads();
+        m.peak_bytes = peak_bytes_during(passes[pi]);
+        zero_grads();
+        std::printf("%6lld  %-6s %-8s %10.2f %10.2f %9.1f %10.2f\n", static_cast<long long>(T),
+                    kernel_names[ki], pass_names[pi], m.time.best_s * 1e3, m.time.median_s * 1e3,
+                    flops[pi] / m.time.best_s * 1e-9, m.peak_bytes / kMiB);
+        std::fflush(stdout);
+      }
+    }
+  }
+
+  std::printf("\nflash / naive (best time; peak memory)\n");
+  std::printf("%6s %12s %12s %12s %12s\n", "T", "time fwd", "time f+b", "peak fwd", "peak f+b");
+  for (size_t li = 0; li < lengths.size(); ++li) {
+    const auto& naive = results[li][0];
+    const auto& flash = results[li][1];
+    std::printf(
+        "%6lld %12.3f %12.3f %12.4f %12.4f\n", static_cast<long long>(lengths[li]),
+        flash[0].time.best_s / naive[0].time.best_s, flash[1].time.best_s / naive[1].time.best_s,
+        flash[0].peak_bytes / naive[0].peak_bytes, flash[1].peak_bytes / naive[1].peak_bytes);
+  }
+
+  std::printf("\npeak memory growth between consecutive T (linear in T: x%lld, quadratic: x%lld)\n",
+              static_cast<long long>(lengths[1] / lengths[0]),
+              static_cast<long long>((lengths[1] / lengths[0]) * (lengths[1] / lengths[0])));
+  std::printf("%14s %12s %12s %12s %12s\n", "T", "flash fwd", "flash f+b", "naive fwd",
+              "naive f+b");
+  for (size_t li = 1; li < lengths.size(); ++li) {
+    auto growth = [&](int ki, int pi) {
+      return results[li][ki][pi].peak_bytes / results[li - 1][ki][pi].peak_bytes;
+    };
+    char span[32];
+    std::snprintf(span, sizeof span, "%lld -> %lld", static_cast<long long>(lengths[li - 1]),
+                  static_cast<long long>(lengths[li]));
+    std::printf("%14s %11.2fx %11.2fx %11.2fx %11.2fx\n", span, growth(1, 0), growth(1, 1),
+                growth(0, 0), growth(0, 1));
+  }
+}
+
+}  // namespace latte::cli

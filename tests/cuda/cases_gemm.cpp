@@ -1,0 +1,143 @@
+// GEMM cases: cuBLAS / cuBLASLt wrappers (every transpose combination, padded leading
+// dimensions, alpha and beta, strided batches with a shared operand, the bias epilogue) and the
+// grouped expert GEMMs with empty groups, against the CPU's OpenBLAS GEMM.
+#include <string>
+
+#include "cuda/cuda_test_support.h"
+#include "cuda/kernel_case.h"
+#include "engine/cuda/cuda_runtime.h"
+#include "kernels/cpu/gemm.h"
+#include "kernels/cuda/gemm.cuh"
+
+namespace latte::test {
+
+namespace {
+
+// float: cuBLAS runs full fp32 (TF32 stays off) in another summation order than OpenBLAS:
+// 1e-5 relative to the element and to the result's scale. bf16: fp32 accumulation of the same
+// rounded inputs, then one output rounding.
+template <typename T>
+constexpr double gemm_rtol() {
+  return std::is_same_v<T, float> ? 1e-5 : kBf16Rounding;
+}
+template <typename T>
+constexpr double gemm_atol_scale() {
+  return std::is_same_v<T, float> ? 1e-5 : 1e-4;
+}
+
+// A row-major [rows, cols] operand with leading dimension cols + pad.
+struct Matrix {
+  int64_t rows, cols, ld;
+  int64_t size() const { return rows > 0 ? (rows - 1) * ld + cols : 0; }
+};
+
+template <typename T>
+void run_gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, Checks& checks) {
+  std::mt19937 rng(static_cast<unsigned>(m * 100 + n * 10 + k + ta * 2 + tb));
+  const Matrix a{ta ? k : m, ta ? m : k, (ta ? m : k) + 3};
+  const Matrix b{tb ? n : k, tb ? k : n, (tb ? k : n) + 5};
+  const Matrix c{m, n, n + 2};
+  const std::vector<float> av = random_input<T>(rng, a.size()), bv = random_input<T>(rng, b.size());
+  std::vector<float> c_ref = random_input<T>(rng, c.size());
+  DeviceBuffer<T> ga(as_type<T>(av)), gb(as_type<T>(bv)), gc(as_type<T>(c_ref));
+  const float alpha = 0.7f, beta = 0.3f;
+  kernels::cpu::gemm<float>(ta, tb, m, n, k, alpha, av.data(), a.ld, bv.data(), b.ld, beta,
+                            c_ref.data(), c.ld);
+  kernels::cuda::gemm<T>(cuda::blas(), cuda::stream(), ta, tb, m, n, k, alpha, ga.get(), a.ld,
+                         gb.get(), b.ld, beta, gc.get(), c.ld);
+  checks.expect("c", mismatch(as_float(gc.download()), c_ref, gemm_rtol<T>(),
+                              gemm_atol_scale<T>() * max_abs(c_ref)));
+}
+
+template <typename T>
+void run_gemm_batched(Checks& checks) {
+  std::mt19937 rng(91);
+  const int64_t batch = 3, m = 20, n = 24, k = 40;
+  // A per batch; B shared (stride 0), transposed; C per batch.
+  const std::vector<float> av = random_input<T>(rng, batch * m * k), bv = random_input<T>(rng, n * k);
+  std::vector<float> c_ref(batch * m * n, 0.f);
+  for (int64_t i = 0; i < batch; ++i)
+    kernels::cpu::gemm<float>(false, true, m, n, k, 1.f, av.data() + i * m * k, k, bv.data(), k,
+                              0.f, c_ref.data() + i * m * n, n);
+  DeviceBuffer<T> ga(as_type<T>(av)), gb(as_type<T>(bv)), gc(batch * m * n);
+  kernels::cuda::gemm_batched<T>(cuda::blas(), cuda::stream(), false, true, batch, m, n, k, 1.f,
+                                 ga.get(), k, m * k, gb.get(), k, 0, 0.f, gc.get(), n, m * n);
+  checks.expect("c", mismatch(as_float(gc.download()), c_ref, gemm_rtol<T>(),
+                              gemm_atol_scale<T>() * max_abs(c_ref)));
+}
+
+template <typename T>
+void run_gemm_bias(int64_t m, int64_t n, int64_t k, Checks& checks) {
+  std::mt19937 rng(static_cast<unsigned>(m + n + k));
+  // x [m, k] times a weight [n, k] transposed, plus bias [n]: a linear layer.
+  const std::vector<float> x = random_input<T>(rng, m * k), w = random_input<T>(rng, n * k),
+                           bias = random_input<T>(rng, n);
+  std::vector<float> y_ref(m * n);
+  for (int64_t r = 0; r < m; ++r)
+    for (int64_t j = 0; j < n; ++j) y_ref[r * n + j] = bias[j];
+  kernels::cpu::gemm<float>(false, true, m, n, k, 1.f, x.data(), k, w.data(), k, 1.f, y_ref.data(),
+                            n);
+  DeviceBuffer<T> gx(as_type<T>(x)), gw(as_type<T>(w)), gbias(as_type<T>(bias)), gy(m * n);
+  kernels::cuda::gemm_bias<T>(cuda::blas(), cuda::stream(), false, true, m, n, k, gx.get(), k,
+                              gw.get(), k, gbias.get(), gy.get(), n);
+  checks.expect("y", mismatch(as_float(gy.download()), y_ref, gemm_rtol<T>(),
+                              gemm_atol_scale<T>() * max_abs(y_ref)));
+}
+
+// Groups of 5, 0, 12, 23 and 0 rows: expert blocks of a sorted activation matrix.
+template <typename T>
+void run_grouped(Checks& checks) {
+  std::mt19937 rng(93);
+  const std::vector<int64_t> offsets = {0, 5, 5, 17, 40, 40};
+  const int64_t groups = 5, rows = offsets.back(), n = 24, k = 32;
+  const std::vector<float> x = random_input<T>(rng, rows * k);
+  const std::vector<float> w = random_input<T>(rng, groups * n * k);  // [groups, n, k]
+  std::vector<float> y_ref(rows * n);
+  for (int64_t g = 0; g < groups; ++g)
+    kernels::cpu::gemm<float>(false, true, offsets[g + 1] - offsets[g], n, k, 1.f,
+                              x.data() + offsets[g] * k, k, w.data() + g * n * k, k, 0.f,
+                              y_ref.data() + offsets[g] * n, n);
+  DeviceBuffer<T> gx(as_type<T>(x)), gw(as_type<T>(w)), gy(rows * n);
+  kernels::cuda::grouped_gemm<T>(cuda::blas(), cuda::stream(), true, offsets.data(), groups, n, k,
+                                 1.f, gx.get(), k, gw.get(), k, n * k, 0.f, gy.get(), n);
+  checks.expect("y", mismatch(as_float(gy.download()), y_ref, gemm_rtol<T>(),
+                              gemm_atol_scale<T>() * max_abs(y_ref)));
+
+  // Weight gradients dW_g = dY_g^T X_g; empty groups come out zero (beta 0 over garbage).
+  const std::vector<float> dy = random_input<T>(rng, rows * n);
+  std::vector<float> dw_ref(groups * n * k);
+  for (int64_t g = 0; g < groups; ++g)
+    kernels::cpu::gemm<float>(true, false, n, k, offsets[g + 1] - offsets[g], 1.f,
+                              dy.data() + offsets[g] * n, n, x.data() + offsets[g] * k, k, 0.f,
+                              dw_ref.data() + g * n * k, k);
+  DeviceBuffer<T> gdy(as_type<T>(dy)), gdw(as_type<T>(std::vector<float>(groups * n * k, 9.f)));
+  kernels::cuda::grouped_gemm_weight_grad<T>(cuda::blas(), cuda::stream(), offsets.data(), groups,
+                                             n, k, 1.f, gdy.get(), n, gx.get(), k, 0.f, gdw.get(),
+                                             k, n * k);
+  checks.expect("dw", mismatch(as_float(gdw.download()), dw_ref, gemm_rtol<T>(),
+                               gemm_atol_scale<T>() * max_abs(dw_ref)));
+}
+
+template <typename T>
+void add_cases(std::vector<KernelCase>& cases) {
+  const std::string t = std::is_same_v<T, float> ? " f32" : " bf16";
+  for (bool ta : {false, true})
+    for (bool tb : {false, true})
+      cases.push_back({"gemm" + t + (ta ? " At" : " A") + (tb ? "Bt" : "B"),
+                       [=](Checks& c) { run_gemm<T>(ta, tb, 37, 53, 71, c); }});
+  cases.push_back({"gemm_batched" + t, [](Checks& c) { run_gemm_batched<T>(c); }});
+  cases.push_back({"gemm_bias" + t + " 33x40x24", [](Checks& c) { run_gemm_bias<T>(33, 40, 24, c); }});
+  cases.push_back({"gemm_bias" + t + " 7x13x5", [](Checks& c) { run_gemm_bias<T>(7, 13, 5, c); }});
+  cases.push_back({"grouped_gemm" + t, [](Checks& c) { run_grouped<T>(c); }});
+}
+
+}  // namespace
+
+std::vector<KernelCase> gemm_cases() {
+  std::vector<KernelCase> cases;
+  add_cases<float>(cases);
+  add_cases<bf16>(cases);
+  return cases;
+}
+
+}  // namespace latte::test

@@ -1,0 +1,267 @@
+// Row-wise and elementwise cases: RoPE (both pair layouts, strided, in place, position offset),
+// RMSNorm, softmax, SiLU / SwiGLU / sigmoid, embedding and fused cross-entropy, each in f32 and
+// bf16 against the CPU twin.
+#include <cmath>
+#include <string>
+
+#include "cuda/cuda_test_support.h"
+#include "cuda/kernel_case.h"
+#include "engine/cuda/cuda_runtime.h"
+#include "kernels/cpu/cross_entropy.h"
+#include "kernels/cpu/elementwise.h"
+#include "kernels/cpu/embedding.h"
+#include "kernels/cpu/norm_softmax.h"
+#include "kernels/cpu/rope.h"
+#include "kernels/cuda/activations.cuh"
+#include "kernels/cuda/cross_entropy.cuh"
+#include "kernels/cuda/embedding.cuh"
+#include "kernels/cuda/norm_softmax.cuh"
+#include "kernels/cuda/rope.cuh"
+
+namespace latte::test {
+
+namespace {
+
+using kernels::cpu::AttentionLayout;
+
+template <typename T>
+constexpr bool is_bf16() {
+  return !std::is_same_v<T, float>;
+}
+
+template <typename T>
+std::string type_name() {
+  return is_bf16<T>() ? "bf16" : "f32";
+}
+
+// ---- RoPE ----
+// float: a*c - b*s with or without a fused multiply-add differs by about one ulp of the products
+// (inputs and tables are in [-1, 1]): 1e-6. bf16: one output rounding.
+template <typename T>
+void run_rope(bool interleave, bool in_place, Checks& checks) {
+  std::mt19937 rng(interleave ? 11 : 12);
+  const int64_t batch = 2, tokens = 17, heads = 3, head_dim = 24, rope_dim = 16, offset = 5;
+  // Rows of head_dim elements, 4 padding elements after each token's heads.
+  const AttentionLayout layout{tokens * (heads * head_dim + 4), heads * head_dim + 4, head_dim};
+  const size_t n = batch * layout.batch_stride;
+  const int64_t half = rope_dim / 2, table_len = offset + tokens;
+  const std::vector<float> angles = uniform(rng, table_len * half, -3.f, 3.f);
+  std::vector<float> cos(angles.size()), sin(angles.size());
+  for (size_t i = 0; i < angles.size(); ++i) cos[i] = std::cos(angles[i]), sin[i] = std::sin(angles[i]);
+  const std::vector<float> x = random_input<T>(rng, n);
+  const double rtol = is_bf16<T>() ? kBf16Rounding : 1e-6;
+  DeviceBuffer<float> gcos(cos), gsin(sin);
+  for (bool forward : {true, false}) {
+    std::vector<float> y_ref(n, 0.5f);
+    if (in_place) y_ref = x;
+    if (forward)
+      kernels::cpu::rope_forward<float>(x.data(), layout, y_ref.data(), layout, batch, tokens,
+                                        heads, rope_dim, cos.data(), sin.data(), offset,
+                                        interleave);
+    else
+      kernels::cpu::rope_backward<float>(x.data(), layout, y_ref.data(), layout, batch, tokens,
+                                         heads, rope_dim, cos.data(), sin.data(), offset,
+                                         interleave);
+    DeviceBuffer<T> gx(as_type<T>(x));
+    DeviceBuffer<T> gy(as_type<T>(in_place ? x : std::vector<float>(n, 0.5f)));
+    T* out = in_place ? gx.get() : gy.get();
+    if (forward)
+      kernels::cuda::rope_forward<T>(gx.get(), layout, out, layout, batch, tokens, heads, rope_dim,
+                                     gcos.get(), gsin.get(), offset, interleave, cuda::stream());
+    else
+      kernels::cuda::rope_backward<T>(gx.get(), layout, out, layout, batch, tokens, heads,
+                                      rope_dim, gcos.get(), gsin.get(), offset, interleave,
+                                      cuda::stream());
+    const std::vector<float> y = as_float(in_place ? gx.download() : gy.download());
+    checks.expect(forward ? "y" : "dx", mismatch(y, y_ref, rtol, 1e-6));
+  }
+}
+
+// ---- RMSNorm ----
+// float: fp32 statistics against the CPU's double sums: 1e-5 (rows of a few hundred to a few
+// thousand elements), and 1e-5 of the scale for dx and dweight, which sum rows in another order.
+// bf16: one output rounding, plus the same fp32 differences.
+template <typename T>
+void run_rms_norm(int64_t rows, int64_t cols, Checks& checks) {
+  std::mt19937 rng(static_cast<unsigned>(rows * 131 + cols));
+  const std::vector<float> x = random_input<T>(rng, rows * cols, -2.f, 2.f);
+  const std::vector<float> w = random_input<T>(rng, cols, 0.5f, 1.5f);
+  const std::vector<float> dy = random_input<T>(rng, rows * cols);
+  const double eps = 1e-6;
+  const double rtol = is_bf16<T>() ? kBf16Rounding : 1e-5;
+  std::vector<float> y_ref(rows * cols), rstd_ref(rows), dx_ref(rows * cols), dw_ref(cols);
+  kernels::cpu::rms_norm_forward<float>(x.data(), w.data(), y_ref.data(), rstd_ref.data(), rows,
+                                        cols, eps);
+  kernels::cpu::rms_norm_backward<float>(x.data(), w.data(), rstd_ref.data(), dy.data(),
+                                         dx_ref.data(), dw_ref.data(), rows, cols);
+  DeviceBuffer<T> gx(as_type<T>(x)), gw(as_type<T>(w)), gdy(as_type<T>(dy)), gy(rows * cols),
+      gdx(rows * cols), gdw(cols);
+  DeviceBuffer<float> grstd(rows);
+  kernels::cuda::rms_norm_forward<T>(gx.get(), gw.get(), gy.get(), grstd.get(), rows, cols, eps,
+                                     cuda::stream());
+  checks.expect("y", mismatch(as_float(gy.download()), y_ref, rtol, 1e-5 * max_abs(y_ref)));
+  checks.expect("rstd", mismatch(grstd.download(), rstd_ref, 1e-5, 0));
+  // The backward reads the CPU's rstd, so it is checked on its own.
+  DeviceBuffer<float> grstd_ref(rstd_ref);
+  kernels::cuda::rms_norm_backward<T>(gx.get(), gw.get(), grstd_ref.get(), gdy.get(), gdx.get(),
+                                      gdw.get(), rows, cols, cuda::stream());
+  checks.expect("dx", mismatch(as_float(gdx.download()), dx_ref, rtol, 1e-5 * max_abs(dx_ref)));
+  checks.expect("dweight",
+                mismatch(as_float(gdw.download()), dw_ref, rtol, 1e-5 * max_abs(dw_ref)));
+}
+
+// ---- softmax ----
+// float: expf on the device (2 ulp) against the host's, sums in another order: 1e-5.
+template <typename T>
+void run_softmax(int64_t rows, int64_t cols, Checks& checks) {
+  std::mt19937 rng(static_cast<unsigned>(rows + cols));
+  const std::vector<float> x = random_input<T>(rng, rows * cols, -5.f, 5.f);
+  const std::vector<float> dy = random_input<T>(rng, rows * cols);
+  const double rtol = is_bf16<T>() ? kBf16Rounding : 1e-5;
+  std::vector<float> y_ref(rows * cols), dx_ref(rows * cols);
+  kernels::cpu::softmax_forward<float>(x.data(), y_ref.data(), rows, cols);
+  // Both backward passes read the CPU's y, in the kernel's type.
+  const std::vector<float> y_in = is_bf16<T>() ? round_bf16(y_ref) : y_ref;
+  kernels::cpu::softmax_backward<float>(y_in.data(), dy.data(), dx_ref.data(), rows, cols);
+  DeviceBuffer<T> gx(as_type<T>(x)), gy(rows * cols), gy_in(as_type<T>(y_in)),
+      gdy(as_type<T>(dy)), gdx(rows * cols);
+  kernels::cuda::softmax_forward<T>(gx.get(), gy.get(), rows, cols, cuda::stream());
+  checks.expect("y", mismatch(as_float(gy.download()), y_ref, rtol, 1e-7));
+  kernels::cuda::softmax_backward<T>(gy_in.get(), gdy.get(), gdx.get(), rows, cols,
+                                     cuda::stream());
+  checks.expect("dx", mismatch(as_float(gdx.download()), dx_ref, rtol, 1e-5 * max_abs(dx_ref)));
+}
+
+// ---- activations ----
+// float: expf on the device (2 ulp) against the host's: 1e-5 relative, 1e-7 near zero.
+template <typename T>
+void run_activations(Checks& checks) {
+  std::mt19937 rng(21);
+  const int64_t n = 10007;
+  const std::vector<float> a = random_input<T>(rng, n, -6.f, 6.f);
+  const std::vector<float> b = random_input<T>(rng, n, -2.f, 2.f);
+  const std::vector<float> dy = random_input<T>(rng, n);
+  const double rtol = is_bf16<T>() ? kBf16Rounding : 1e-5, atol = 1e-7;
+  std::vector<float> r1(n), r2(n);
+  DeviceBuffer<T> ga(as_type<T>(a)), gb(as_type<T>(b)), gdy(as_type<T>(dy)), g1(n), g2(n);
+  const cudaStream_t s = cuda::stream();
+
+  kernels::cpu::silu_forward<float>(a.data(), r1.data(), n);
+  kernels::cuda::silu_forward<T>(ga.get(), g1.get(), n, s);
+  checks.expect("silu", mismatch(as_float(g1.download()), r1, rtol, atol));
+  kernels::cpu::silu_backward<float>(a.data(), dy.data(), r1.data(), n);
+  kernels::cuda::silu_backward<T>(ga.get(), gdy.get(), g1.get(), n, s);
+  checks.expect("silu dx", mismatch(as_float(g1.download()), r1, rtol, atol));
+
+  kernels::cpu::swiglu_forward<float>(a.data(), b.data(), r1.data(), n);
+  kernels::cuda::swiglu_forward<T>(ga.get(), gb.get(), g1.get(), n, s);
+  checks.expect("swiglu", mismatch(as_float(g1.download()), r1, rtol, atol));
+  kernels::cpu::swiglu_backward<float>(a.data(), b.data(), dy.data(), r1.data(), r2.data(), n);
+  kernels::cuda::swiglu_backward<T>(ga.get(), gb.get(), gdy.get(), g1.get(), g2.get(), n, s);
+  checks.expect("swiglu dgate", mismatch(as_float(g1.download()), r1, rtol, atol));
+  checks.expect("swiglu dup", mismatch(as_float(g2.download()), r2, rtol, atol));
+
+  kernels::cpu::sigmoid_forward<float>(a.data(), r1.data(), n);
+  kernels::cuda::sigmoid_forward<T>(ga.get(), g1.get(), n, s);
+  checks.expect("sigmoid", mismatch(as_float(g1.download()), r1, rtol, atol));
+  // The backward reads y: feed both sides the CPU's, in the kernel's type.
+  const std::vector<float> y = is_bf16<T>() ? round_bf16(r1) : r1;
+  DeviceBuffer<T> gy(as_type<T>(y));
+  kernels::cpu::sigmoid_backward<float>(y.data(), dy.data(), r1.data(), n);
+  kernels::cuda::sigmoid_backward<T>(gy.get(), gdy.get(), g1.get(), n, s);
+  checks.expect("sigmoid dx", mismatch(as_float(g1.download()), r1, rtol, atol));
+}
+
+// ---- embedding ----
+// The forward copies rows and the backward adds each row's tokens in token order, as the CPU
+// does: float results are exact. bf16: the same fp32 sums, rounded once.
+template <typename T>
+void run_embedding(Checks& checks) {
+  std::mt19937 rng(31);
+  const int64_t vocab = 50, dim = 2100, n = 700;  // two column tiles; ids repeat
+  const std::vector<int32_t> ids = uniform_ints(rng, n, 0, static_cast<int32_t>(vocab - 2));
+  const std::vector<float> weight = random_input<T>(rng, vocab * dim);
+  const std::vector<float> dout = random_input<T>(rng, n * dim);
+  std::vector<float> out_ref(n * dim), dw_ref(vocab * dim);
+  kernels::cpu::embedding_forward<float>(ids.data(), weight.data(), out_ref.data(), n, dim);
+  kernels::cpu::embedding_backward<float>(ids.data(), dout.data(), dw_ref.data(), n, vocab, dim);
+  DeviceBuffer<int32_t> gids(ids);
+  DeviceBuffer<T> gw(as_type<T>(weight)), gout(n * dim), gdout(as_type<T>(dout));
+  // dweight starts as garbage: the kernel must overwrite every row, unused ones with zeros.
+  DeviceBuffer<T> gdw(as_type<T>(std::vector<float>(vocab * dim, 3.f)));
+  kernels::cuda::embedding_forward<T>(gids.get(), gw.get(), gout.get(), n, dim, cuda::stream());
+  checks.expect("out", mismatch(as_float(gout.download()), out_ref, 0, 0));
+  kernels::cuda::embedding_backward<T>(gids.get(), gdout.get(), gdw.get(), n, vocab, dim,
+                                       cuda::stream());
+  checks.expect("dweight", mismatch(as_float(gdw.download()), dw_ref,
+                                    is_bf16<T>() ? kBf16Rounding : 0, 0));
+}
+
+// ---- cross-entropy ----
+// lse: fp32 online sums against the CPU's double: 1e-6 relative. The loss sums (double) the rows'
+// lse - logit with the fp32 lse: 1e-6. dlogits: expf of fp32 differences: 1e-5.
+template <typename T>
+void run_cross_entropy(int64_t rows, int64_t vocab, Checks& checks) {
+  std::mt19937 rng(static_cast<unsigned>(rows * vocab));
+  constexpr int64_t kIgnore = -100;
+  const std::vector<float> logits = random_input<T>(rng, rows * vocab, -8.f, 8.f);
+  std::vector<int32_t> targets = uniform_ints(rng, rows, 0, static_cast<int32_t>(vocab - 1));
+  targets[1] = targets[rows - 1] = kIgnore;
+  std::vector<float> lse_ref(rows), d_ref(rows * vocab);
+  int64_t counted_ref = 0;
+  const double loss_ref = kernels::cpu::cross_entropy_forward<float>(
+      logits.data(), targets.data(), lse_ref.data(), rows, vocab, kIgnore, &counted_ref);
+  const float scale = 1.f / static_cast<float>(counted_ref);
+  kernels::cpu::cross_entropy_backward<float>(logits.data(), targets.data(), lse_ref.data(), scale,
+                                              d_ref.data(), rows, vocab, kIgnore);
+  DeviceBuffer<T> glogits(as_type<T>(logits)), gd(rows * vocab);
+  DeviceBuffer<int32_t> gtargets(targets);
+  DeviceBuffer<float> glse(rows), gscale(std::vector<float>{scale});
+  DeviceBuffer<double> gloss(1);
+  DeviceBuffer<int64_t> gcounted(1);
+  kernels::cuda::cross_entropy_forward<T>(glogits.get(), gtargets.get(), glse.get(), rows, vocab,
+                                          kIgnore, gloss.get(), gcounted.get(), cuda::stream());
+  checks.expect("lse", mismatch(glse.download(), lse_ref, 1e-6, 0));
+  checks.expect("loss", mismatch(gloss.download(), std::vector<double>{loss_ref}, 1e-6, 0));
+  checks.expect("counted", mismatch(gcounted.download(), std::vector<int64_t>{counted_ref}));
+  // The backward reads the CPU's lse.
+  DeviceBuffer<float> glse_ref(lse_ref);
+  kernels::cuda::cross_entropy_backward<T>(glogits.get(), gtargets.get(), glse_ref.get(),
+                                           gscale.get(), gd.get(), rows, vocab, kIgnore,
+                                           cuda::stream());
+  checks.expect("dlogits", mismatch(as_float(gd.download()), d_ref,
+                                    is_bf16<T>() ? kBf16Rounding : 1e-5, 1e-5 * max_abs(d_ref)));
+}
+
+template <typename T>
+void add_cases(std::vector<KernelCase>& cases) {
+  const std::string t = " " + type_name<T>();
+  for (bool interleave : {true, false})
+    for (bool in_place : {false, true})
+      cases.push_back({std::string("rope") + t + (interleave ? " interleaved" : " halves") +
+                           (in_place ? " in place" : ""),
+                       [=](Checks& c) { run_rope<T>(interleave, in_place, c); }});
+  for (auto [rows, cols] : {std::pair<int64_t, int64_t>{37, 300}, {5, 4103}, {1, 7}})
+    cases.push_back({"rms_norm" + t + " " + std::to_string(rows) + "x" + std::to_string(cols),
+                     [=](Checks& c) { run_rms_norm<T>(rows, cols, c); }});
+  for (auto [rows, cols] : {std::pair<int64_t, int64_t>{13, 1000}, {4, 9}})
+    cases.push_back({"softmax" + t + " " + std::to_string(rows) + "x" + std::to_string(cols),
+                     [=](Checks& c) { run_softmax<T>(rows, cols, c); }});
+  cases.push_back({"silu swiglu sigmoid" + t, [](Checks& c) { run_activations<T>(c); }});
+  cases.push_back({"embedding" + t, [](Checks& c) { run_embedding<T>(c); }});
+  for (auto [rows, vocab] : {std::pair<int64_t, int64_t>{9, 5003}, {3, 129}})
+    cases.push_back(
+        {"cross_entropy" + t + " " + std::to_string(rows) + "x" + std::to_string(vocab),
+         [=](Checks& c) { run_cross_entropy<T>(rows, vocab, c); }});
+}
+
+}  // namespace
+
+std::vector<KernelCase> rowwise_cases() {
+  std::vector<KernelCase> cases;
+  add_cases<float>(cases);
+  add_cases<bf16>(cases);
+  return cases;
+}
+
+}  // namespace latte::test
