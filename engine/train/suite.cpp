@@ -118,7 +118,7 @@ SuiteResult run_suite(const std::string& suite_file, const SuiteOptions& options
       nlohmann::json summary;
       const fs::path summary_path = run_dir / "summary.json";
       if (fs::exists(summary_path)) {
-        if (comm.is_root()) std::cout << "[" << name << " seed " << seed << "] already done\n";
+        if (comm.is_root()) std::cout << "[" << name << " seed " << seed << "] already done" << std::endl;
         summary = read_json(summary_path);
       } else {
         TrainOptions t;
@@ -126,7 +126,7 @@ SuiteResult run_suite(const std::string& suite_file, const SuiteOptions& options
         t.progress = options.progress;
         if (comm.is_root())
           std::cout << "[" << name << " seed " << seed << "] " << (t.resume ? "resuming" : "training")
-                    << " -> " << run_dir.string() << "\n";
+                    << " -> " << run_dir.string() << std::endl;
         const TrainSummary s = train(config, t, comm);
         if (s.status != "completed") {
           SuiteResult partial;
