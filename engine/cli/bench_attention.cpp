@@ -52,13 +52,15 @@ void bench_attention(const BenchOptions& options) {
               static_cast<long long>(vd), static_cast<long long>(lengths[0]),
               static_cast<long long>(lengths[1]), static_cast<long long>(lengths[2]));
   std::printf(
-      "FLOPs: fwd = 2·B·H·P·(qk+v), P = T(T+1)/2 causal (query, key) pairs; fwd+bwd = %.1f x fwd "
-      "for both kernels\n",
+      "passes: fwd with grad recording off; fwd+bwd through autograd (run_backward with a seed "
+      "dO)\nFLOPs: fwd = 2·B·H·P·(qk+v), P = T(T+1)/2 causal (query, key) pairs; fwd+bwd = %.1f "
+      "x fwd for both kernels\n",
       1.0 + backward_factor);
   std::printf(
-      "peak: tensor bytes allocated above the inputs (q, k, v, dO) during one call, including the "
-      "output and gradients; naive's backward also holds a T x T scratch per thread outside the "
-      "allocator\n\n");
+      "peak: highest CPU-allocator bytes during one call above those held before it (the inputs "
+      "q, k, v, dO): output, saved probabilities (naive) or logsumexp (flash), gradients and "
+      "autograd's leaf-gradient copies; naive's backward also holds a T x T scratch per thread "
+      "outside the allocator\n\n");
 
   const ops::AttentionKernel kernels[2] = {ops::AttentionKernel::kNaive,
                                            ops::AttentionKernel::kFlash};

@@ -150,9 +150,9 @@ void run_attention(const Shape& s, unsigned seed, Checks& checks) {
   kernels::cuda::flash_attention_forward<T>(p, gq.get() + x.q.offset, gk.get() + x.k.offset,
                                             gv.get() + x.v.offset, go.get() + x.o.offset,
                                             glse.get(), stream);
-  checks.expect("o", mismatch(as_float(go.download()), o_ref, Tol::kOut,
+  checks.expect("o", mismatch_report(as_float(go.download()), o_ref, Tol::kOut,
                               Tol::kOut * scale_of(o_ref)));
-  checks.expect("lse", mismatch(glse.download(), lse_ref, Tol::kLse, Tol::kLse));
+  checks.expect("lse", mismatch_report(glse.download(), lse_ref, Tol::kLse, Tol::kLse));
 
   // ---- backward, both sides from the CPU's o (in the kernel's type) and lse ----
   const std::vector<float> o_in = Tol::kBf16 ? round_bf16(o_ref) : o_ref;
@@ -172,11 +172,11 @@ void run_attention(const Shape& s, unsigned seed, Checks& checks) {
       p, gq.get() + x.q.offset, gk.get() + x.k.offset, gv.get() + x.v.offset,
       go_in.get() + x.o.offset, gd_o.get() + x.o.offset, glse_in.get(), gdq.get() + x.q.offset,
       gdk.get() + x.k.offset, gdv.get() + x.v.offset, workspace.get(), stream);
-  checks.expect("dq", mismatch(as_float(gdq.download()), dq_ref, Tol::kGrad,
+  checks.expect("dq", mismatch_report(as_float(gdq.download()), dq_ref, Tol::kGrad,
                                Tol::kGrad * scale_of(dq_ref)));
-  checks.expect("dk", mismatch(as_float(gdk.download()), dk_ref, Tol::kGrad,
+  checks.expect("dk", mismatch_report(as_float(gdk.download()), dk_ref, Tol::kGrad,
                                Tol::kGrad * scale_of(dk_ref)));
-  checks.expect("dv", mismatch(as_float(gdv.download()), dv_ref, Tol::kGrad,
+  checks.expect("dv", mismatch_report(as_float(gdv.download()), dv_ref, Tol::kGrad,
                                Tol::kGrad * scale_of(dv_ref)));
 }
 
@@ -209,8 +209,8 @@ std::vector<KernelCase> attention_cases() {
   std::vector<KernelCase> cases;
   unsigned seed = 100;
   for (const Shape& s : shapes) {
-    cases.push_as_float({describe(s, "f32"), [s, seed](Checks& c) { run_attention<float>(s, seed, c); }});
-    cases.push_as_float({describe(s, "bf16"), [s, seed](Checks& c) { run_attention<bf16>(s, seed, c); }});
+    cases.push_back({describe(s, "f32"), [s, seed](Checks& c) { run_attention<float>(s, seed, c); }});
+    cases.push_back({describe(s, "bf16"), [s, seed](Checks& c) { run_attention<bf16>(s, seed, c); }});
     ++seed;
   }
   return cases;

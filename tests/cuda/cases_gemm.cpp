@@ -45,7 +45,7 @@ void run_gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, Checks& checks)
                             c_ref.data(), c.ld);
   kernels::cuda::gemm<T>(cuda::blas(), cuda::stream(), ta, tb, m, n, k, alpha, ga.get(), a.ld,
                          gb.get(), b.ld, beta, gc.get(), c.ld);
-  checks.expect("c", mismatch(as_float(gc.download()), c_ref, gemm_rtol<T>(),
+  checks.expect("c", mismatch_report(as_float(gc.download()), c_ref, gemm_rtol<T>(),
                               gemm_atol_scale<T>() * max_abs(c_ref)));
 }
 
@@ -62,7 +62,7 @@ void run_gemm_batched(Checks& checks) {
   DeviceBuffer<T> ga(as_type<T>(av)), gb(as_type<T>(bv)), gc(batch * m * n);
   kernels::cuda::gemm_batched<T>(cuda::blas(), cuda::stream(), false, true, batch, m, n, k, 1.f,
                                  ga.get(), k, m * k, gb.get(), k, 0, 0.f, gc.get(), n, m * n);
-  checks.expect("c", mismatch(as_float(gc.download()), c_ref, gemm_rtol<T>(),
+  checks.expect("c", mismatch_report(as_float(gc.download()), c_ref, gemm_rtol<T>(),
                               gemm_atol_scale<T>() * max_abs(c_ref)));
 }
 
@@ -80,7 +80,7 @@ void run_gemm_bias(int64_t m, int64_t n, int64_t k, Checks& checks) {
   DeviceBuffer<T> gx(as_type<T>(x)), gw(as_type<T>(w)), gbias(as_type<T>(bias)), gy(m * n);
   kernels::cuda::gemm_bias<T>(cuda::blas(), cuda::stream(), false, true, m, n, k, gx.get(), k,
                               gw.get(), k, gbias.get(), gy.get(), n);
-  checks.expect("y", mismatch(as_float(gy.download()), y_ref, gemm_rtol<T>(),
+  checks.expect("y", mismatch_report(as_float(gy.download()), y_ref, gemm_rtol<T>(),
                               gemm_atol_scale<T>() * max_abs(y_ref)));
 }
 
@@ -100,7 +100,7 @@ void run_grouped(Checks& checks) {
   DeviceBuffer<T> gx(as_type<T>(x)), gw(as_type<T>(w)), gy(rows * n);
   kernels::cuda::grouped_gemm<T>(cuda::blas(), cuda::stream(), true, offsets.data(), groups, n, k,
                                  1.f, gx.get(), k, gw.get(), k, n * k, 0.f, gy.get(), n);
-  checks.expect("y", mismatch(as_float(gy.download()), y_ref, gemm_rtol<T>(),
+  checks.expect("y", mismatch_report(as_float(gy.download()), y_ref, gemm_rtol<T>(),
                               gemm_atol_scale<T>() * max_abs(y_ref)));
 
   // Weight gradients dW_g = dY_g^T X_g; empty groups come out zero (beta 0 over garbage).
@@ -114,7 +114,7 @@ void run_grouped(Checks& checks) {
   kernels::cuda::grouped_gemm_weight_grad<T>(cuda::blas(), cuda::stream(), offsets.data(), groups,
                                              n, k, 1.f, gdy.get(), n, gx.get(), k, 0.f, gdw.get(),
                                              k, n * k);
-  checks.expect("dw", mismatch(as_float(gdw.download()), dw_ref, gemm_rtol<T>(),
+  checks.expect("dw", mismatch_report(as_float(gdw.download()), dw_ref, gemm_rtol<T>(),
                                gemm_atol_scale<T>() * max_abs(dw_ref)));
 }
 

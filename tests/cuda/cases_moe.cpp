@@ -33,13 +33,13 @@ void run_router_scores(RouterScoring scoring, Checks& checks) {
   DeviceBuffer<float> glogits(logits), gs(n * e), gds(ds), gdx(dx_ref);
   kernels::cpu::router_scores_forward<float>(logits.data(), n, e, scoring, s_ref.data());
   kernels::cuda::router_scores_forward(glogits.get(), n, e, scoring, gs.get(), cuda::stream());
-  checks.expect("scores", mismatch(gs.download(), s_ref, 1e-6, 1e-8));
+  checks.expect("scores", mismatch_report(gs.download(), s_ref, 1e-6, 1e-8));
   DeviceBuffer<float> gs_ref(s_ref);
   kernels::cpu::router_scores_backward<float>(s_ref.data(), ds.data(), n, e, scoring,
                                               dx_ref.data());
   kernels::cuda::router_scores_backward(gs_ref.get(), gds.get(), n, e, scoring, gdx.get(),
                                         cuda::stream());
-  checks.expect("dlogits", mismatch(gdx.download(), dx_ref, 1e-6, 1e-7));
+  checks.expect("dlogits", mismatch_report(gdx.download(), dx_ref, 1e-6, 1e-7));
 }
 
 // Selection and weights run the CPU's float operations in the same order: bit-exact. Scores are
@@ -59,8 +59,8 @@ void run_select(const RouterSpec& spec, bool with_bias, Checks& checks) {
   DeviceBuffer<int32_t> gids(n * k);
   kernels::cuda::select_experts(gscores.get(), with_bias ? gbias.get() : nullptr, n, spec,
                                 gids.get(), gw.get(), cuda::stream());
-  checks.expect("expert_ids", mismatch(gids.download(), ids_ref));
-  checks.expect("weights", mismatch(gw.download(), w_ref, 0, 0));
+  checks.expect("expert_ids", mismatch_report(gids.download(), ids_ref));
+  checks.expect("weights", mismatch_report(gw.download(), w_ref, 0, 0));
 
   // Gate-weight gradients: the same formula, a fused multiply-add may move an ulp: 1e-6.
   const std::vector<float> dw = uniform(rng, n * k);
@@ -71,7 +71,7 @@ void run_select(const RouterSpec& spec, bool with_bias, Checks& checks) {
                                                ds_ref.data());
   kernels::cuda::expert_weights_backward(gscores.get(), gids_ref.get(), gdw.get(), n, spec,
                                          gds.get(), cuda::stream());
-  checks.expect("dscores", mismatch(gds.download(), ds_ref, 1e-6, 1e-7));
+  checks.expect("dscores", mismatch_report(gds.download(), ds_ref, 1e-6, 1e-7));
 }
 
 RouterSpec spec(int64_t e, int64_t k, RouterTopkMethod method, int64_t n_group, int64_t topk_group,
@@ -103,11 +103,11 @@ void run_dispatch(int64_t n, int64_t k, int64_t e, double capacity_factor, Check
   DeviceBuffer<char> workspace(kernels::cuda::build_dispatch_workspace_bytes(n * k, e));
   kernels::cuda::build_dispatch(gids.get(), n, k, e, capacity, goffsets.get(), gsorted.get(),
                                 gposition.get(), gstatus.get(), workspace.get(), cuda::stream());
-  checks.expect("expert_offsets", mismatch(goffsets.download(), offsets_ref));
-  checks.expect("sorted_assignment", mismatch(gsorted.download(), sorted_ref));
-  checks.expect("assignment_position", mismatch(gposition.download(), position_ref));
+  checks.expect("expert_offsets", mismatch_report(goffsets.download(), offsets_ref));
+  checks.expect("sorted_assignment", mismatch_report(gsorted.download(), sorted_ref));
+  checks.expect("assignment_position", mismatch_report(gposition.download(), position_ref));
   checks.expect("status (dropped, invalid)",
-                mismatch(gstatus.download(), std::vector<int64_t>{dropped_ref, 0}));
+                mismatch_report(gstatus.download(), std::vector<int64_t>{dropped_ref, 0}));
 }
 
 // An id outside [0, E) is reported in status[1] (the CPU throws).
@@ -122,7 +122,7 @@ void run_dispatch_invalid(Checks& checks) {
   kernels::cuda::build_dispatch(gids.get(), n, k, e, -1, goffsets.get(), gsorted.get(),
                                 gposition.get(), gstatus.get(), workspace.get(), cuda::stream());
   checks.expect("status (dropped, invalid)",
-                mismatch(gstatus.download(), std::vector<int64_t>{0, 2}));
+                mismatch_report(gstatus.download(), std::vector<int64_t>{0, 2}));
 }
 
 // gather: a copy, exact. gather backward: the CPU's additions in the same order, exact in float.
@@ -150,7 +150,7 @@ void run_gather_combine(double capacity_factor, Checks& checks) {
                                 gxs.get(), cuda::stream());
   std::vector<float> xs = as_float(gxs.download());
   xs.resize(kept * dim);
-  checks.expect("x_sorted", mismatch(xs, xs_ref, 0, 0));
+  checks.expect("x_sorted", mismatch_report(xs, xs_ref, 0, 0));
 
   const std::vector<float> dxs = random_input<T>(rng, kept * dim);
   std::vector<float> dx_ref = random_input<T>(rng, n * dim);  // added into
@@ -158,7 +158,7 @@ void run_gather_combine(double capacity_factor, Checks& checks) {
   kernels::cpu::gather_rows_backward<float>(dxs.data(), position.data(), n, k, dim, dx_ref.data());
   kernels::cuda::gather_rows_backward<T>(gdxs.get(), gposition.get(), n, k, dim, gdx.get(),
                                          cuda::stream());
-  checks.expect("dx", mismatch(as_float(gdx.download()), dx_ref, kBf16 ? rtol : 0, 0));
+  checks.expect("dx", mismatch_report(as_float(gdx.download()), dx_ref, kBf16 ? rtol : 0, 0));
 
   const std::vector<float> out = random_input<T>(rng, kept * dim);
   const std::vector<float> w = uniform(rng, n * k, 0.f, 1.f);
@@ -169,7 +169,7 @@ void run_gather_combine(double capacity_factor, Checks& checks) {
                                        y_ref.data());
   kernels::cuda::combine_forward<T>(gout.get(), gw.get(), gposition.get(), n, k, dim, gy.get(),
                                     cuda::stream());
-  checks.expect("y", mismatch(as_float(gy.download()), y_ref, rtol, 1e-6 * max_abs(y_ref)));
+  checks.expect("y", mismatch_report(as_float(gy.download()), y_ref, rtol, 1e-6 * max_abs(y_ref)));
 
   const std::vector<float> dy = random_input<T>(rng, n * dim);
   std::vector<float> dout_ref = random_input<T>(rng, kept * dim), dw_ref = uniform(rng, n * k);
@@ -179,9 +179,9 @@ void run_gather_combine(double capacity_factor, Checks& checks) {
                                         dim, dout_ref.data(), dw_ref.data());
   kernels::cuda::combine_backward<T>(gdy.get(), gout.get(), gw.get(), gposition.get(), n, k, dim,
                                      gdout.get(), gdw.get(), cuda::stream());
-  checks.expect("d_expert_out", mismatch(as_float(gdout.download()), dout_ref, rtol,
+  checks.expect("d_expert_out", mismatch_report(as_float(gdout.download()), dout_ref, rtol,
                                          1e-6 * max_abs(dout_ref)));
-  checks.expect("dweights", mismatch(gdw.download(), dw_ref, 1e-5, 1e-5 * max_abs(dw_ref)));
+  checks.expect("dweights", mismatch_report(gdw.download(), dw_ref, 1e-5, 1e-5 * max_abs(dw_ref)));
 }
 
 // Both sides compute the per-token terms in double from the same float scores: the loss (a
@@ -219,8 +219,8 @@ void run_balance(bool sequence_wise, Checks& checks) {
     kernels::cuda::switch_aux_loss_backward(gscores.get(), gids.get(), n, e, k, alpha,
                                             gdloss.get(), gds.get(), workspace.get(), stream);
   }
-  checks.expect("loss", mismatch(gloss.download(), std::vector<float>{loss_ref}, 1e-6, 0));
-  checks.expect("dscores", mismatch(gds.download(), ds_ref, 1e-6, 1e-7));
+  checks.expect("loss", mismatch_report(gloss.download(), std::vector<float>{loss_ref}, 1e-6, 0));
+  checks.expect("dscores", mismatch_report(gds.download(), ds_ref, 1e-6, 1e-7));
 }
 
 // Integer counts and sign decisions, and one float addition per bias: exact.
@@ -233,7 +233,7 @@ void run_load_and_bias(Checks& checks) {
   DeviceBuffer<int32_t> gids(ids);
   DeviceBuffer<int64_t> gload(std::vector<int64_t>(e, 5));
   kernels::cuda::count_expert_load(gids.get(), n * k, e, gload.get(), cuda::stream());
-  checks.expect("load", mismatch(gload.download(), load_ref));
+  checks.expect("load", mismatch_report(gload.download(), load_ref));
 
   const float gamma = 0.001f;
   for (bool balanced : {false, true}) {
@@ -243,7 +243,7 @@ void run_load_and_bias(Checks& checks) {
     DeviceBuffer<int64_t> gl(load);
     kernels::cpu::update_correction_bias<float>(bias_ref.data(), load.data(), e, gamma);
     kernels::cuda::update_correction_bias(gbias.get(), gl.get(), e, gamma, cuda::stream());
-    checks.expect(balanced ? "bias (equal loads)" : "bias", mismatch(gbias.download(), bias_ref, 0, 0));
+    checks.expect(balanced ? "bias (equal loads)" : "bias", mismatch_report(gbias.download(), bias_ref, 0, 0));
   }
 }
 

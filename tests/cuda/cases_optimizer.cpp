@@ -1,5 +1,6 @@
 // Optimizer cases: multi-tensor AdamW over more tensors than one launch holds, and the
 // deterministic global sum of squares, against the CPU AdamW update and sum_squares.
+#include <memory>
 #include <string>
 
 #include "cuda/cuda_test_support.h"
@@ -51,9 +52,9 @@ void run_adamw(Checks& checks) {
   kernels::cuda::adamw_update<G>(list.data(), count, step, cuda::stream());
   for (int64_t i = 0; i < count; ++i) {
     const std::string at = " of tensor " + std::to_string(i);
-    checks.expect("param" + at, mismatch(gp[i]->download(), p[i], 1e-6, 1e-7));
-    checks.expect("m" + at, mismatch(gm[i]->download(), m[i], 1e-6, 1e-7));
-    checks.expect("v" + at, mismatch(gv[i]->download(), v[i], 1e-6, 1e-9));
+    checks.expect("param" + at, mismatch_report(gp[i]->download(), p[i], 1e-6, 1e-7));
+    checks.expect("m" + at, mismatch_report(gm[i]->download(), m[i], 1e-6, 1e-7));
+    checks.expect("v" + at, mismatch_report(gv[i]->download(), v[i], 1e-6, 1e-9));
   }
 }
 
@@ -75,11 +76,11 @@ void run_sum_squares(int64_t count, Checks& checks) {
   kernels::cuda::global_sum_squares<G>(list.data(), count, workspace.get(), out.get(),
                                        cuda::stream());
   const double first = out.download()[0];
-  checks.expect("sum of squares", mismatch(std::vector<double>{first}, {want}, 1e-12, 0));
+  checks.expect("sum of squares", mismatch_report(std::vector<double>{first}, {want}, 1e-12, 0));
   // Run to run, the result is bit-identical.
   kernels::cuda::global_sum_squares<G>(list.data(), count, workspace.get(), out.get(),
                                        cuda::stream());
-  checks.expect("sum of squares, second run", mismatch(out.download(), {first}, 0, 0));
+  checks.expect("sum of squares, second run", mismatch_report(out.download(), {first}, 0, 0));
 }
 
 }  // namespace

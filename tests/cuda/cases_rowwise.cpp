@@ -73,7 +73,7 @@ void run_rope(bool interleave, bool in_place, Checks& checks) {
                                       rope_dim, gcos.get(), gsin.get(), offset, interleave,
                                       cuda::stream());
     const std::vector<float> y = as_float(in_place ? gx.download() : gy.download());
-    checks.expect(forward ? "y" : "dx", mismatch(y, y_ref, rtol, 1e-6));
+    checks.expect(forward ? "y" : "dx", mismatch_report(y, y_ref, rtol, 1e-6));
   }
 }
 
@@ -99,15 +99,15 @@ void run_rms_norm(int64_t rows, int64_t cols, Checks& checks) {
   DeviceBuffer<float> grstd(rows);
   kernels::cuda::rms_norm_forward<T>(gx.get(), gw.get(), gy.get(), grstd.get(), rows, cols, eps,
                                      cuda::stream());
-  checks.expect("y", mismatch(as_float(gy.download()), y_ref, rtol, 1e-5 * max_abs(y_ref)));
-  checks.expect("rstd", mismatch(grstd.download(), rstd_ref, 1e-5, 0));
+  checks.expect("y", mismatch_report(as_float(gy.download()), y_ref, rtol, 1e-5 * max_abs(y_ref)));
+  checks.expect("rstd", mismatch_report(grstd.download(), rstd_ref, 1e-5, 0));
   // The backward reads the CPU's rstd, so it is checked on its own.
   DeviceBuffer<float> grstd_ref(rstd_ref);
   kernels::cuda::rms_norm_backward<T>(gx.get(), gw.get(), grstd_ref.get(), gdy.get(), gdx.get(),
                                       gdw.get(), rows, cols, cuda::stream());
-  checks.expect("dx", mismatch(as_float(gdx.download()), dx_ref, rtol, 1e-5 * max_abs(dx_ref)));
+  checks.expect("dx", mismatch_report(as_float(gdx.download()), dx_ref, rtol, 1e-5 * max_abs(dx_ref)));
   checks.expect("dweight",
-                mismatch(as_float(gdw.download()), dw_ref, rtol, 1e-5 * max_abs(dw_ref)));
+                mismatch_report(as_float(gdw.download()), dw_ref, rtol, 1e-5 * max_abs(dw_ref)));
 }
 
 // ---- softmax ----
@@ -126,10 +126,10 @@ void run_softmax(int64_t rows, int64_t cols, Checks& checks) {
   DeviceBuffer<T> gx(as_type<T>(x)), gy(rows * cols), gy_in(as_type<T>(y_in)),
       gdy(as_type<T>(dy)), gdx(rows * cols);
   kernels::cuda::softmax_forward<T>(gx.get(), gy.get(), rows, cols, cuda::stream());
-  checks.expect("y", mismatch(as_float(gy.download()), y_ref, rtol, 1e-7));
+  checks.expect("y", mismatch_report(as_float(gy.download()), y_ref, rtol, 1e-7));
   kernels::cuda::softmax_backward<T>(gy_in.get(), gdy.get(), gdx.get(), rows, cols,
                                      cuda::stream());
-  checks.expect("dx", mismatch(as_float(gdx.download()), dx_ref, rtol, 1e-5 * max_abs(dx_ref)));
+  checks.expect("dx", mismatch_report(as_float(gdx.download()), dx_ref, rtol, 1e-5 * max_abs(dx_ref)));
 }
 
 // ---- activations ----
@@ -148,28 +148,28 @@ void run_activations(Checks& checks) {
 
   kernels::cpu::silu_forward<float>(a.data(), r1.data(), n);
   kernels::cuda::silu_forward<T>(ga.get(), g1.get(), n, s);
-  checks.expect("silu", mismatch(as_float(g1.download()), r1, rtol, atol));
+  checks.expect("silu", mismatch_report(as_float(g1.download()), r1, rtol, atol));
   kernels::cpu::silu_backward<float>(a.data(), dy.data(), r1.data(), n);
   kernels::cuda::silu_backward<T>(ga.get(), gdy.get(), g1.get(), n, s);
-  checks.expect("silu dx", mismatch(as_float(g1.download()), r1, rtol, atol));
+  checks.expect("silu dx", mismatch_report(as_float(g1.download()), r1, rtol, atol));
 
   kernels::cpu::swiglu_forward<float>(a.data(), b.data(), r1.data(), n);
   kernels::cuda::swiglu_forward<T>(ga.get(), gb.get(), g1.get(), n, s);
-  checks.expect("swiglu", mismatch(as_float(g1.download()), r1, rtol, atol));
+  checks.expect("swiglu", mismatch_report(as_float(g1.download()), r1, rtol, atol));
   kernels::cpu::swiglu_backward<float>(a.data(), b.data(), dy.data(), r1.data(), r2.data(), n);
   kernels::cuda::swiglu_backward<T>(ga.get(), gb.get(), gdy.get(), g1.get(), g2.get(), n, s);
-  checks.expect("swiglu dgate", mismatch(as_float(g1.download()), r1, rtol, atol));
-  checks.expect("swiglu dup", mismatch(as_float(g2.download()), r2, rtol, atol));
+  checks.expect("swiglu dgate", mismatch_report(as_float(g1.download()), r1, rtol, atol));
+  checks.expect("swiglu dup", mismatch_report(as_float(g2.download()), r2, rtol, atol));
 
   kernels::cpu::sigmoid_forward<float>(a.data(), r1.data(), n);
   kernels::cuda::sigmoid_forward<T>(ga.get(), g1.get(), n, s);
-  checks.expect("sigmoid", mismatch(as_float(g1.download()), r1, rtol, atol));
+  checks.expect("sigmoid", mismatch_report(as_float(g1.download()), r1, rtol, atol));
   // The backward reads y: feed both sides the CPU's, in the kernel's type.
   const std::vector<float> y = is_bf16<T>() ? round_bf16(r1) : r1;
   DeviceBuffer<T> gy(as_type<T>(y));
   kernels::cpu::sigmoid_backward<float>(y.data(), dy.data(), r1.data(), n);
   kernels::cuda::sigmoid_backward<T>(gy.get(), gdy.get(), g1.get(), n, s);
-  checks.expect("sigmoid dx", mismatch(as_float(g1.download()), r1, rtol, atol));
+  checks.expect("sigmoid dx", mismatch_report(as_float(g1.download()), r1, rtol, atol));
 }
 
 // ---- embedding ----
@@ -190,10 +190,10 @@ void run_embedding(Checks& checks) {
   // dweight starts as garbage: the kernel must overwrite every row, unused ones with zeros.
   DeviceBuffer<T> gdw(as_type<T>(std::vector<float>(vocab * dim, 3.f)));
   kernels::cuda::embedding_forward<T>(gids.get(), gw.get(), gout.get(), n, dim, cuda::stream());
-  checks.expect("out", mismatch(as_float(gout.download()), out_ref, 0, 0));
+  checks.expect("out", mismatch_report(as_float(gout.download()), out_ref, 0, 0));
   kernels::cuda::embedding_backward<T>(gids.get(), gdout.get(), gdw.get(), n, vocab, dim,
                                        cuda::stream());
-  checks.expect("dweight", mismatch(as_float(gdw.download()), dw_ref,
+  checks.expect("dweight", mismatch_report(as_float(gdw.download()), dw_ref,
                                     is_bf16<T>() ? kBf16Rounding : 0, 0));
 }
 
@@ -221,15 +221,15 @@ void run_cross_entropy(int64_t rows, int64_t vocab, Checks& checks) {
   DeviceBuffer<int64_t> gcounted(1);
   kernels::cuda::cross_entropy_forward<T>(glogits.get(), gtargets.get(), glse.get(), rows, vocab,
                                           kIgnore, gloss.get(), gcounted.get(), cuda::stream());
-  checks.expect("lse", mismatch(glse.download(), lse_ref, 1e-6, 0));
-  checks.expect("loss", mismatch(gloss.download(), std::vector<double>{loss_ref}, 1e-6, 0));
-  checks.expect("counted", mismatch(gcounted.download(), std::vector<int64_t>{counted_ref}));
+  checks.expect("lse", mismatch_report(glse.download(), lse_ref, 1e-6, 0));
+  checks.expect("loss", mismatch_report(gloss.download(), std::vector<double>{loss_ref}, 1e-6, 0));
+  checks.expect("counted", mismatch_report(gcounted.download(), std::vector<int64_t>{counted_ref}));
   // The backward reads the CPU's lse.
   DeviceBuffer<float> glse_ref(lse_ref);
   kernels::cuda::cross_entropy_backward<T>(glogits.get(), gtargets.get(), glse_ref.get(),
                                            gscale.get(), gd.get(), rows, vocab, kIgnore,
                                            cuda::stream());
-  checks.expect("dlogits", mismatch(as_float(gd.download()), d_ref,
+  checks.expect("dlogits", mismatch_report(as_float(gd.download()), d_ref,
                                     is_bf16<T>() ? kBf16Rounding : 1e-5, 1e-5 * max_abs(d_ref)));
 }
 

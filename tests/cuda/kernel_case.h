@@ -13,9 +13,10 @@ namespace latte::test {
 // The outcome of one case: the outputs that did not match, with the reason.
 class Checks {
  public:
-  // Records `output` as failed when `mismatch` is not empty (see cuda_test_support.h).
-  void expect(const std::string& output, const std::string& mismatch) {
-    if (!mismatch.empty()) failures_.push_back(output + ": " + mismatch);
+  // Records `output` as failed when `report` (a mismatch_report, cuda_test_support.h) is not
+  // empty.
+  void expect(const std::string& output, const std::string& report) {
+    if (!report.empty()) failures_.push_back(output + ": " + report);
   }
   const std::vector<std::string>& failures() const { return failures_; }
 

@@ -3,6 +3,7 @@
 #include <doctest/doctest.h>
 
 #include <exception>
+#include <string>
 
 #include "cuda/kernel_case.h"
 
@@ -19,7 +20,10 @@ void run_all(const std::vector<KernelCase>& cases) {
     } catch (const std::exception& e) {
       checks.expect("run", std::string("threw: ") + e.what());
     }
-    for (const std::string& failure : checks.failures()) ADD_FAIL_CHECK(c.name << ": " << failure);
+    for (const std::string& failure : checks.failures()) {
+      const std::string message = c.name + ": " + failure;
+      FAIL_CHECK(message);
+    }
     CHECK_MESSAGE(checks.failures().empty(), c.name);
   }
 }

@@ -43,14 +43,17 @@ def route(scores, bias, m):
     return s_sel.topk(m.num_experts_per_tok, dim=-1).indices
 
 
-def moe(P, buffers, prefix, x, cfg, loads):
-    """SPEC §3 DeepSeekMoE, dropless. Returns (output, balance loss); records the expert loads in `loads`."""
+def moe(P, buffers, prefix, x, cfg, loads, noise):
+    """SPEC §3 DeepSeekMoE, dropless. Returns (output, balance loss); records the expert loads in `loads`.
+    noise: a torch.Generator for the training-time router noise (router_noise_std > 0), or None."""
     m = cfg.moe
     Bsz, T, d = x.shape
     N, E, K = Bsz * T, m.n_routed_experts, m.num_experts_per_tok
     p = prefix + "mlp."
     xf = x.reshape(N, d)
     logits = xf @ P[p + "gate.weight"].T
+    if noise is not None and m.router_noise_std > 0:
+        logits = logits + torch.randn(logits.shape, generator=noise, dtype=logits.dtype) * m.router_noise_std
     scores = torch.sigmoid(logits) if m.scoring_func == "sigmoid" else torch.softmax(logits, dim=-1)
     bias_name = p + "gate.e_score_correction_bias"
     bias = buffers.get(bias_name) if m.topk_method == "noaux_tc" else None
@@ -91,21 +94,22 @@ def moe(P, buffers, prefix, x, cfg, loads):
     return y.view(Bsz, T, d), balance
 
 
-def decoder_block(P, buffers, layer, h, cfg, cos, sin, loads):
+def decoder_block(P, buffers, layer, h, cfg, cos, sin, loads, noise):
     prefix = f"model.layers.{layer}."
     attention = ref.mla if cfg.attention.type == "mla" else ref.mha
     h = h + attention(P, prefix, ref.rms_norm(h, P[prefix + "input_layernorm.weight"], cfg.rms_norm_eps), cfg, cos,
                       sin)
     x = ref.rms_norm(h, P[prefix + "post_attention_layernorm.weight"], cfg.rms_norm_eps)
     if cfg.is_moe_layer(layer):
-        y, balance = moe(P, buffers, prefix, x, cfg, loads)
+        y, balance = moe(P, buffers, prefix, x, cfg, loads, noise)
     else:
         y, balance = ref.swiglu(P, prefix + "mlp.", x), torch.zeros((), dtype=x.dtype)
     return h + y, balance
 
 
-def forward(cfg, P, buffers, tokens):
-    """latte_ref.forward's outputs (logits, lm_loss, aux_loss, loss) plus `loads`: bias name -> tokens per expert."""
+def forward(cfg, P, buffers, tokens, noise=None):
+    """latte_ref.forward's outputs (logits, lm_loss, aux_loss, loss) plus `loads`: bias name -> tokens per expert.
+    noise: None (evaluation mode, as latte_ref) or a torch.Generator: training mode, router noise when enabled."""
     Bsz, T = tokens.shape
     L, V = cfg.num_hidden_layers, cfg.vocab_size
     dtype = P["model.embed_tokens.weight"].dtype
@@ -116,7 +120,7 @@ def forward(cfg, P, buffers, tokens):
     h = embed[tokens]
     aux = torch.zeros((), dtype=dtype)
     for layer in range(L):
-        h, balance = decoder_block(P, buffers, layer, h, cfg, cos, sin, loads)
+        h, balance = decoder_block(P, buffers, layer, h, cfg, cos, sin, loads, noise)
         aux = aux + balance
     logits = ref.rms_norm(h, P["model.norm.weight"], cfg.rms_norm_eps) @ head.T
     lm_loss = F.cross_entropy(logits[:, :-1].reshape(-1, V), tokens[:, 1:].reshape(-1))
@@ -132,7 +136,7 @@ def forward(cfg, P, buffers, tokens):
         g = ref.rms_norm(hidden[:, :n], P[prefix + "hnorm.weight"], cfg.rms_norm_eps)
         x = torch.cat((e, g), dim=-1) @ P[prefix + "eh_proj.weight"].T
         cos_m, sin_m = ref.rope_tables(cfg, n, dtype)
-        x, balance = decoder_block(P, buffers, L + m, x, cfg, cos_m, sin_m, loads)
+        x, balance = decoder_block(P, buffers, L + m, x, cfg, cos_m, sin_m, loads, noise)
         mtp_logits = ref.rms_norm(x, P[prefix + "shared_head.norm.weight"], cfg.rms_norm_eps) @ head.T
         mtp_loss = F.cross_entropy(mtp_logits[:, :n - 1].reshape(-1, V), tokens[:, m + 2:].reshape(-1))
         aux = aux + balance + cfg.mtp.loss_weight / D * mtp_loss
@@ -164,9 +168,10 @@ def update_correction_bias(buffers, loads, speed):
         buffers[name] += speed * torch.sign(load.mean() - load)
 
 
-def check_against_reference(cfg, seed, batch=2, seq_len=16):
+def check_against_reference(cfg, seed, batch=4, seq_len=32):
     """Largest relative difference, over loss, lm_loss, aux_loss and every gradient, between forward() and
-    latte_ref.forward in float64 on random parameters, correction biases and tokens."""
+    latte_ref.forward in float64 on random parameters, correction biases and tokens. (An expert no token chose has no
+    gradient here and a zero one in latte_ref.)"""
     params, buffers = init_parameters(cfg, torch.float64, seed)
     gen = torch.Generator().manual_seed(seed + 1)
     for b in buffers.values():
@@ -179,7 +184,7 @@ def check_against_reference(cfg, seed, batch=2, seq_len=16):
         out = fn(cfg, params, buffers, tokens)
         out["loss"].backward()
         results.append(({k: out[k].detach().clone() for k in ("loss", "lm_loss", "aux_loss")},
-                        {n: p.grad.clone() for n, p in params.items()}))
+                        {n: torch.zeros_like(p) if p.grad is None else p.grad.clone() for n, p in params.items()}))
     (want, want_grads), (got, got_grads) = results
     worst = 0.0
     for a, b in [(want[k], got[k]) for k in want] + [(want_grads[n], got_grads[n]) for n in want_grads]:
