@@ -4,13 +4,13 @@
 #include <exception>
 #include <iostream>
 
-#include "engine/cli/blas_kernels.h"
+#include "engine/cli/runtime_environment.h"
 #include "engine/cli/commands.h"
 #include "engine/error.h"
 #include "engine/version.h"
 
 int main(int argc, char** argv) {
-  latte::cli::select_blas_kernels(argv);
+  latte::cli::configure_runtime_environment(argv);
   CLI::App app{"latte: train and compare DeepSeek-V3-style attention variants"};
   app.set_version_flag("--version", std::string("latte ") + latte::kVersion);
   app.require_subcommand(0, 1);

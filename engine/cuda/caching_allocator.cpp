@@ -53,8 +53,8 @@ void* CachingAllocator::raw_allocate(size_t bytes) {
     (void)cudaMemGetInfo(&free_bytes, &total_bytes);
     LATTE_FAIL() << "cuda allocator: cannot allocate " << bytes << " bytes (" << size
                  << " with rounding): " << cudaGetErrorString(status) << "; latte holds "
-                 << current_bytes() << " bytes in tensors, the device has " << free_bytes
-                 << " of " << total_bytes << " bytes free";
+                 << current_bytes() << " bytes in tensors, the device has " << free_bytes << " of "
+                 << total_bytes << " bytes free";
   }
   return p;
 }

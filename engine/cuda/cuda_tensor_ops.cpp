@@ -78,8 +78,8 @@ void copy(const Tensor& src, const Tensor& dst) {
 }
 
 void fill(const Tensor& dst, double value) {
-  LATTE_CHECK(dst.is_contiguous()) << "fill_: needs a contiguous tensor, got a view "
-                                   << dst.describe();
+  LATTE_CHECK(dst.is_contiguous())
+      << "fill_: needs a contiguous tensor, got a view " << dst.describe();
   init();
   visit_dtype(dst.dtype(), [&](auto tag) {
     using T = decltype(tag);

@@ -11,7 +11,9 @@ using namespace detail;
 
 constexpr int kThreads = 256;
 
-__device__ __forceinline__ float sigmoid(float x) { return 1.f / (1.f + expf(-x)); }
+__device__ __forceinline__ float sigmoid(float x) {
+  return 1.f / (1.f + expf(-x));
+}
 
 // Runs f(i) for every i in [0, n) with a grid-stride loop.
 template <typename F>
@@ -94,8 +96,7 @@ void silu_backward(const T* x, const T* dy, T* dx, int64_t n, cudaStream_t strea
 }
 template <typename T>
 void swiglu_forward(const T* gate, const T* up, T* y, int64_t n, cudaStream_t stream) {
-  launch(n, stream,
-         SwigluForward<DeviceType<T>>{device_ptr(gate), device_ptr(up), device_ptr(y)});
+  launch(n, stream, SwigluForward<DeviceType<T>>{device_ptr(gate), device_ptr(up), device_ptr(y)});
 }
 template <typename T>
 void swiglu_backward(const T* gate, const T* up, const T* dy, T* dgate, T* dup, int64_t n,
@@ -110,17 +111,15 @@ void sigmoid_forward(const T* x, T* y, int64_t n, cudaStream_t stream) {
 }
 template <typename T>
 void sigmoid_backward(const T* y, const T* dy, T* dx, int64_t n, cudaStream_t stream) {
-  launch(n, stream,
-         SigmoidBackward<DeviceType<T>>{device_ptr(y), device_ptr(dy), device_ptr(dx)});
+  launch(n, stream, SigmoidBackward<DeviceType<T>>{device_ptr(y), device_ptr(dy), device_ptr(dx)});
 }
 
-#define LATTE_ACTIVATIONS(T)                                                                  \
-  template void silu_forward<T>(const T*, T*, int64_t, cudaStream_t);                         \
-  template void silu_backward<T>(const T*, const T*, T*, int64_t, cudaStream_t);              \
-  template void swiglu_forward<T>(const T*, const T*, T*, int64_t, cudaStream_t);             \
-  template void swiglu_backward<T>(const T*, const T*, const T*, T*, T*, int64_t,             \
-                                   cudaStream_t);                                             \
-  template void sigmoid_forward<T>(const T*, T*, int64_t, cudaStream_t);                      \
+#define LATTE_ACTIVATIONS(T)                                                                     \
+  template void silu_forward<T>(const T*, T*, int64_t, cudaStream_t);                            \
+  template void silu_backward<T>(const T*, const T*, T*, int64_t, cudaStream_t);                 \
+  template void swiglu_forward<T>(const T*, const T*, T*, int64_t, cudaStream_t);                \
+  template void swiglu_backward<T>(const T*, const T*, const T*, T*, T*, int64_t, cudaStream_t); \
+  template void sigmoid_forward<T>(const T*, T*, int64_t, cudaStream_t);                         \
   template void sigmoid_backward<T>(const T*, const T*, T*, int64_t, cudaStream_t);
 LATTE_ACTIVATIONS(float)
 LATTE_ACTIVATIONS(latte::bf16)

@@ -61,9 +61,8 @@ __global__ void fill_kernel(T* __restrict__ dst, int64_t n, T value) {
 }  // namespace
 
 template <typename Src, typename Dst>
-void strided_copy(const Src* src, const int64_t* src_strides, Dst* dst,
-                  const int64_t* dst_strides, const int64_t* shape, int rank,
-                  cudaStream_t stream) {
+void strided_copy(const Src* src, const int64_t* src_strides, Dst* dst, const int64_t* dst_strides,
+                  const int64_t* shape, int rank, cudaStream_t stream) {
   LATTE_CHECK(rank >= 0 && rank <= kMaxCopyRank)
       << "cuda strided_copy: rank " << rank << " exceeds " << kMaxCopyRank;
   CopyGeometry g{};
@@ -91,23 +90,23 @@ void fill(T* dst, int64_t n, T value, cudaStream_t stream) {
   LATTE_CUDA_CHECK_LAUNCH();
 }
 
-#define LATTE_COPY_FROM(S)                                                                        \
-  template void strided_copy<S, float>(const S*, const int64_t*, float*, const int64_t*,          \
-                                       const int64_t*, int, cudaStream_t);                        \
-  template void strided_copy<S, double>(const S*, const int64_t*, double*, const int64_t*,        \
-                                        const int64_t*, int, cudaStream_t);                       \
-  template void strided_copy<S, latte::bf16>(const S*, const int64_t*, latte::bf16*,              \
-                                             const int64_t*, const int64_t*, int, cudaStream_t);  \
-  template void strided_copy<S, int32_t>(const S*, const int64_t*, int32_t*, const int64_t*,      \
-                                         const int64_t*, int, cudaStream_t);                      \
-  template void strided_copy<S, int64_t>(const S*, const int64_t*, int64_t*, const int64_t*,      \
-                                         const int64_t*, int, cudaStream_t);                      \
+#define LATTE_COPY(S)                                                                       \
+  template void strided_copy<S, float>(const S*, const int64_t*, float*, const int64_t*,         \
+                                       const int64_t*, int, cudaStream_t);                       \
+  template void strided_copy<S, double>(const S*, const int64_t*, double*, const int64_t*,       \
+                                        const int64_t*, int, cudaStream_t);                      \
+  template void strided_copy<S, latte::bf16>(const S*, const int64_t*, latte::bf16*,             \
+                                             const int64_t*, const int64_t*, int, cudaStream_t); \
+  template void strided_copy<S, int32_t>(const S*, const int64_t*, int32_t*, const int64_t*,     \
+                                         const int64_t*, int, cudaStream_t);                     \
+  template void strided_copy<S, int64_t>(const S*, const int64_t*, int64_t*, const int64_t*,     \
+                                         const int64_t*, int, cudaStream_t);                     \
   template void fill<S>(S*, int64_t, S, cudaStream_t);
-LATTE_COPY_FROM(float)
-LATTE_COPY_FROM(double)
-LATTE_COPY_FROM(latte::bf16)
-LATTE_COPY_FROM(int32_t)
-LATTE_COPY_FROM(int64_t)
-#undef LATTE_COPY_FROM
+LATTE_COPY(float)
+LATTE_COPY(double)
+LATTE_COPY(latte::bf16)
+LATTE_COPY(int32_t)
+LATTE_COPY(int64_t)
+#undef LATTE_COPY
 
 }  // namespace latte::kernels::cuda

@@ -19,9 +19,8 @@ inline constexpr int kMaxCopyRank = 6;
 // Src, Dst in {float, double, latte::bf16, int32_t, int64_t}. The shape and strides are host
 // arrays.
 template <typename Src, typename Dst>
-void strided_copy(const Src* src, const int64_t* src_strides, Dst* dst,
-                  const int64_t* dst_strides, const int64_t* shape, int rank,
-                  cudaStream_t stream);
+void strided_copy(const Src* src, const int64_t* src_strides, Dst* dst, const int64_t* dst_strides,
+                  const int64_t* shape, int rank, cudaStream_t stream);
 
 // dst[i] = value for n contiguous elements (value converted to T once, on the host).
 template <typename T>

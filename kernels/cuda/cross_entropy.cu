@@ -34,8 +34,7 @@ __device__ Lse warp_merge(Lse v) {
 
 template <typename T>
 __global__ void __launch_bounds__(kRowThreads)
-    cross_entropy_lse_kernel(const T* __restrict__ logits, float* __restrict__ lse,
-                             int64_t vocab) {
+    cross_entropy_lse_kernel(const T* __restrict__ logits, float* __restrict__ lse, int64_t vocab) {
   __shared__ Lse partial[kRowThreads / kWarp];
   const T* x = logits + blockIdx.x * vocab;
   Lse run{-INFINITY, 0.f};
@@ -86,8 +85,7 @@ __global__ void __launch_bounds__(kReduceThreads)
 
 template <typename T>
 __global__ void __launch_bounds__(kRowThreads)
-    cross_entropy_backward_kernel(const T* __restrict__ logits,
-                                  const int32_t* __restrict__ targets,
+    cross_entropy_backward_kernel(const T* __restrict__ logits, const int32_t* __restrict__ targets,
                                   const float* __restrict__ lse, const float* __restrict__ scale,
                                   T* __restrict__ dlogits, int64_t vocab, int64_t ignore_index) {
   const int64_t off = blockIdx.x * vocab;
@@ -112,8 +110,8 @@ void check_rows(int64_t rows, const char* op) {
 
 template <typename T>
 void cross_entropy_forward(const T* logits, const int32_t* targets, float* lse, int64_t rows,
-                           int64_t vocab, int64_t ignore_index, double* loss_sum,
-                           int64_t* counted, cudaStream_t stream) {
+                           int64_t vocab, int64_t ignore_index, double* loss_sum, int64_t* counted,
+                           cudaStream_t stream) {
   check_rows(rows, "cuda cross_entropy_forward");
   if (rows > 0) {
     cross_entropy_lse_kernel<<<static_cast<unsigned>(rows), kRowThreads, 0, stream>>>(
@@ -136,9 +134,9 @@ void cross_entropy_backward(const T* logits, const int32_t* targets, const float
   LATTE_CUDA_CHECK_LAUNCH();
 }
 
-#define LATTE_CROSS_ENTROPY(T)                                                                 \
-  template void cross_entropy_forward<T>(const T*, const int32_t*, float*, int64_t, int64_t,   \
-                                         int64_t, double*, int64_t*, cudaStream_t);            \
+#define LATTE_CROSS_ENTROPY(T)                                                                  \
+  template void cross_entropy_forward<T>(const T*, const int32_t*, float*, int64_t, int64_t,    \
+                                         int64_t, double*, int64_t*, cudaStream_t);             \
   template void cross_entropy_backward<T>(const T*, const int32_t*, const float*, const float*, \
                                           T*, int64_t, int64_t, int64_t, cudaStream_t);
 LATTE_CROSS_ENTROPY(float)

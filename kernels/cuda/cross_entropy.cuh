@@ -20,8 +20,8 @@ namespace latte::kernels::cuda {
 // counted rows (double) and *counted = their number.
 template <typename T>
 void cross_entropy_forward(const T* logits, const int32_t* targets, float* lse, int64_t rows,
-                           int64_t vocab, int64_t ignore_index, double* loss_sum,
-                           int64_t* counted, cudaStream_t stream);
+                           int64_t vocab, int64_t ignore_index, double* loss_sum, int64_t* counted,
+                           cudaStream_t stream);
 
 // dlogits = scale * (softmax - onehot) on counted rows, 0 on ignored rows. `scale` points to one
 // fp32 value on the device (typically d loss / counted, computed there without a host sync).

@@ -17,13 +17,13 @@
         << __LINE__;                                                                         \
   } while (0)
 
-#define LATTE_CUBLAS_CHECK(call)                                                              \
-  do {                                                                                        \
-    const cublasStatus_t latte_cublas_status_ = (call);                                       \
-    LATTE_CHECK(latte_cublas_status_ == CUBLAS_STATUS_SUCCESS)                                \
-        << "cuBLAS error " << cublasGetStatusName(latte_cublas_status_) << " ("               \
-        << cublasGetStatusString(latte_cublas_status_) << ") in " #call " at " << __FILE__    \
-        << ":" << __LINE__;                                                                   \
+#define LATTE_CUBLAS_CHECK(call)                                                                  \
+  do {                                                                                            \
+    const cublasStatus_t latte_cublas_status_ = (call);                                           \
+    LATTE_CHECK(latte_cublas_status_ == CUBLAS_STATUS_SUCCESS)                                    \
+        << "cuBLAS error " << cublasGetStatusName(latte_cublas_status_) << " ("                   \
+        << cublasGetStatusString(latte_cublas_status_) << ") in " #call " at " << __FILE__ << ":" \
+        << __LINE__;                                                                              \
   } while (0)
 
 // Checks that the kernel launches just issued on this thread were accepted (bad configuration,

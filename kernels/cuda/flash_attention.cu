@@ -2,7 +2,6 @@
 
 #include <mma.h>
 
-#include <cmath>
 #include <type_traits>
 
 #include "kernels/cuda/cuda_check.h"
@@ -44,10 +43,10 @@ struct FlashParams {
   float scale = 1.f;       // softmax scale
   float scale_log2 = 1.f;  // scale * log2(e): scores in the exp2 domain
   int64_t qb = 0, qt = 0, qh = 0, kb = 0, kt = 0, kh = 0, vb = 0, vt = 0, vh = 0, ob = 0, ot = 0,
-          oh = 0;                                      // element strides
+          oh = 0;                                                   // element strides
   bool vec_q = false, vec_k = false, vec_v = false, vec_o = false;  // 16-byte global loads allowed
-  int br = 0, bc = 0;                                  // query rows and keys per tile
-  int off[kRegions] = {}, ld[kRegions] = {};           // byte offsets, leading dims (elements)
+  int br = 0, bc = 0;                                               // query rows and keys per tile
+  int off[kRegions] = {}, ld[kRegions] = {};  // byte offsets, leading dims (elements)
 };
 
 // Query i attends keys [0, visible_keys(i)) (AttentionProblem::visible_keys).
@@ -143,7 +142,8 @@ __device__ void block_gemm(float* c, int ldc, const T* a, int lda, const T* b, i
 
 // Zeroes a [rows, cols] fp32 shared tile.
 __device__ void zero_tile(float* t, int ld, int rows, int cols) {
-  for (int idx = threadIdx.x; idx < rows * cols; idx += blockDim.x) t[(idx / cols) * ld + idx % cols] = 0.f;
+  for (int idx = threadIdx.x; idx < rows * cols; idx += blockDim.x)
+    t[(idx / cols) * ld + idx % cols] = 0.f;
 }
 
 // Writes rows [0, rows) and columns [0, cols) of an fp32 tile times `factor` (divided by the
@@ -182,8 +182,8 @@ __global__ void __launch_bounds__(kThreads)
   const T* kg = k + b * p.kb + g * p.kh;
   const T* vg = v + b * p.vb + g * p.vh;
 
-  load_tile(qs, p.ld[kQ], p.br, p.qk_pad, q + b * p.qb + h * p.qh + i0 * p.qt, p.qt, rows,
-            p.qk_dim, p.vec_q);
+  load_tile(qs, p.ld[kQ], p.br, p.qk_pad, q + b * p.qb + h * p.qh + i0 * p.qt, p.qt, rows, p.qk_dim,
+            p.vec_q);
   zero_tile(acc, p.ld[kAccV], p.br, p.v_pad);
   for (int r = threadIdx.x; r < p.br; r += blockDim.x) {
     row_max[r] = -INFINITY;
@@ -256,8 +256,8 @@ __global__ void flash_delta_kernel(const FlashParams p, int64_t n_rows, const T*
 
 // Loads lse (times log2 e) and delta of query rows [i0, i0 + rows) of head (b, h) into shared
 // memory; rows past the end get 0 (they are masked).
-__device__ void load_row_stats(const FlashParams& p, const float* lse, const float* delta, int64_t bh,
-                               int i0, int rows, float* lse_s, float* delta_s) {
+__device__ void load_row_stats(const FlashParams& p, const float* lse, const float* delta,
+                               int64_t bh, int i0, int rows, float* lse_s, float* delta_s) {
   for (int r = threadIdx.x; r < p.br; r += blockDim.x) {
     const int64_t at = bh * p.q_len + i0 + r;
     lse_s[r] = r < rows ? lse[at] * kLog2e : 0.f;
@@ -267,10 +267,10 @@ __device__ void load_row_stats(const FlashParams& p, const float* lse, const flo
 
 template <typename T>
 __global__ void __launch_bounds__(kThreads)
-    flash_backward_dq_kernel(const FlashParams p, const T* __restrict__ q,
-                             const T* __restrict__ k, const T* __restrict__ v,
-                             const T* __restrict__ d_o, const float* __restrict__ lse,
-                             const float* __restrict__ delta, T* __restrict__ dq) {
+    flash_backward_dq_kernel(const FlashParams p, const T* __restrict__ q, const T* __restrict__ k,
+                             const T* __restrict__ v, const T* __restrict__ d_o,
+                             const float* __restrict__ lse, const float* __restrict__ delta,
+                             T* __restrict__ dq) {
   extern __shared__ __align__(128) unsigned char smem[];
   T* qs = region<T>(smem, p, kQ);
   T* dos = region<T>(smem, p, kDO);
@@ -290,8 +290,8 @@ __global__ void __launch_bounds__(kThreads)
   const T* kg = k + b * p.kb + g * p.kh;
   const T* vg = v + b * p.vb + g * p.vh;
 
-  load_tile(qs, p.ld[kQ], p.br, p.qk_pad, q + b * p.qb + h * p.qh + i0 * p.qt, p.qt, rows,
-            p.qk_dim, p.vec_q);
+  load_tile(qs, p.ld[kQ], p.br, p.qk_pad, q + b * p.qb + h * p.qh + i0 * p.qt, p.qt, rows, p.qk_dim,
+            p.vec_q);
   load_tile(dos, p.ld[kDO], p.br, p.v_pad, d_o + b * p.ob + h * p.oh + i0 * p.ot, p.ot, rows,
             p.v_dim, p.vec_o);
   zero_tile(acc, p.ld[kAccQ], p.br, p.qk_pad);
@@ -350,8 +350,8 @@ __global__ void __launch_bounds__(kThreads)
   const int cols = min(p.bc, p.kv_len - j0);
   T* dk_t = dk + b * p.kb + g * p.kh + j0 * p.kt;
   T* dv_t = dv + b * p.vb + g * p.vh + j0 * p.vt;
-  load_tile(ks, p.ld[kK], p.bc, p.qk_pad, k + b * p.kb + g * p.kh + j0 * p.kt, p.kt, cols,
-            p.qk_dim, p.vec_k);
+  load_tile(ks, p.ld[kK], p.bc, p.qk_pad, k + b * p.kb + g * p.kh + j0 * p.kt, p.kt, cols, p.qk_dim,
+            p.vec_k);
   load_tile(vs, p.ld[kV], p.bc, p.v_pad, v + b * p.vb + g * p.vh + j0 * p.vt, p.vt, cols, p.v_dim,
             p.vec_v);
   zero_tile(acc_k, p.ld[kAccQ], p.bc, p.qk_pad);
@@ -546,7 +546,7 @@ void flash_attention_forward(const AttentionProblem& pr, const T* q, const T* k,
   const dim3 grid(static_cast<unsigned>(ceil_div(pr.q_len, p.br)), p.q_heads,
                   static_cast<unsigned>(pr.batch));
   flash_forward_kernel<D><<<grid, kThreads, smem, stream>>>(p, device_ptr(q), device_ptr(k),
-                                                             device_ptr(v), device_ptr(o), lse);
+                                                            device_ptr(v), device_ptr(o), lse);
   LATTE_CUDA_CHECK_LAUNCH();
 }
 
@@ -564,8 +564,9 @@ void flash_attention_backward(const AttentionProblem& pr, const T* q, const T* k
   float* delta = workspace;
   const int64_t n_rows = flash_attention_backward_workspace(pr);
   constexpr int kRowsPerBlock = kThreads / kWarp;
-  flash_delta_kernel<D><<<static_cast<unsigned>(ceil_div(n_rows, kRowsPerBlock)), kThreads, 0,
-                          stream>>>(p, n_rows, device_ptr(o), device_ptr(d_o), delta);
+  flash_delta_kernel<D>
+      <<<static_cast<unsigned>(ceil_div(n_rows, kRowsPerBlock)), kThreads, 0, stream>>>(
+          p, n_rows, device_ptr(o), device_ptr(d_o), delta);
   LATTE_CUDA_CHECK_LAUNCH();
 
   const int64_t smem_kv = choose_tiles<T>(p, Kernel::kBackwardDkDv, kOp);
@@ -582,17 +583,16 @@ void flash_attention_backward(const AttentionProblem& pr, const T* q, const T* k
   const dim3 grid_q(static_cast<unsigned>(ceil_div(pr.q_len, p.br)), p.q_heads,
                     static_cast<unsigned>(pr.batch));
   flash_backward_dq_kernel<D><<<grid_q, kThreads, smem_q, stream>>>(
-      p, device_ptr(q), device_ptr(k), device_ptr(v), device_ptr(d_o), lse, delta,
-      device_ptr(dq));
+      p, device_ptr(q), device_ptr(k), device_ptr(v), device_ptr(d_o), lse, delta, device_ptr(dq));
   LATTE_CUDA_CHECK_LAUNCH();
 }
 
-#define LATTE_FLASH_ATTENTION(T)                                                                \
-  template void flash_attention_forward<T>(const AttentionProblem&, const T*, const T*, const T*, \
-                                           T*, float*, cudaStream_t);                           \
-  template void flash_attention_backward<T>(const AttentionProblem&, const T*, const T*,         \
-                                            const T*, const T*, const T*, const float*, T*, T*,  \
-                                            T*, float*, cudaStream_t);
+#define LATTE_FLASH_ATTENTION(T)                                                                   \
+  template void flash_attention_forward<T>(const AttentionProblem&, const T*, const T*, const T*,  \
+                                           T*, float*, cudaStream_t);                              \
+  template void flash_attention_backward<T>(const AttentionProblem&, const T*, const T*, const T*, \
+                                            const T*, const T*, const float*, T*, T*, T*, float*,  \
+                                            cudaStream_t);
 LATTE_FLASH_ATTENTION(float)
 LATTE_FLASH_ATTENTION(latte::bf16)
 #undef LATTE_FLASH_ATTENTION

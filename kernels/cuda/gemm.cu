@@ -72,10 +72,10 @@ void gemm(const BlasHandles& h, cudaStream_t stream, bool trans_a, bool trans_b,
   if (m == 0 || n == 0) return;
   constexpr cudaDataType_t type = data_type<T>();
   LATTE_CUBLAS_CHECK(cublasSetStream(h.blas, stream));
-  LATTE_CUBLAS_CHECK(cublasGemmEx(h.blas, op(trans_b), op(trans_a), to_int(n, "n"),
-                                  to_int(m, "m"), to_int(k, "k"), &alpha, b, type,
-                                  to_int(ldb, "ldb"), a, type, to_int(lda, "lda"), &beta, c, type,
-                                  to_int(ldc, "ldc"), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+  LATTE_CUBLAS_CHECK(cublasGemmEx(h.blas, op(trans_b), op(trans_a), to_int(n, "n"), to_int(m, "m"),
+                                  to_int(k, "k"), &alpha, b, type, to_int(ldb, "ldb"), a, type,
+                                  to_int(lda, "lda"), &beta, c, type, to_int(ldc, "ldc"),
+                                  CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
 }
 
 template <typename T>
@@ -105,8 +105,8 @@ void gemm_bias(const BlasHandles& h, cudaStream_t stream, bool trans_a, bool tra
   LATTE_CUBLAS_CHECK(cublasLtMatmulDescCreate(&mm.desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
   const cublasOperation_t op_first = op(trans_b), op_second = op(trans_a);
   const cublasLtEpilogue_t epilogue = CUBLASLT_EPILOGUE_BIAS;
-  LATTE_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(mm.desc, CUBLASLT_MATMUL_DESC_TRANSA,
-                                                    &op_first, sizeof(op_first)));
+  LATTE_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(mm.desc, CUBLASLT_MATMUL_DESC_TRANSA, &op_first,
+                                                    sizeof(op_first)));
   LATTE_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(mm.desc, CUBLASLT_MATMUL_DESC_TRANSB,
                                                     &op_second, sizeof(op_second)));
   LATTE_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(mm.desc, CUBLASLT_MATMUL_DESC_EPILOGUE,
@@ -115,17 +115,19 @@ void gemm_bias(const BlasHandles& h, cudaStream_t stream, bool trans_a, bool tra
                                                     &bias, sizeof(bias)));
   // Layouts of the stored operands, column-major: row-major B [k, n] is column-major [n, k]
   // (op N), row-major B [n, k] is column-major [k, n] (op T); likewise A; D^T is [n, m].
-  LATTE_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&mm.a, type, trans_b ? k : n, trans_b ? n : k, ldb));
-  LATTE_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&mm.b, type, trans_a ? m : k, trans_a ? k : m, lda));
+  LATTE_CUBLAS_CHECK(
+      cublasLtMatrixLayoutCreate(&mm.a, type, trans_b ? k : n, trans_b ? n : k, ldb));
+  LATTE_CUBLAS_CHECK(
+      cublasLtMatrixLayoutCreate(&mm.b, type, trans_a ? m : k, trans_a ? k : m, lda));
   LATTE_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&mm.c, type, n, m, ldc));
   LATTE_CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&mm.pref));
-  LATTE_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(
-      mm.pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &h.workspace_bytes,
-      sizeof(h.workspace_bytes)));
+  LATTE_CUBLAS_CHECK(
+      cublasLtMatmulPreferenceSetAttribute(mm.pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
+                                           &h.workspace_bytes, sizeof(h.workspace_bytes)));
   cublasLtMatmulHeuristicResult_t result{};
   int found = 0;
   const cublasStatus_t status = cublasLtMatmulAlgoGetHeuristic(h.lt, mm.desc, mm.a, mm.b, mm.c,
-                                                                mm.c, mm.pref, 1, &result, &found);
+                                                               mm.c, mm.pref, 1, &result, &found);
   if (status == CUBLAS_STATUS_SUCCESS && found > 0) {
     LATTE_CUBLAS_CHECK(cublasLtMatmul(h.lt, mm.desc, &alpha, b, mm.a, a, mm.b, &beta, c, mm.c, c,
                                       mm.c, &result.algo, h.workspace, h.workspace_bytes, stream));
@@ -133,8 +135,8 @@ void gemm_bias(const BlasHandles& h, cudaStream_t stream, bool trans_a, bool tra
   }
   gemm(h, stream, trans_a, trans_b, m, n, k, 1.f, a, lda, b, ldb, 0.f, c, ldc);
   constexpr int kThreads = 256;
-  add_bias_kernel<<<grid_for(m * n, kThreads), kThreads, 0, stream>>>(
-      device_ptr(c), ldc, device_ptr(bias), m, n);
+  add_bias_kernel<<<grid_for(m * n, kThreads), kThreads, 0, stream>>>(device_ptr(c), ldc,
+                                                                      device_ptr(bias), m, n);
   LATTE_CUDA_CHECK_LAUNCH();
 }
 
@@ -145,16 +147,16 @@ void grouped_gemm(const BlasHandles& h, cudaStream_t stream, bool trans_b, const
   for (int64_t g = 0; g < groups; ++g) {
     const int64_t rows = offsets[g + 1] - offsets[g];
     if (rows == 0) continue;
-    gemm(h, stream, false, trans_b, rows, n, k, alpha, a + offsets[g] * lda, lda,
-         b + g * stride_b, ldb, beta, c + offsets[g] * ldc, ldc);
+    gemm(h, stream, false, trans_b, rows, n, k, alpha, a + offsets[g] * lda, lda, b + g * stride_b,
+         ldb, beta, c + offsets[g] * ldc, ldc);
   }
 }
 
 template <typename T>
 void grouped_gemm_weight_grad(const BlasHandles& h, cudaStream_t stream, const int64_t* offsets,
                               int64_t groups, int64_t n, int64_t k, float alpha, const T* dy,
-                              int64_t lddy, const T* x, int64_t ldx, float beta, T* w,
-                              int64_t ldw, int64_t stride_w) {
+                              int64_t lddy, const T* x, int64_t ldx, float beta, T* w, int64_t ldw,
+                              int64_t stride_w) {
   constexpr int kThreads = 256;
   for (int64_t g = 0; g < groups; ++g) {
     const int64_t rows = offsets[g + 1] - offsets[g];
@@ -170,20 +172,20 @@ void grouped_gemm_weight_grad(const BlasHandles& h, cudaStream_t stream, const i
   }
 }
 
-#define LATTE_GEMM(T)                                                                             \
-  template void gemm<T>(const BlasHandles&, cudaStream_t, bool, bool, int64_t, int64_t, int64_t,  \
-                        float, const T*, int64_t, const T*, int64_t, float, T*, int64_t);         \
-  template void gemm_batched<T>(const BlasHandles&, cudaStream_t, bool, bool, int64_t, int64_t,   \
-                                int64_t, int64_t, float, const T*, int64_t, int64_t, const T*,    \
-                                int64_t, int64_t, float, T*, int64_t, int64_t);                   \
-  template void gemm_bias<T>(const BlasHandles&, cudaStream_t, bool, bool, int64_t, int64_t,      \
-                             int64_t, const T*, int64_t, const T*, int64_t, const T*, T*,         \
-                             int64_t);                                                            \
-  template void grouped_gemm<T>(const BlasHandles&, cudaStream_t, bool, const int64_t*, int64_t,  \
-                                int64_t, int64_t, float, const T*, int64_t, const T*, int64_t,    \
-                                int64_t, float, T*, int64_t);                                     \
-  template void grouped_gemm_weight_grad<T>(const BlasHandles&, cudaStream_t, const int64_t*,     \
-                                            int64_t, int64_t, int64_t, float, const T*, int64_t,  \
+#define LATTE_GEMM(T)                                                                            \
+  template void gemm<T>(const BlasHandles&, cudaStream_t, bool, bool, int64_t, int64_t, int64_t, \
+                        float, const T*, int64_t, const T*, int64_t, float, T*, int64_t);        \
+  template void gemm_batched<T>(const BlasHandles&, cudaStream_t, bool, bool, int64_t, int64_t,  \
+                                int64_t, int64_t, float, const T*, int64_t, int64_t, const T*,   \
+                                int64_t, int64_t, float, T*, int64_t, int64_t);                  \
+  template void gemm_bias<T>(const BlasHandles&, cudaStream_t, bool, bool, int64_t, int64_t,     \
+                             int64_t, const T*, int64_t, const T*, int64_t, const T*, T*,        \
+                             int64_t);                                                           \
+  template void grouped_gemm<T>(const BlasHandles&, cudaStream_t, bool, const int64_t*, int64_t, \
+                                int64_t, int64_t, float, const T*, int64_t, const T*, int64_t,   \
+                                int64_t, float, T*, int64_t);                                    \
+  template void grouped_gemm_weight_grad<T>(const BlasHandles&, cudaStream_t, const int64_t*,    \
+                                            int64_t, int64_t, int64_t, float, const T*, int64_t, \
                                             const T*, int64_t, float, T*, int64_t, int64_t);
 LATTE_GEMM(float)
 LATTE_GEMM(latte::bf16)

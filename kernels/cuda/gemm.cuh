@@ -60,7 +60,7 @@ void grouped_gemm(const BlasHandles& h, cudaStream_t stream, bool trans_b, const
 template <typename T>
 void grouped_gemm_weight_grad(const BlasHandles& h, cudaStream_t stream, const int64_t* offsets,
                               int64_t groups, int64_t n, int64_t k, float alpha, const T* dy,
-                              int64_t lddy, const T* x, int64_t ldx, float beta, T* w,
-                              int64_t ldw, int64_t stride_w);
+                              int64_t lddy, const T* x, int64_t ldx, float beta, T* w, int64_t ldw,
+                              int64_t stride_w);
 
 }  // namespace latte::kernels::cuda

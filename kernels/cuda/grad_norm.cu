@@ -24,8 +24,8 @@ struct SumSquaresLaunch {
 };
 
 template <typename G>
-__global__ void __launch_bounds__(kThreads) sum_squares_kernel(const SumSquaresLaunch<G> a,
-                                                               double* partial) {
+__global__ void __launch_bounds__(kThreads)
+    sum_squares_kernel(const SumSquaresLaunch<G> a, double* partial) {
   __shared__ double scratch[kWarp];
   double sum = 0;
   int t = 0;
@@ -42,8 +42,8 @@ __global__ void __launch_bounds__(kThreads) sum_squares_kernel(const SumSquaresL
   if (threadIdx.x == 0) partial[blockIdx.x] = a.accumulate ? partial[blockIdx.x] + sum : sum;
 }
 
-__global__ void __launch_bounds__(kGradNormPartials) sum_partials_kernel(const double* partial,
-                                                                         double* out) {
+__global__ void __launch_bounds__(kGradNormPartials)
+    sum_partials_kernel(const double* partial, double* out) {
   __shared__ double scratch[kWarp];
   const double total = block_sum(partial[threadIdx.x], scratch);
   if (threadIdx.x == 0) *out = total;
@@ -52,8 +52,8 @@ __global__ void __launch_bounds__(kGradNormPartials) sum_partials_kernel(const d
 }  // namespace
 
 template <typename G>
-void global_sum_squares(const GradTensor<G>* tensors, int64_t count, double* workspace,
-                        double* out, cudaStream_t stream) {
+void global_sum_squares(const GradTensor<G>* tensors, int64_t count, double* workspace, double* out,
+                        cudaStream_t stream) {
   using D = DeviceType<G>;
   SumSquaresLaunch<D> a{};
   // Always at least one launch, so an empty list writes zeros.

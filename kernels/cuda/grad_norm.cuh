@@ -28,7 +28,7 @@ struct GradTensor {
 // *out (device) = sum of squares of every element of the host array tensors[0, count), G = float
 // or bf16. workspace: kGradNormPartials doubles on the device.
 template <typename G>
-void global_sum_squares(const GradTensor<G>* tensors, int64_t count, double* workspace,
-                        double* out, cudaStream_t stream);
+void global_sum_squares(const GradTensor<G>* tensors, int64_t count, double* workspace, double* out,
+                        cudaStream_t stream);
 
 }  // namespace latte::kernels::cuda

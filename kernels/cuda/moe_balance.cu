@@ -113,6 +113,28 @@ unsigned token_blocks(int64_t n_tokens) {
   return static_cast<unsigned>(ceil_div(n_tokens, kWarpsPerBlock));
 }
 
+__global__ void count_load_kernel(const int32_t* __restrict__ ids, int64_t n, int n_experts,
+                                  unsigned long long* load) {
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const int32_t e = ids[i];
+    if (e >= 0 && e < n_experts) atomicAdd(&load[e], 1ull);
+  }
+}
+
+__global__ void __launch_bounds__(kReduceThreads)
+    update_bias_kernel(float* __restrict__ bias, const int64_t* __restrict__ load, int n_experts,
+                       float gamma) {
+  __shared__ long long scratch[kWarp];
+  long long total = 0;
+  for (int i = threadIdx.x; i < n_experts; i += blockDim.x) total += load[i];
+  total = block_sum(total, scratch);
+  for (int i = threadIdx.x; i < n_experts; i += blockDim.x) {
+    const long long diff = total - static_cast<long long>(n_experts) * load[i];  // E (mean - load)
+    bias[i] += diff > 0 ? gamma : diff < 0 ? -gamma : 0.f;
+  }
+}
+
 }  // namespace
 
 int64_t balance_loss_workspace_bytes(int64_t n_seqs, int64_t seq_len, int64_t n_experts) {
@@ -162,32 +184,6 @@ void switch_aux_loss_backward(const float* scores, const int32_t* expert_ids, in
   seq_aux_loss_backward(scores, expert_ids, 1, n_tokens, n_experts, top_k, alpha, dloss, dscores,
                         workspace, stream);
 }
-
-namespace {
-
-__global__ void count_load_kernel(const int32_t* __restrict__ ids, int64_t n, int n_experts,
-                                  unsigned long long* load) {
-  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
-       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
-    const int32_t e = ids[i];
-    if (e >= 0 && e < n_experts) atomicAdd(&load[e], 1ull);
-  }
-}
-
-__global__ void __launch_bounds__(kReduceThreads)
-    update_bias_kernel(float* __restrict__ bias, const int64_t* __restrict__ load, int n_experts,
-                       float gamma) {
-  __shared__ long long scratch[kWarp];
-  long long total = 0;
-  for (int i = threadIdx.x; i < n_experts; i += blockDim.x) total += load[i];
-  total = block_sum(total, scratch);
-  for (int i = threadIdx.x; i < n_experts; i += blockDim.x) {
-    const long long diff = total - static_cast<long long>(n_experts) * load[i];  // E (mean - load)
-    bias[i] += diff > 0 ? gamma : diff < 0 ? -gamma : 0.f;
-  }
-}
-
-}  // namespace
 
 void count_expert_load(const int32_t* expert_ids, int64_t n_assignments, int64_t n_experts,
                        int64_t* load, cudaStream_t stream) {

@@ -16,11 +16,11 @@ constexpr int kRowThreads = 256;
 
 // Views of the build_dispatch workspace.
 struct DispatchWorkspace {
-  int* chunk_counts;    // [chunks, E]
-  int* chunk_base;      // [chunks, E]: rank of the chunk's first assignment of each expert
-  int* chunk_invalid;   // [chunks]
-  int64_t* kept_start;  // [E]
-  int64_t* kept_count;  // [E]
+  int* chunk_counts;       // [chunks, E]
+  int* chunk_base;         // [chunks, E]: rank of the chunk's first assignment of each expert
+  int* chunk_invalid;      // [chunks]
+  int64_t* kept_start;     // [E]
+  int64_t* kept_count;     // [E]
   int64_t* dropped_start;  // [E]
 };
 
@@ -229,8 +229,8 @@ void build_dispatch(const int32_t* expert_ids, int64_t n_tokens, int64_t top_k, 
                     int64_t* assignment_position, int64_t* status, void* workspace,
                     cudaStream_t stream) {
   LATTE_CHECK(n_experts >= 1 && n_experts <= kMaxDispatchExperts)
-      << "cuda build_dispatch: n_experts " << n_experts << " is outside [1, "
-      << kMaxDispatchExperts << "]";
+      << "cuda build_dispatch: n_experts " << n_experts << " is outside [1, " << kMaxDispatchExperts
+      << "]";
   const int64_t n_assignments = n_tokens * top_k;
   check_grid(ceil_div(n_assignments, kChunk), "cuda build_dispatch");
   const int64_t chunks = ceil_div(n_assignments, kChunk);

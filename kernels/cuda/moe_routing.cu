@@ -167,10 +167,9 @@ __global__ void __launch_bounds__(kThreads)
 
 __global__ void expert_weights_backward_kernel(const float* __restrict__ scores,
                                                const int32_t* __restrict__ expert_ids,
-                                               const float* __restrict__ dweights,
-                                               int64_t n_tokens, int n_experts, int top_k,
-                                               bool norm_topk_prob, float scale,
-                                               float* __restrict__ dscores) {
+                                               const float* __restrict__ dweights, int64_t n_tokens,
+                                               int n_experts, int top_k, bool norm_topk_prob,
+                                               float scale, float* __restrict__ dscores) {
   const int64_t t = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
   if (t >= n_tokens) return;
   const float* s = scores + t * n_experts;
@@ -197,8 +196,7 @@ unsigned warp_blocks(int64_t n_tokens) {
 
 void check_experts(int64_t n_experts, const char* op) {
   LATTE_CHECK(n_experts >= 1 && n_experts <= kMaxRouterExperts)
-      << op << ": n_routed_experts " << n_experts << " is outside [1, " << kMaxRouterExperts
-      << "]";
+      << op << ": n_routed_experts " << n_experts << " is outside [1, " << kMaxRouterExperts << "]";
 }
 
 }  // namespace
@@ -249,9 +247,9 @@ void select_experts(const float* scores, const float* correction_bias, int64_t n
   LATTE_CUDA_CHECK_LAUNCH();
 }
 
-void expert_weights_backward(const float* scores, const int32_t* expert_ids,
-                             const float* dweights, int64_t n_tokens, const cpu::RouterSpec& spec,
-                             float* dscores, cudaStream_t stream) {
+void expert_weights_backward(const float* scores, const int32_t* expert_ids, const float* dweights,
+                             int64_t n_tokens, const cpu::RouterSpec& spec, float* dscores,
+                             cudaStream_t stream) {
   if (n_tokens == 0) return;
   constexpr int kTokenThreads = 128;
   expert_weights_backward_kernel<<<static_cast<unsigned>(ceil_div(n_tokens, kTokenThreads)),

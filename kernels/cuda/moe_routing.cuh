@@ -19,7 +19,7 @@
 namespace latte::kernels::cuda {
 
 // The largest n_experts select_experts takes (its per-token state lives in shared memory).
-inline constexpr int64_t kMaxRouterExperts = 2048;
+inline constexpr int64_t kMaxRouterExperts = 1024;
 
 // scores[N,E] = sigmoid(logits) or softmax(logits) over each row of E.
 void router_scores_forward(const float* logits, int64_t n_tokens, int64_t n_experts,
@@ -38,8 +38,8 @@ void select_experts(const float* scores, const float* correction_bias, int64_t n
                     cudaStream_t stream);
 
 // dscores[N,E] += d weights / d scores applied to dweights[N,K] (see the CPU header).
-void expert_weights_backward(const float* scores, const int32_t* expert_ids,
-                             const float* dweights, int64_t n_tokens, const cpu::RouterSpec& spec,
-                             float* dscores, cudaStream_t stream);
+void expert_weights_backward(const float* scores, const int32_t* expert_ids, const float* dweights,
+                             int64_t n_tokens, const cpu::RouterSpec& spec, float* dscores,
+                             cudaStream_t stream);
 
 }  // namespace latte::kernels::cuda

@@ -118,6 +118,7 @@ template <typename T>
 void rms_norm_backward(const T* x, const T* weight, const float* rstd, const T* dy, T* dx,
                        T* dweight, int64_t rows, int64_t cols, cudaStream_t stream) {
   check_rows(rows, "cuda rms_norm_backward");
+  if (cols == 0) return;
   if (rows > 0) {
     rms_norm_dx_kernel<<<static_cast<unsigned>(rows), kRowThreads, 0, stream>>>(
         device_ptr(x), device_ptr(weight), rstd, device_ptr(dy), device_ptr(dx), cols);
@@ -148,12 +149,12 @@ void softmax_backward(const T* y, const T* dy, T* dx, int64_t rows, int64_t cols
   LATTE_CUDA_CHECK_LAUNCH();
 }
 
-#define LATTE_NORM_SOFTMAX(T)                                                                   \
-  template void rms_norm_forward<T>(const T*, const T*, T*, float*, int64_t, int64_t, double,   \
-                                    cudaStream_t);                                              \
-  template void rms_norm_backward<T>(const T*, const T*, const float*, const T*, T*, T*,        \
-                                     int64_t, int64_t, cudaStream_t);                           \
-  template void softmax_forward<T>(const T*, T*, int64_t, int64_t, cudaStream_t);               \
+#define LATTE_NORM_SOFTMAX(T)                                                                     \
+  template void rms_norm_forward<T>(const T*, const T*, T*, float*, int64_t, int64_t, double,     \
+                                    cudaStream_t);                                                \
+  template void rms_norm_backward<T>(const T*, const T*, const float*, const T*, T*, T*, int64_t, \
+                                     int64_t, cudaStream_t);                                      \
+  template void softmax_forward<T>(const T*, T*, int64_t, int64_t, cudaStream_t);                 \
   template void softmax_backward<T>(const T*, const T*, T*, int64_t, int64_t, cudaStream_t);
 LATTE_NORM_SOFTMAX(float)
 LATTE_NORM_SOFTMAX(latte::bf16)

@@ -43,11 +43,12 @@ void rotate(const T* x, cpu::AttentionLayout xl, T* y, cpu::AttentionLayout yl, 
   const int64_t half = rope_dim / 2;
   const int64_t n_pairs = batch * tokens * heads * half;
   if (n_pairs == 0) return;
-  const RopeArgs args{xl,   yl, tokens, heads, half, position_offset, interleave ? 2 : 1,
-                      interleave ? 1 : half, direction};
+  const RopeArgs args{
+      xl,       yl, tokens, heads, half, position_offset, interleave ? 2 : 1, interleave ? 1 : half,
+      direction};
   constexpr int kThreads = 256;
-  rope_kernel<<<grid_for(n_pairs, kThreads), kThreads, 0, stream>>>(
-      args, n_pairs, device_ptr(x), device_ptr(y), cos, sin);
+  rope_kernel<<<grid_for(n_pairs, kThreads), kThreads, 0, stream>>>(args, n_pairs, device_ptr(x),
+                                                                    device_ptr(y), cos, sin);
   LATTE_CUDA_CHECK_LAUNCH();
 }
 
@@ -56,8 +57,7 @@ void rotate(const T* x, cpu::AttentionLayout xl, T* y, cpu::AttentionLayout yl, 
 template <typename T>
 void rope_forward(const T* x, cpu::AttentionLayout x_layout, T* y, cpu::AttentionLayout y_layout,
                   int64_t batch, int64_t tokens, int64_t heads, int64_t rope_dim, const float* cos,
-                  const float* sin, int64_t position_offset, bool interleave,
-                  cudaStream_t stream) {
+                  const float* sin, int64_t position_offset, bool interleave, cudaStream_t stream) {
   rotate(x, x_layout, y, y_layout, batch, tokens, heads, rope_dim, cos, sin, position_offset,
          interleave, 1.f, stream);
 }
@@ -71,13 +71,13 @@ void rope_backward(const T* dy, cpu::AttentionLayout dy_layout, T* dx,
          interleave, -1.f, stream);
 }
 
-#define LATTE_ROPE(T)                                                                        \
-  template void rope_forward<T>(const T*, cpu::AttentionLayout, T*, cpu::AttentionLayout,    \
-                                int64_t, int64_t, int64_t, int64_t, const float*, const float*, \
-                                int64_t, bool, cudaStream_t);                                \
-  template void rope_backward<T>(const T*, cpu::AttentionLayout, T*, cpu::AttentionLayout,   \
-                                 int64_t, int64_t, int64_t, int64_t, const float*,           \
-                                 const float*, int64_t, bool, cudaStream_t);
+#define LATTE_ROPE(T)                                                                              \
+  template void rope_forward<T>(const T*, cpu::AttentionLayout, T*, cpu::AttentionLayout, int64_t, \
+                                int64_t, int64_t, int64_t, const float*, const float*, int64_t,    \
+                                bool, cudaStream_t);                                               \
+  template void rope_backward<T>(const T*, cpu::AttentionLayout, T*, cpu::AttentionLayout,         \
+                                 int64_t, int64_t, int64_t, int64_t, const float*, const float*,   \
+                                 int64_t, bool, cudaStream_t);
 LATTE_ROPE(float)
 LATTE_ROPE(latte::bf16)
 #undef LATTE_ROPE

@@ -144,8 +144,8 @@ void bench_moe() {
   DeviceBuffer<int32_t> ids(n * k);
   DeviceBuffer<int64_t> offsets(e + 1), sorted(n * k), position(n * k), status(2);
   DeviceBuffer<char> workspace(kernels::cuda::build_dispatch_workspace_bytes(n * k, e));
-  DeviceBuffer<bf16> x(n * d_model), xs(n * k * d_model), h_gate(n * k * d_ff),
-      h_up(n * k * d_ff), out(n * k * d_model), y(n * d_model);
+  DeviceBuffer<bf16> x(n * d_model), xs(n * k * d_model), h_gate(n * k * d_ff), h_up(n * k * d_ff),
+      out(n * k * d_model), y(n * d_model);
   DeviceBuffer<bf16> w_gate(e * d_ff * d_model), w_up(e * d_ff * d_model),
       w_down(e * d_model * d_ff);
   fill_random(logits, -3.f, 3.f), fill_random(bias, -0.1f, 0.1f), fill_random(x);
@@ -165,13 +165,13 @@ void bench_moe() {
   });
   std::vector<int64_t> host_offsets(e + 1);
   const double gemms = time_ms([&] {
-    LATTE_CUDA_CHECK(cudaMemcpyAsync(host_offsets.data(), offsets.get(),
-                                     (e + 1) * sizeof(int64_t), cudaMemcpyDeviceToHost, s));
+    LATTE_CUDA_CHECK(cudaMemcpyAsync(host_offsets.data(), offsets.get(), (e + 1) * sizeof(int64_t),
+                                     cudaMemcpyDeviceToHost, s));
     LATTE_CUDA_CHECK(cudaStreamSynchronize(s));
     const auto& blas = cuda::blas();
     kernels::cuda::grouped_gemm<bf16>(blas, s, true, host_offsets.data(), e, d_ff, d_model, 1.f,
-                                      xs.get(), d_model, w_gate.get(), d_model, d_ff * d_model,
-                                      0.f, h_gate.get(), d_ff);
+                                      xs.get(), d_model, w_gate.get(), d_model, d_ff * d_model, 0.f,
+                                      h_gate.get(), d_ff);
     kernels::cuda::grouped_gemm<bf16>(blas, s, true, host_offsets.data(), e, d_ff, d_model, 1.f,
                                       xs.get(), d_model, w_up.get(), d_model, d_ff * d_model, 0.f,
                                       h_up.get(), d_ff);

@@ -77,8 +77,7 @@ Operands make_operands(const Shape& s) {
 }
 
 // Writes Uniform(-1, 1) values at every element of `op` in `buffer`.
-void fill_operand(std::mt19937& rng, std::vector<float>& buffer, const Operand& op,
-                  int64_t batch) {
+void fill_operand(std::mt19937& rng, std::vector<float>& buffer, const Operand& op, int64_t batch) {
   const std::vector<float> values = uniform(rng, batch * op.tokens * op.heads * op.dim);
   size_t next = 0;
   for (int64_t b = 0; b < batch; ++b)
@@ -150,8 +149,8 @@ void run_attention(const Shape& s, unsigned seed, Checks& checks) {
   kernels::cuda::flash_attention_forward<T>(p, gq.get() + x.q.offset, gk.get() + x.k.offset,
                                             gv.get() + x.v.offset, go.get() + x.o.offset,
                                             glse.get(), stream);
-  checks.expect("o", mismatch_report(as_float(go.download()), o_ref, Tol::kOut,
-                              Tol::kOut * scale_of(o_ref)));
+  checks.expect(
+      "o", mismatch_report(as_float(go.download()), o_ref, Tol::kOut, Tol::kOut * scale_of(o_ref)));
   checks.expect("lse", mismatch_report(glse.download(), lse_ref, Tol::kLse, Tol::kLse));
 
   // ---- backward, both sides from the CPU's o (in the kernel's type) and lse ----
@@ -160,8 +159,8 @@ void run_attention(const Shape& s, unsigned seed, Checks& checks) {
       dv_ref(x.kv_size, kSentinel);
   kernels::cpu::flash_attention_backward<float>(
       p, q.data() + x.q.offset, k.data() + x.k.offset, v.data() + x.v.offset,
-      o_in.data() + x.o.offset, d_o.data() + x.o.offset, lse_ref.data(),
-      dq_ref.data() + x.q.offset, dk_ref.data() + x.k.offset, dv_ref.data() + x.v.offset);
+      o_in.data() + x.o.offset, d_o.data() + x.o.offset, lse_ref.data(), dq_ref.data() + x.q.offset,
+      dk_ref.data() + x.k.offset, dv_ref.data() + x.v.offset);
   DeviceBuffer<T> go_in(as_type<T>(o_in)), gd_o(as_type<T>(d_o));
   DeviceBuffer<float> glse_in(lse_ref);
   DeviceBuffer<T> gdq(as_type<T>(std::vector<float>(x.q_size, kSentinel)));
@@ -173,11 +172,11 @@ void run_attention(const Shape& s, unsigned seed, Checks& checks) {
       go_in.get() + x.o.offset, gd_o.get() + x.o.offset, glse_in.get(), gdq.get() + x.q.offset,
       gdk.get() + x.k.offset, gdv.get() + x.v.offset, workspace.get(), stream);
   checks.expect("dq", mismatch_report(as_float(gdq.download()), dq_ref, Tol::kGrad,
-                               Tol::kGrad * scale_of(dq_ref)));
+                                      Tol::kGrad * scale_of(dq_ref)));
   checks.expect("dk", mismatch_report(as_float(gdk.download()), dk_ref, Tol::kGrad,
-                               Tol::kGrad * scale_of(dk_ref)));
+                                      Tol::kGrad * scale_of(dk_ref)));
   checks.expect("dv", mismatch_report(as_float(gdv.download()), dv_ref, Tol::kGrad,
-                               Tol::kGrad * scale_of(dv_ref)));
+                                      Tol::kGrad * scale_of(dv_ref)));
 }
 
 std::string describe(const Shape& s, const char* type) {
@@ -201,16 +200,18 @@ std::vector<KernelCase> attention_cases() {
       {2, 2, 2, 1, 300, 64, 64, false, P},    // decode, non-causal
       {1, 3, 3, 65, 65, 96, 96, true, P},
       {1, 2, 1, 129, 129, 128, 128, true, S},
-      {1, 2, 2, 70, 70, 192, 128, true, S},   // DeepSeek MLA head dims
+      {1, 2, 2, 70, 70, 192, 128, true, S},  // DeepSeek MLA head dims
       {1, 2, 2, 40, 40, 256, 256, true, P},
       {1, 2, 2, 41, 57, 256, 16, false, S},
-      {1, 3, 3, 50, 50, 20, 36, true, S},     // dims that are not multiples of 16
+      {1, 3, 3, 50, 50, 20, 36, true, S},  // dims that are not multiples of 16
   };
   std::vector<KernelCase> cases;
   unsigned seed = 100;
   for (const Shape& s : shapes) {
-    cases.push_back({describe(s, "f32"), [s, seed](Checks& c) { run_attention<float>(s, seed, c); }});
-    cases.push_back({describe(s, "bf16"), [s, seed](Checks& c) { run_attention<bf16>(s, seed, c); }});
+    cases.push_back(
+        {describe(s, "f32"), [s, seed](Checks& c) { run_attention<float>(s, seed, c); }});
+    cases.push_back(
+        {describe(s, "bf16"), [s, seed](Checks& c) { run_attention<bf16>(s, seed, c); }});
     ++seed;
   }
   return cases;

@@ -46,7 +46,7 @@ void run_gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, Checks& checks)
   kernels::cuda::gemm<T>(cuda::blas(), cuda::stream(), ta, tb, m, n, k, alpha, ga.get(), a.ld,
                          gb.get(), b.ld, beta, gc.get(), c.ld);
   checks.expect("c", mismatch_report(as_float(gc.download()), c_ref, gemm_rtol<T>(),
-                              gemm_atol_scale<T>() * max_abs(c_ref)));
+                                     gemm_atol_scale<T>() * max_abs(c_ref)));
 }
 
 template <typename T>
@@ -54,7 +54,8 @@ void run_gemm_batched(Checks& checks) {
   std::mt19937 rng(91);
   const int64_t batch = 3, m = 20, n = 24, k = 40;
   // A per batch; B shared (stride 0), transposed; C per batch.
-  const std::vector<float> av = random_input<T>(rng, batch * m * k), bv = random_input<T>(rng, n * k);
+  const std::vector<float> av = random_input<T>(rng, batch * m * k),
+                           bv = random_input<T>(rng, n * k);
   std::vector<float> c_ref(batch * m * n, 0.f);
   for (int64_t i = 0; i < batch; ++i)
     kernels::cpu::gemm<float>(false, true, m, n, k, 1.f, av.data() + i * m * k, k, bv.data(), k,
@@ -63,7 +64,7 @@ void run_gemm_batched(Checks& checks) {
   kernels::cuda::gemm_batched<T>(cuda::blas(), cuda::stream(), false, true, batch, m, n, k, 1.f,
                                  ga.get(), k, m * k, gb.get(), k, 0, 0.f, gc.get(), n, m * n);
   checks.expect("c", mismatch_report(as_float(gc.download()), c_ref, gemm_rtol<T>(),
-                              gemm_atol_scale<T>() * max_abs(c_ref)));
+                                     gemm_atol_scale<T>() * max_abs(c_ref)));
 }
 
 template <typename T>
@@ -81,7 +82,7 @@ void run_gemm_bias(int64_t m, int64_t n, int64_t k, Checks& checks) {
   kernels::cuda::gemm_bias<T>(cuda::blas(), cuda::stream(), false, true, m, n, k, gx.get(), k,
                               gw.get(), k, gbias.get(), gy.get(), n);
   checks.expect("y", mismatch_report(as_float(gy.download()), y_ref, gemm_rtol<T>(),
-                              gemm_atol_scale<T>() * max_abs(y_ref)));
+                                     gemm_atol_scale<T>() * max_abs(y_ref)));
 }
 
 // Groups of 5, 0, 12, 23 and 0 rows: expert blocks of a sorted activation matrix.
@@ -101,7 +102,7 @@ void run_grouped(Checks& checks) {
   kernels::cuda::grouped_gemm<T>(cuda::blas(), cuda::stream(), true, offsets.data(), groups, n, k,
                                  1.f, gx.get(), k, gw.get(), k, n * k, 0.f, gy.get(), n);
   checks.expect("y", mismatch_report(as_float(gy.download()), y_ref, gemm_rtol<T>(),
-                              gemm_atol_scale<T>() * max_abs(y_ref)));
+                                     gemm_atol_scale<T>() * max_abs(y_ref)));
 
   // Weight gradients dW_g = dY_g^T X_g; empty groups come out zero (beta 0 over garbage).
   const std::vector<float> dy = random_input<T>(rng, rows * n);
@@ -115,7 +116,7 @@ void run_grouped(Checks& checks) {
                                              n, k, 1.f, gdy.get(), n, gx.get(), k, 0.f, gdw.get(),
                                              k, n * k);
   checks.expect("dw", mismatch_report(as_float(gdw.download()), dw_ref, gemm_rtol<T>(),
-                               gemm_atol_scale<T>() * max_abs(dw_ref)));
+                                      gemm_atol_scale<T>() * max_abs(dw_ref)));
 }
 
 template <typename T>
@@ -126,7 +127,8 @@ void add_cases(std::vector<KernelCase>& cases) {
       cases.push_back({"gemm" + t + (ta ? " At" : " A") + (tb ? "Bt" : "B"),
                        [=](Checks& c) { run_gemm<T>(ta, tb, 37, 53, 71, c); }});
   cases.push_back({"gemm_batched" + t, [](Checks& c) { run_gemm_batched<T>(c); }});
-  cases.push_back({"gemm_bias" + t + " 33x40x24", [](Checks& c) { run_gemm_bias<T>(33, 40, 24, c); }});
+  cases.push_back(
+      {"gemm_bias" + t + " 33x40x24", [](Checks& c) { run_gemm_bias<T>(33, 40, 24, c); }});
   cases.push_back({"gemm_bias" + t + " 7x13x5", [](Checks& c) { run_gemm_bias<T>(7, 13, 5, c); }});
   cases.push_back({"grouped_gemm" + t, [](Checks& c) { run_grouped<T>(c); }});
 }

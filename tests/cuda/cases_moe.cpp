@@ -175,12 +175,12 @@ void run_gather_combine(double capacity_factor, Checks& checks) {
   std::vector<float> dout_ref = random_input<T>(rng, kept * dim), dw_ref = uniform(rng, n * k);
   DeviceBuffer<T> gdy(as_type<T>(dy)), gdout(as_type<T>(dout_ref));
   DeviceBuffer<float> gdw(dw_ref);
-  kernels::cpu::combine_backward<float>(dy.data(), out.data(), w.data(), position.data(), n, k,
-                                        dim, dout_ref.data(), dw_ref.data());
+  kernels::cpu::combine_backward<float>(dy.data(), out.data(), w.data(), position.data(), n, k, dim,
+                                        dout_ref.data(), dw_ref.data());
   kernels::cuda::combine_backward<T>(gdy.get(), gout.get(), gw.get(), gposition.get(), n, k, dim,
                                      gdout.get(), gdw.get(), cuda::stream());
   checks.expect("d_expert_out", mismatch_report(as_float(gdout.download()), dout_ref, rtol,
-                                         1e-6 * max_abs(dout_ref)));
+                                                1e-6 * max_abs(dout_ref)));
   checks.expect("dweights", mismatch_report(gdw.download(), dw_ref, 1e-5, 1e-5 * max_abs(dw_ref)));
 }
 
@@ -201,8 +201,8 @@ void run_balance(bool sequence_wise, Checks& checks) {
   const cudaStream_t stream = cuda::stream();
   float loss_ref;
   if (sequence_wise) {
-    loss_ref = kernels::cpu::seq_aux_loss_forward<float>(scores.data(), ids.data(), seqs, len, e,
-                                                         k, alpha);
+    loss_ref = kernels::cpu::seq_aux_loss_forward<float>(scores.data(), ids.data(), seqs, len, e, k,
+                                                         alpha);
     kernels::cpu::seq_aux_loss_backward<float>(scores.data(), ids.data(), seqs, len, e, k, alpha,
                                                dloss, ds_ref.data());
     kernels::cuda::seq_aux_loss_forward(gscores.get(), gids.get(), seqs, len, e, k, alpha,
@@ -210,14 +210,14 @@ void run_balance(bool sequence_wise, Checks& checks) {
     kernels::cuda::seq_aux_loss_backward(gscores.get(), gids.get(), seqs, len, e, k, alpha,
                                          gdloss.get(), gds.get(), workspace.get(), stream);
   } else {
-    loss_ref = kernels::cpu::switch_aux_loss_forward<float>(scores.data(), ids.data(), n, e, k,
-                                                            alpha);
-    kernels::cpu::switch_aux_loss_backward<float>(scores.data(), ids.data(), n, e, k, alpha,
-                                                  dloss, ds_ref.data());
+    loss_ref =
+        kernels::cpu::switch_aux_loss_forward<float>(scores.data(), ids.data(), n, e, k, alpha);
+    kernels::cpu::switch_aux_loss_backward<float>(scores.data(), ids.data(), n, e, k, alpha, dloss,
+                                                  ds_ref.data());
     kernels::cuda::switch_aux_loss_forward(gscores.get(), gids.get(), n, e, k, alpha, gloss.get(),
                                            workspace.get(), stream);
-    kernels::cuda::switch_aux_loss_backward(gscores.get(), gids.get(), n, e, k, alpha,
-                                            gdloss.get(), gds.get(), workspace.get(), stream);
+    kernels::cuda::switch_aux_loss_backward(gscores.get(), gids.get(), n, e, k, alpha, gdloss.get(),
+                                            gds.get(), workspace.get(), stream);
   }
   checks.expect("loss", mismatch_report(gloss.download(), std::vector<float>{loss_ref}, 1e-6, 0));
   checks.expect("dscores", mismatch_report(gds.download(), ds_ref, 1e-6, 1e-7));
@@ -243,7 +243,8 @@ void run_load_and_bias(Checks& checks) {
     DeviceBuffer<int64_t> gl(load);
     kernels::cpu::update_correction_bias<float>(bias_ref.data(), load.data(), e, gamma);
     kernels::cuda::update_correction_bias(gbias.get(), gl.get(), e, gamma, cuda::stream());
-    checks.expect(balanced ? "bias (equal loads)" : "bias", mismatch_report(gbias.download(), bias_ref, 0, 0));
+    checks.expect(balanced ? "bias (equal loads)" : "bias",
+                  mismatch_report(gbias.download(), bias_ref, 0, 0));
   }
 }
 
@@ -262,8 +263,8 @@ std::vector<KernelCase> moe_cases() {
   } selections[] = {
       {"greedy", spec(16, 4, RouterTopkMethod::kGreedy, 1, 1, false, 1.0), false},
       {"greedy normalized", spec(64, 6, RouterTopkMethod::kGreedy, 1, 1, true, 2.5), false},
-      {"group_limited_greedy",
-       spec(64, 6, RouterTopkMethod::kGroupLimitedGreedy, 8, 3, true, 1.0), false},
+      {"group_limited_greedy", spec(64, 6, RouterTopkMethod::kGroupLimitedGreedy, 8, 3, true, 1.0),
+       false},
       {"noaux_tc with bias", spec(256, 8, RouterTopkMethod::kNoauxTc, 8, 4, true, 2.5), true},
       {"noaux_tc without bias", spec(64, 8, RouterTopkMethod::kNoauxTc, 8, 4, false, 1.0), false},
       {"noaux_tc groups of one", spec(8, 2, RouterTopkMethod::kNoauxTc, 8, 4, true, 1.0), true},
@@ -275,10 +276,11 @@ std::vector<KernelCase> moe_cases() {
   cases.push_back({"build_dispatch dropless", [](Checks& c) { run_dispatch(1000, 6, 64, 0, c); }});
   cases.push_back(
       {"build_dispatch capacity 1.0", [](Checks& c) { run_dispatch(1000, 6, 64, 1.0, c); }});
-  cases.push_back(
-      {"build_dispatch capacity 1.25, 300 experts", [](Checks& c) { run_dispatch(777, 8, 300, 1.25, c); }});
+  cases.push_back({"build_dispatch capacity 1.25, 300 experts",
+                   [](Checks& c) { run_dispatch(777, 8, 300, 1.25, c); }});
   cases.push_back({"build_dispatch invalid ids", [](Checks& c) { run_dispatch_invalid(c); }});
-  cases.push_back({"gather/combine f32 dropless", [](Checks& c) { run_gather_combine<float>(0, c); }});
+  cases.push_back(
+      {"gather/combine f32 dropless", [](Checks& c) { run_gather_combine<float>(0, c); }});
   cases.push_back(
       {"gather/combine f32 capacity 1.0", [](Checks& c) { run_gather_combine<float>(1.0, c); }});
   cases.push_back(

@@ -46,8 +46,8 @@ void run_adamw(Checks& checks) {
     gm.push_back(std::make_unique<DeviceBuffer<float>>(m[i]));
     gv.push_back(std::make_unique<DeviceBuffer<float>>(v[i]));
     list.push_back({gp[i]->get(), gg[i]->get(), gm[i]->get(), gv[i]->get(), sizes[i]});
-    kernels::cpu::adamw_update<float>(p[i].data(), g[i].data(), m[i].data(), v[i].data(),
-                                      sizes[i], step);
+    kernels::cpu::adamw_update<float>(p[i].data(), g[i].data(), m[i].data(), v[i].data(), sizes[i],
+                                      step);
   }
   kernels::cuda::adamw_update<G>(list.data(), count, step, cuda::stream());
   for (int64_t i = 0; i < count; ++i) {

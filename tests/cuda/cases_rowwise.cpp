@@ -47,7 +47,8 @@ void run_rope(bool interleave, bool in_place, Checks& checks) {
   const int64_t half = rope_dim / 2, table_len = offset + tokens;
   const std::vector<float> angles = uniform(rng, table_len * half, -3.f, 3.f);
   std::vector<float> cos(angles.size()), sin(angles.size());
-  for (size_t i = 0; i < angles.size(); ++i) cos[i] = std::cos(angles[i]), sin[i] = std::sin(angles[i]);
+  for (size_t i = 0; i < angles.size(); ++i)
+    cos[i] = std::cos(angles[i]), sin[i] = std::sin(angles[i]);
   const std::vector<float> x = random_input<T>(rng, n);
   const double rtol = is_bf16<T>() ? kBf16Rounding : 1e-6;
   DeviceBuffer<float> gcos(cos), gsin(sin);
@@ -69,9 +70,8 @@ void run_rope(bool interleave, bool in_place, Checks& checks) {
       kernels::cuda::rope_forward<T>(gx.get(), layout, out, layout, batch, tokens, heads, rope_dim,
                                      gcos.get(), gsin.get(), offset, interleave, cuda::stream());
     else
-      kernels::cuda::rope_backward<T>(gx.get(), layout, out, layout, batch, tokens, heads,
-                                      rope_dim, gcos.get(), gsin.get(), offset, interleave,
-                                      cuda::stream());
+      kernels::cuda::rope_backward<T>(gx.get(), layout, out, layout, batch, tokens, heads, rope_dim,
+                                      gcos.get(), gsin.get(), offset, interleave, cuda::stream());
     const std::vector<float> y = as_float(in_place ? gx.download() : gy.download());
     checks.expect(forward ? "y" : "dx", mismatch_report(y, y_ref, rtol, 1e-6));
   }
@@ -105,7 +105,8 @@ void run_rms_norm(int64_t rows, int64_t cols, Checks& checks) {
   DeviceBuffer<float> grstd_ref(rstd_ref);
   kernels::cuda::rms_norm_backward<T>(gx.get(), gw.get(), grstd_ref.get(), gdy.get(), gdx.get(),
                                       gdw.get(), rows, cols, cuda::stream());
-  checks.expect("dx", mismatch_report(as_float(gdx.download()), dx_ref, rtol, 1e-5 * max_abs(dx_ref)));
+  checks.expect("dx",
+                mismatch_report(as_float(gdx.download()), dx_ref, rtol, 1e-5 * max_abs(dx_ref)));
   checks.expect("dweight",
                 mismatch_report(as_float(gdw.download()), dw_ref, rtol, 1e-5 * max_abs(dw_ref)));
 }
@@ -123,13 +124,13 @@ void run_softmax(int64_t rows, int64_t cols, Checks& checks) {
   // Both backward passes read the CPU's y, in the kernel's type.
   const std::vector<float> y_in = is_bf16<T>() ? round_bf16(y_ref) : y_ref;
   kernels::cpu::softmax_backward<float>(y_in.data(), dy.data(), dx_ref.data(), rows, cols);
-  DeviceBuffer<T> gx(as_type<T>(x)), gy(rows * cols), gy_in(as_type<T>(y_in)),
-      gdy(as_type<T>(dy)), gdx(rows * cols);
+  DeviceBuffer<T> gx(as_type<T>(x)), gy(rows * cols), gy_in(as_type<T>(y_in)), gdy(as_type<T>(dy)),
+      gdx(rows * cols);
   kernels::cuda::softmax_forward<T>(gx.get(), gy.get(), rows, cols, cuda::stream());
   checks.expect("y", mismatch_report(as_float(gy.download()), y_ref, rtol, 1e-7));
-  kernels::cuda::softmax_backward<T>(gy_in.get(), gdy.get(), gdx.get(), rows, cols,
-                                     cuda::stream());
-  checks.expect("dx", mismatch_report(as_float(gdx.download()), dx_ref, rtol, 1e-5 * max_abs(dx_ref)));
+  kernels::cuda::softmax_backward<T>(gy_in.get(), gdy.get(), gdx.get(), rows, cols, cuda::stream());
+  checks.expect("dx",
+                mismatch_report(as_float(gdx.download()), dx_ref, rtol, 1e-5 * max_abs(dx_ref)));
 }
 
 // ---- activations ----
@@ -194,7 +195,7 @@ void run_embedding(Checks& checks) {
   kernels::cuda::embedding_backward<T>(gids.get(), gdout.get(), gdw.get(), n, vocab, dim,
                                        cuda::stream());
   checks.expect("dweight", mismatch_report(as_float(gdw.download()), dw_ref,
-                                    is_bf16<T>() ? kBf16Rounding : 0, 0));
+                                           is_bf16<T>() ? kBf16Rounding : 0, 0));
 }
 
 // ---- cross-entropy ----
@@ -229,8 +230,9 @@ void run_cross_entropy(int64_t rows, int64_t vocab, Checks& checks) {
   kernels::cuda::cross_entropy_backward<T>(glogits.get(), gtargets.get(), glse_ref.get(),
                                            gscale.get(), gd.get(), rows, vocab, kIgnore,
                                            cuda::stream());
-  checks.expect("dlogits", mismatch_report(as_float(gd.download()), d_ref,
-                                    is_bf16<T>() ? kBf16Rounding : 1e-5, 1e-5 * max_abs(d_ref)));
+  checks.expect("dlogits",
+                mismatch_report(as_float(gd.download()), d_ref, is_bf16<T>() ? kBf16Rounding : 1e-5,
+                                1e-5 * max_abs(d_ref)));
 }
 
 template <typename T>
@@ -250,9 +252,8 @@ void add_cases(std::vector<KernelCase>& cases) {
   cases.push_back({"silu swiglu sigmoid" + t, [](Checks& c) { run_activations<T>(c); }});
   cases.push_back({"embedding" + t, [](Checks& c) { run_embedding<T>(c); }});
   for (auto [rows, vocab] : {std::pair<int64_t, int64_t>{9, 5003}, {3, 129}})
-    cases.push_back(
-        {"cross_entropy" + t + " " + std::to_string(rows) + "x" + std::to_string(vocab),
-         [=](Checks& c) { run_cross_entropy<T>(rows, vocab, c); }});
+    cases.push_back({"cross_entropy" + t + " " + std::to_string(rows) + "x" + std::to_string(vocab),
+                     [=](Checks& c) { run_cross_entropy<T>(rows, vocab, c); }});
 }
 
 }  // namespace

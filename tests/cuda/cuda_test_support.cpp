@@ -91,12 +91,12 @@ std::string compare_exact(const std::vector<T>& got, const std::vector<T>& want)
 
 }  // namespace
 
-std::string mismatch_report(const std::vector<float>& got, const std::vector<float>& want, double rtol,
-                     double atol) {
+std::string mismatch_report(const std::vector<float>& got, const std::vector<float>& want,
+                            double rtol, double atol) {
   return compare(got, want, rtol, atol);
 }
-std::string mismatch_report(const std::vector<double>& got, const std::vector<double>& want, double rtol,
-                     double atol) {
+std::string mismatch_report(const std::vector<double>& got, const std::vector<double>& want,
+                            double rtol, double atol) {
   return compare(got, want, rtol, atol);
 }
 std::string mismatch_report(const std::vector<int64_t>& got, const std::vector<int64_t>& want) {

@@ -92,13 +92,14 @@ inline constexpr double kBf16Rounding = 4e-3;
 // The largest |x_i|.
 double max_abs(const std::vector<float>& x);
 
-// Whether got matches want element by element: |got - want| <= atol + rtol * |want| (NaN never
-// matches). `why` states the reason for the tolerance. Returns a message naming the worst
-// element (by its share of the allowed error) and the allowed error, or "" on a match.
-std::string mismatch_report(const std::vector<float>& got, const std::vector<float>& want, double rtol,
-                     double atol);
-std::string mismatch_report(const std::vector<double>& got, const std::vector<double>& want, double rtol,
-                     double atol);
+// "" when got matches want element by element, |got - want| <= atol + rtol * |want| (equal
+// infinities match, NaN never does); else a message naming the worst element (by its share of the
+// allowed error), its value, the expected one and the allowed error. Callers state the reason
+// for their tolerances where they choose them.
+std::string mismatch_report(const std::vector<float>& got, const std::vector<float>& want,
+                            double rtol, double atol);
+std::string mismatch_report(const std::vector<double>& got, const std::vector<double>& want,
+                            double rtol, double atol);
 // Exact equality for integer outputs.
 std::string mismatch_report(const std::vector<int64_t>& got, const std::vector<int64_t>& want);
 std::string mismatch_report(const std::vector<int32_t>& got, const std::vector<int32_t>& want);

@@ -30,7 +30,7 @@ struct KernelCase {
 };
 
 std::vector<KernelCase> attention_cases();
-std::vector<KernelCase> rowwise_cases();  // rope, rms_norm, softmax, activations, embedding, CE
+std::vector<KernelCase> rowwise_cases();    // rope, rms_norm, softmax, activations, embedding, CE
 std::vector<KernelCase> optimizer_cases();  // adamw, global grad norm
 std::vector<KernelCase> moe_cases();        // routing, dispatch, combine, balance
 std::vector<KernelCase> gemm_cases();

@@ -99,10 +99,10 @@ TEST_CASE("cuda flash attention refuses head dims it has no tiles for") {
   p.k = p.q;
   p.v = p.o = kernels::cpu::packed_attention_layout(4, 1, 64);
   DeviceBuffer<float> buffer(4 * 320), lse(4);
-  CHECK_THROWS_WITH_AS(kernels::cuda::flash_attention_forward<float>(
-                           p, buffer.get(), buffer.get(), buffer.get(), buffer.get(), lse.get(),
-                           cuda::stream()),
-                       doctest::Contains("exceed the supported 256"), Error);
+  CHECK_THROWS_WITH_AS(
+      kernels::cuda::flash_attention_forward<float>(p, buffer.get(), buffer.get(), buffer.get(),
+                                                    buffer.get(), lse.get(), cuda::stream()),
+      doctest::Contains("exceed the supported 256"), Error);
 }
 
 }  // namespace latte::test

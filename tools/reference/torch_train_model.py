@@ -4,14 +4,15 @@
 It computes what latte_ref.forward computes (SPEC §1-§4) and reuses latte_ref's configuration, parameter names,
 attention (MLA and MHA), RoPE, RMSNorm and SwiGLU code. Two parts are rewritten, for speed only:
 - The routed experts run on their own tokens only: per expert, gather the tokens that chose it, run the SwiGLU MLP and
-  index_add_ the weighted output back, as Hugging Face's DeepSeek-V3 MoE does. latte_ref, written for clarity, runs
+  index-add the weighted output back, as Hugging Face's DeepSeek-V3 MoE does. latte_ref, written for clarity, runs
   every expert on every token and multiplies the unchosen ones by zero, which costs n_routed_experts /
   num_experts_per_tok times the routed-expert work.
 - Routing keeps no diagnostics (latte_ref records tie margins and group-limit effects for the fixtures).
 Everything runs batched over tokens; the only Python loops are over layers and experts.
 
-forward() also returns, per noaux_tc MoE layer, the tokens routed to each expert, and update_correction_bias() applies
-SPEC §3's aux-loss-free bias step with them, so a training step does what latte's does.
+For training, forward() takes a generator for the router noise (router_noise_std > 0) and also returns, per noaux_tc
+MoE layer, the tokens routed to each expert; update_correction_bias() applies SPEC §3's aux-loss-free bias step with
+them, so a training step does what latte's does.
 
     python3 tools/reference/torch_train_model.py CONFIG.toml [--seed N]
 

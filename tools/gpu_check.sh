@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# The one script a GPU session runs (docs/gpu.md): configures a CUDA build for this GPU's
+# architecture only, builds the CUDA test binary, runs the CUDA tests (ctest -L cuda), the kernel
+# benchmarks (latte_cuda_tests --bench) and the PyTorch SDPA baseline (tools/bench_sdpa.py), and
+# prints one summary table. The full log goes to $OUT/gpu_check.log when OUT is set (the device
+# tool returns files from $OUT), else to build/gpu/gpu_check.log. Ends within 8 minutes on an H200.
+#   tools/gpu_check.sh
+# Debian packages the GPU machine lacks (CLI11, toml11, doctest, OpenBLAS, nlohmann-json) can be
+# carried as .deb files in .deps/ (or $LATTE_DEPS_DIR): they are unpacked into / first.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+start=$(date +%s)
+build=build/gpu
+mkdir -p "$build" ${OUT:+"$OUT"}
+log="${OUT:+$OUT/gpu_check.log}"
+log="${log:-$build/gpu_check.log}"
+: >"$log"
+exec > >(tee -a "$log") 2>&1
+
+section() { echo; echo "==== $* [$(($(date +%s) - start)) s]"; }
+fail() { echo "gpu_check: $*"; exit 1; }
+
+section "GPU"
+command -v nvidia-smi >/dev/null || fail "nvidia-smi not found: no GPU driver on this machine"
+nvidia-smi --query-gpu=name,compute_cap,memory.total,driver_version --format=csv,noheader
+arch=$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader | head -n 1 | tr -d ' .')
+[[ -n "$arch" ]] || fail "could not read the GPU's compute capability"
+nvcc --version | tail -n 1
+
+deps="${LATTE_DEPS_DIR:-.deps}"
+if compgen -G "$deps/*.deb" >/dev/null; then
+  section "unpacking the carried packages of $deps"
+  for f in "$deps"/*.deb; do dpkg -x "$f" / && echo "  $(basename "$f")"; done
+  ldconfig
+fi
+openblas_hint=()
+if [[ ! -d /usr/lib/x86_64-linux-gnu/cmake/openblas ]]; then
+  for d in /usr/lib/x86_64-linux-gnu/openblas-{pthread,openmp}/cmake/openblas; do
+    [[ -d "$d" ]] && openblas_hint=("-DOpenBLAS_DIR=$d") && break
+  done
+fi
+
+section "configure (CUDA architecture $arch)"
+cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DLATTE_CUDA=ON \
+  -DCMAKE_CUDA_ARCHITECTURES="$arch" "${openblas_hint[@]}" >"$build/configure.log" 2>&1 ||
+  { tail -n 30 "$build/configure.log"; fail "cmake configure failed (log above)"; }
+echo "configured $build"
+
+section "build latte_cuda_tests (-j16)"
+build_start=$(date +%s)
+timeout 300 cmake --build "$build" -j16 --target latte_cuda_tests >"$build/build.log" 2>&1 ||
+  { grep -E "error|Error" "$build/build.log" | head -n 40; tail -n 20 "$build/build.log"
+    fail "build failed (log above)"; }
+build_s=$(($(date +%s) - build_start))
+echo "built in ${build_s} s"
+
+section "ctest -L cuda"
+timeout 240 ctest --test-dir "$build" -L cuda -V --timeout 220 2>&1 | tee "$build/ctest.log"
+test_status=${PIPESTATUS[0]}
+
+section "benchmarks: latte_cuda_tests --bench"
+timeout 150 "$build/tests/latte_cuda_tests" --bench 2>&1 | tee "$build/bench.log"
+bench_status=${PIPESTATUS[0]}
+
+section "PyTorch SDPA baseline: tools/bench_sdpa.py"
+PYTHONUNBUFFERED=1 timeout 120 python3 tools/bench_sdpa.py 2>&1 | tee -a "$build/bench.log"
+
+section "summary"
+doctest_line=$(grep -E "^\[doctest\] (test cases|assertions):" "$build/ctest.log" | tr '\n' ' ')
+ctest_line=$(grep -E "tests passed|tests failed" "$build/ctest.log" | tail -n 1)
+python3 - "$build/bench.log" <<'EOF' || grep "^BENCH" "$build/bench.log"
+import sys
+rows = {}
+for line in open(sys.argv[1]):
+    if not line.startswith("BENCH "):
+        continue
+    kv = dict(p.split("=", 1) for p in line.split()[1:])
+    rows[(kv.pop("name"), kv.get("qk"), kv.get("v"), kv.get("T"))] = kv
+def get(name, qk=None, v=None, t=None, key="tflops"):
+    kv = rows.get((name, qk, v, t))
+    return kv.get(key, "-") if kv and "error" not in kv else "-"
+peak = get("gemm_bf16_8192")
+print(f"cuBLAS bf16 GEMM 8192^3: {peak} TFLOP/s (the practical peak)")
+print("\nFlashAttention bf16 causal B=4 H=16, TFLOP/s      latte vs PyTorch SDPA")
+print(f"{'d(qk,v)':<10} {'T':>5} {'latte fwd':>10} {'sdpa fwd':>9} {'latte f+b':>10} {'sdpa f+b':>9}")
+for qk, v in [("64", "64"), ("128", "128"), ("192", "128")]:
+    for t in ["1024", "4096", "8192"]:
+        label = f"({qk},{v})"
+        print(f"{label:<10} {t:>5} "
+              f"{get('flash_fwd', qk, v, t):>10} {get('sdpa_fwd', qk, v, t):>9} "
+              f"{get('flash_fwd_bwd', qk, v, t):>10} {get('sdpa_fwd_bwd', qk, v, t):>9}")
+print("\nMoE layer forward (N=16384, E=64, top-6, 2048 -> 1408), ms")
+for name in ["moe_routing", "moe_permutation", "moe_combine", "moe_expert_gemms"]:
+    print(f"  {name:<18} {get(name, key='ms'):>8}")
+EOF
+echo
+echo "CUDA tests: ${ctest_line:-no ctest result} (exit $test_status)"
+echo "            ${doctest_line:-}"
+echo "benchmarks: exit $bench_status; build ${build_s} s; total $(($(date +%s) - start)) s"
+echo "log: $log"
+[[ $test_status -eq 0 && $bench_status -eq 0 ]]
