@@ -37,8 +37,9 @@ inline constexpr int64_t kFlashMaxHeadDim = 256;
 
 // o = softmax(scale * q k^T + mask) v for T = float or latte::bf16. lse: [batch, q_heads, q_len]
 // contiguous fp32, the natural log of each row's softmax denominator (-inf for a causal row that
-// sees no key; its o row is 0). Throws latte::Error for an invalid problem or a head dim above
-// kFlashMaxHeadDim.
+// sees no key; its o row is 0). Throws latte::Error for an invalid problem, a head dim above
+// kFlashMaxHeadDim, or tiles that do not fit the GPU's shared memory (only fp32 with head dims
+// near 256 on GPUs with about 100 KB per block; A100 and H100 take every supported shape).
 template <typename T>
 void flash_attention_forward(const AttentionProblem& p, const T* q, const T* k, const T* v, T* o,
                              float* lse, cudaStream_t stream);
