@@ -9,56 +9,31 @@
 #include <algorithm>
 #include <csignal>
 #include <filesystem>
-#include <fstream>
-#include <iterator>
+#include <ostream>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
 #include "engine/error.h"
 #include "engine/io/atomic_file.h"
+#include "support/read_file.h"
+#include "support/temp_dir.h"
 
 namespace fs = std::filesystem;
 
 namespace {
 
-// A fresh directory under the system temp directory, removed with its contents at scope exit.
-class ScratchDirectory {
- public:
-  ScratchDirectory() {
-    static int counter = 0;
-    do {
-      path_ = fs::temp_directory_path() / ("latte-test-atomic-file-" + std::to_string(::getpid()) +
-                                           "-" + std::to_string(counter++));
-    } while (!fs::create_directory(path_));
-  }
-  ScratchDirectory(const ScratchDirectory&) = delete;
-  ScratchDirectory& operator=(const ScratchDirectory&) = delete;
-  ~ScratchDirectory() {
-    std::error_code ignored;
-    fs::permissions(path_, fs::perms::owner_all, fs::perm_options::add, ignored);
-    fs::remove_all(path_, ignored);
-  }
-  const fs::path& path() const { return path_; }
-  std::string file(const std::string& name) const { return (path_ / name).string(); }
-  // Names of the entries, sorted.
-  std::vector<std::string> entries() const {
-    std::vector<std::string> names;
-    for (const auto& entry : fs::directory_iterator(path_)) {
-      names.push_back(entry.path().filename().string());
-    }
-    std::sort(names.begin(), names.end());
-    return names;
-  }
+using latte::test::read_file;
+using latte::test::TempDir;
 
- private:
-  fs::path path_;
-};
-
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  REQUIRE(in.good());
-  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+// Names of the entries of `dir`, sorted.
+std::vector<std::string> entries(const TempDir& dir) {
+  std::vector<std::string> names;
+  for (const auto& entry : fs::directory_iterator(dir.path())) {
+    names.push_back(entry.path().filename().string());
+  }
+  std::sort(names.begin(), names.end());
+  return names;
 }
 
 std::string temp_name(const std::string& path) {
@@ -91,7 +66,7 @@ class FileSizeLimit {
 }  // namespace
 
 TEST_CASE("write_file_atomically creates and completely replaces a file, leaving no temp file") {
-  ScratchDirectory dir;
+  TempDir dir;
   const std::string path = dir.file("out.txt");
   latte::write_file_atomically(path, std::string_view("first version, rather long\n"));
   CHECK(read_file(path) == "first version, rather long\n");
@@ -99,11 +74,11 @@ TEST_CASE("write_file_atomically creates and completely replaces a file, leaving
   CHECK(read_file(path) == "short");  // no tail of the longer old content
   latte::write_file_atomically(path, std::string_view(""));
   CHECK(read_file(path).empty());
-  CHECK(dir.entries() == std::vector<std::string>{"out.txt"});
+  CHECK(entries(dir) == std::vector<std::string>{"out.txt"});
 }
 
 TEST_CASE("write_file_atomically streams large content through the callback exactly") {
-  ScratchDirectory dir;
+  TempDir dir;
   const std::string path = dir.file("big.bin");
   // 3 MiB of block writes (larger than any internal buffer) interleaved with single bytes.
   std::string expected;
@@ -121,11 +96,11 @@ TEST_CASE("write_file_atomically streams large content through the callback exac
     expected += std::to_string(i) + "\n";
   }
   CHECK(read_file(path) == expected);
-  CHECK(dir.entries() == std::vector<std::string>{"big.bin"});
+  CHECK(entries(dir) == std::vector<std::string>{"big.bin"});
 }
 
 TEST_CASE("write_file_atomically writes to <path>.tmp.<pid> while the old file stays readable") {
-  ScratchDirectory dir;
+  TempDir dir;
   const std::string path = dir.file("state.txt");
   latte::write_file_atomically(path, std::string_view("old"));
   latte::write_file_atomically(path, [&](std::ostream& out) {
@@ -138,7 +113,7 @@ TEST_CASE("write_file_atomically writes to <path>.tmp.<pid> while the old file s
 }
 
 TEST_CASE("write_file_atomically into a missing or non-directory parent throws naming the path") {
-  ScratchDirectory dir;
+  TempDir dir;
   const std::string missing = dir.file("no-such-dir/out.txt");
   CHECK_THROWS_WITH_AS(latte::write_file_atomically(missing, std::string_view("x")),
                        doctest::Contains(("'" + missing + "': cannot create '" +
@@ -154,7 +129,7 @@ TEST_CASE("write_file_atomically into a missing or non-directory parent throws n
                                              .c_str()),
                        latte::Error);
   CHECK(read_file(file) == "keep");
-  CHECK(dir.entries() == std::vector<std::string>{"a-file"});
+  CHECK(entries(dir) == std::vector<std::string>{"a-file"});
 }
 
 TEST_CASE("write_file_atomically into an unwritable directory leaves the existing file") {
@@ -164,7 +139,7 @@ TEST_CASE("write_file_atomically into an unwritable directory leaves the existin
     MESSAGE("skipped: running as root, a read-only directory is still writable");
     return;
   }
-  ScratchDirectory dir;
+  TempDir dir;
   const std::string path = dir.file("kept.txt");
   latte::write_file_atomically(path, std::string_view("old content"));
   fs::permissions(dir.path(),
@@ -174,11 +149,11 @@ TEST_CASE("write_file_atomically into an unwritable directory leaves the existin
                        doctest::Contains("Permission denied"), latte::Error);
   fs::permissions(dir.path(), fs::perms::owner_all, fs::perm_options::add);
   CHECK(read_file(path) == "old content");
-  CHECK(dir.entries() == std::vector<std::string>{"kept.txt"});
+  CHECK(entries(dir) == std::vector<std::string>{"kept.txt"});
 }
 
 TEST_CASE("write_file_atomically over a directory fails at the rename and removes the temp") {
-  ScratchDirectory dir;
+  TempDir dir;
   const std::string path = dir.file("a-directory");
   fs::create_directory(path);
   latte::write_file_atomically(dir.file("a-directory/inside.txt"), std::string_view("inside"));
@@ -186,11 +161,11 @@ TEST_CASE("write_file_atomically over a directory fails at the rename and remove
                        doctest::Contains(("'" + path + "': cannot rename").c_str()), latte::Error);
   CHECK(fs::is_directory(path));
   CHECK(read_file(dir.file("a-directory/inside.txt")) == "inside");
-  CHECK(dir.entries() == std::vector<std::string>{"a-directory"});
+  CHECK(entries(dir) == std::vector<std::string>{"a-directory"});
 }
 
 TEST_CASE("write_file_atomically reports a failed write and keeps the old file") {
-  ScratchDirectory dir;
+  TempDir dir;
   const std::string path = dir.file("limited.bin");
   latte::write_file_atomically(path, std::string_view("old content"));
   const std::string big(size_t{2} << 20, 'z');
@@ -206,11 +181,11 @@ TEST_CASE("write_file_atomically reports a failed write and keeps the old file")
   CHECK(message.find("': cannot write '" + temp_name(path) + "': File too large") !=
         std::string::npos);
   CHECK(read_file(path) == "old content");
-  CHECK(dir.entries() == std::vector<std::string>{"limited.bin"});
+  CHECK(entries(dir) == std::vector<std::string>{"limited.bin"});
 }
 
 TEST_CASE("a writer that throws or fails its stream leaves the old file and no temp file") {
-  ScratchDirectory dir;
+  TempDir dir;
   const std::string path = dir.file("model.bin");
   latte::write_file_atomically(path, std::string_view("old content"));
 
@@ -222,7 +197,7 @@ TEST_CASE("a writer that throws or fails its stream leaves the old file and no t
                                                     }),
                        "writer broke", std::invalid_argument);
   CHECK(read_file(path) == "old content");
-  CHECK(dir.entries() == std::vector<std::string>{"model.bin"});
+  CHECK(entries(dir) == std::vector<std::string>{"model.bin"});
 
   CHECK_THROWS_WITH_AS(latte::write_file_atomically(path,
                                                     [](std::ostream& out) {
@@ -232,5 +207,5 @@ TEST_CASE("a writer that throws or fails its stream leaves the old file and no t
                        doctest::Contains(("'" + path + "': the output stream failed").c_str()),
                        latte::Error);
   CHECK(read_file(path) == "old content");
-  CHECK(dir.entries() == std::vector<std::string>{"model.bin"});
+  CHECK(entries(dir) == std::vector<std::string>{"model.bin"});
 }

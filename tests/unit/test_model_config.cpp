@@ -3,14 +3,13 @@
 // overrides, and the JSON/TOML round trips of ModelConfig.
 #include <doctest/doctest.h>
 
-#include <functional>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
 #include "engine/config/toml_document.h"
-#include "engine/error.h"
 #include "models/config_loader.h"
+#include "support/error_text.h"
 #include "support/temp_dir.h"
 
 namespace {
@@ -18,21 +17,8 @@ namespace {
 using latte::ConfigDocument;
 using latte::load_model_config;
 using latte::ModelConfig;
+using latte::test::error_of;
 using latte::test::TempDir;
-
-#define CHECK_CONTAINS(text, part)                                 \
-  CHECK_MESSAGE(std::string(text).find(part) != std::string::npos, \
-                "expected to find [" << (part) << "] in [" << (text) << "]")
-
-std::string error_of(const std::function<void()>& action) {
-  try {
-    action();
-  } catch (const latte::Error& error) {
-    return error.what();
-  }
-  FAIL_CHECK("expected a latte::Error, none was thrown");
-  return "";
-}
 
 ModelConfig load_text(const std::string& text) {
   return load_model_config(ConfigDocument::parse(text, "model.toml"));

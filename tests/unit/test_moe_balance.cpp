@@ -7,29 +7,17 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
-#include <numeric>
-#include <random>
 #include <vector>
 
 #include "engine/error.h"
 #include "kernels/cpu/moe_balance.h"
 #include "support/finite_difference.h"
+#include "support/random_expert_ids.h"
 
 namespace {
 
 namespace k = latte::kernels::cpu;
-
-// K distinct experts per token, drawn from a seeded generator.
-std::vector<int32_t> random_ids(int64_t n_tokens, int64_t top_k, int64_t n_experts, unsigned seed) {
-  std::mt19937_64 rng(seed);
-  std::vector<int32_t> experts(n_experts), ids;
-  std::iota(experts.begin(), experts.end(), 0);
-  for (int64_t t = 0; t < n_tokens; ++t) {
-    std::shuffle(experts.begin(), experts.end(), rng);
-    ids.insert(ids.end(), experts.begin(), experts.begin() + top_k);
-  }
-  return ids;
-}
+using latte::test::random_expert_ids;
 
 // Four tokens, E = 3, K = 2. Rows 0 and 1 sum to 1 (softmax-like); rows 2 and 3 do not
 // (sigmoid-like), so the per-token normalization p = s / Σ_j s matters:
@@ -86,7 +74,7 @@ TEST_CASE("balance loss gradients match finite differences") {
   // exactly what the model backpropagates (gradient through the normalized probabilities only).
   // Scores in (0.05, 0.95), like sigmoid outputs, so Z_t is well away from zero.
   const int64_t n_seqs = 3, seq_len = 5, e = 6, top_k = 2, n = n_seqs * seq_len;
-  const std::vector<int32_t> ids = random_ids(n, top_k, e, 31);
+  const std::vector<int32_t> ids = random_expert_ids(n, top_k, e, 31);
   std::vector<double> scores = latte::test::random_vector(n * e, 32, 0.05, 0.95);
   const double alpha = 0.02, dloss = 1.7;
 
@@ -167,7 +155,7 @@ TEST_CASE("load counting and statistics") {
 
   // Counting random ids: the loads add up to N·K, and counting twice (two micro-batches) adds.
   const int64_t n = 50, top_k = 3, e = 8;
-  const std::vector<int32_t> ids = random_ids(n, top_k, e, 41);
+  const std::vector<int32_t> ids = random_expert_ids(n, top_k, e, 41);
   std::vector<int64_t> counted(e, 0);
   k::count_expert_load(ids.data(), n * top_k, e, counted.data());
   for (int64_t x = 0; x < e; ++x)
@@ -187,7 +175,7 @@ TEST_CASE("load counting and statistics") {
 TEST_CASE("balance losses do not depend on the OpenMP thread count") {
   // The scalar is summed serially in token order, so 1 and 3 threads give the same bits.
   const int64_t n_seqs = 4, seq_len = 250, e = 16, top_k = 4, n = n_seqs * seq_len;
-  const std::vector<int32_t> ids = random_ids(n, top_k, e, 51);
+  const std::vector<int32_t> ids = random_expert_ids(n, top_k, e, 51);
   const std::vector<float> scores = [&] {
     const std::vector<double> d = latte::test::random_vector(n * e, 52, 0.01, 0.99);
     return std::vector<float>(d.begin(), d.end());

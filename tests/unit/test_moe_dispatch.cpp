@@ -6,17 +6,18 @@
 #include <algorithm>
 #include <cstdint>
 #include <numeric>
-#include <random>
 #include <string>
 #include <vector>
 
 #include "engine/error.h"
 #include "kernels/cpu/moe_dispatch.h"
 #include "support/finite_difference.h"
+#include "support/random_expert_ids.h"
 
 namespace {
 
 namespace k = latte::kernels::cpu;
+using latte::test::random_expert_ids;
 
 // The outputs of build_dispatch for one set of expert ids.
 struct Dispatch {
@@ -32,18 +33,6 @@ Dispatch dispatch(const std::vector<int32_t>& ids, int64_t top_k, int64_t n_expe
   d.dropped = k::build_dispatch(ids.data(), n_assignments / top_k, top_k, n_experts, capacity,
                                 d.offsets.data(), d.sorted.data(), d.position.data());
   return d;
-}
-
-// K distinct experts per token, drawn from a seeded generator.
-std::vector<int32_t> random_ids(int64_t n_tokens, int64_t top_k, int64_t n_experts, unsigned seed) {
-  std::mt19937_64 rng(seed);
-  std::vector<int32_t> experts(n_experts), ids;
-  std::iota(experts.begin(), experts.end(), 0);
-  for (int64_t t = 0; t < n_tokens; ++t) {
-    std::shuffle(experts.begin(), experts.end(), rng);
-    ids.insert(ids.end(), experts.begin(), experts.begin() + top_k);
-  }
-  return ids;
 }
 
 // Five tokens, K = 2, E = 5 (expert 4 receives nothing). Assignment a = 2·token + k:
@@ -83,7 +72,7 @@ TEST_CASE("build_dispatch drops assignments beyond the capacity in token order a
 
 TEST_CASE("build_dispatch: random ids give a permutation, sorted by expert, stable") {
   const int64_t n = 37, top_k = 3, e = 7;
-  const std::vector<int32_t> ids = random_ids(n, top_k, e, 5);
+  const std::vector<int32_t> ids = random_expert_ids(n, top_k, e, 5);
   for (int64_t capacity : {k::kDroplessCapacity, int64_t{9}, int64_t{14}}) {
     CAPTURE(capacity);
     const Dispatch d = dispatch(ids, top_k, e, capacity);
@@ -155,7 +144,7 @@ TEST_CASE("gather_rows and combine_forward on the hand-built dispatch") {
 
 TEST_CASE("gather_rows_backward matches finite differences, dropped rows get nothing") {
   const int64_t n = 9, top_k = 2, e = 4, dim = 3;
-  const std::vector<int32_t> ids = random_ids(n, top_k, e, 7);
+  const std::vector<int32_t> ids = random_expert_ids(n, top_k, e, 7);
   const Dispatch d = dispatch(ids, top_k, e, 3);
   REQUIRE(d.dropped > 0);  // 18 assignments over 4 experts of capacity 3
   const int64_t kept = d.offsets[e];
@@ -177,7 +166,7 @@ TEST_CASE("gather_rows_backward matches finite differences, dropped rows get not
 
 TEST_CASE("combine_backward matches finite differences for expert outputs and weights") {
   const int64_t n = 8, top_k = 3, e = 5, dim = 4;
-  const std::vector<int32_t> ids = random_ids(n, top_k, e, 13);
+  const std::vector<int32_t> ids = random_expert_ids(n, top_k, e, 13);
   for (int64_t capacity : {k::kDroplessCapacity, int64_t{4}}) {
     CAPTURE(capacity);
     const Dispatch d = dispatch(ids, top_k, e, capacity);

@@ -20,20 +20,15 @@
 
 #include "engine/error.h"
 #include "engine/train/report.h"
+#include "support/read_file.h"
 #include "support/temp_dir.h"
 
 namespace fs = std::filesystem;
+using latte::test::read_file;
 using latte::test::TempDir;
 using nlohmann::json;
 
 namespace {
-
-std::string read_file(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
 
 std::vector<std::string> lines_of(const std::string& text) {
   std::vector<std::string> lines;

@@ -2,12 +2,9 @@
 // built byte by byte from the format description, the writer's exact bytes, and one test per
 // kind of malformed file.
 #include <doctest/doctest.h>
-#include <unistd.h>
 
 #include <cstring>
 #include <filesystem>
-#include <fstream>
-#include <iterator>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -15,43 +12,15 @@
 #include "engine/error.h"
 #include "engine/io/mapped_file.h"
 #include "engine/io/safetensors.h"
+#include "support/read_file.h"
+#include "support/temp_dir.h"
 
 namespace fs = std::filesystem;
 
 namespace {
 
-// A fresh directory under the system temp directory, removed with its contents at scope exit.
-class ScratchDirectory {
- public:
-  ScratchDirectory() {
-    static int counter = 0;
-    do {
-      path_ = fs::temp_directory_path() / ("latte-test-safetensors-" + std::to_string(::getpid()) +
-                                           "-" + std::to_string(counter++));
-    } while (!fs::create_directory(path_));
-  }
-  ScratchDirectory(const ScratchDirectory&) = delete;
-  ScratchDirectory& operator=(const ScratchDirectory&) = delete;
-  ~ScratchDirectory() {
-    std::error_code ignored;
-    fs::remove_all(path_, ignored);
-  }
-  std::string file(const std::string& name) const { return (path_ / name).string(); }
-
- private:
-  fs::path path_;
-};
-
-void write_bytes(const std::string& path, const std::string& bytes) {
-  std::ofstream out(path, std::ios::binary);
-  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-  REQUIRE(out.good());
-}
-
-std::string read_bytes(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-}
+using latte::test::read_file;
+using latte::test::TempDir;
 
 // The 8-byte little-endian header length, composed byte by byte (independent of host order).
 std::string length_prefix(uint64_t n) {
@@ -76,9 +45,8 @@ std::string view_bytes(const latte::SafetensorsView& view) {
 }  // namespace
 
 TEST_CASE("MappedFile maps a file's bytes, an empty file to size 0, and names bad paths") {
-  ScratchDirectory dir;
-  const std::string path = dir.file("bytes.bin");
-  write_bytes(path, std::string("\x00\x01\xfe\xff latte", 10));
+  TempDir dir;
+  const std::string path = dir.write("bytes.bin", std::string("\x00\x01\xfe\xff latte", 10));
   latte::MappedFile file = latte::MappedFile::open(path);
   CHECK(file.size() == 10);
   CHECK(file.path() == path);
@@ -90,7 +58,7 @@ TEST_CASE("MappedFile maps a file's bytes, an empty file to size 0, and names ba
   CHECK(moved.size() == 10);
   CHECK(file.size() == 0);  // a moved-from map is empty
 
-  write_bytes(dir.file("empty.bin"), "");
+  dir.write("empty.bin", "");
   CHECK(latte::MappedFile::open(dir.file("empty.bin")).size() == 0);
 
   CHECK_THROWS_WITH_AS(latte::MappedFile::open(dir.file("missing.bin")),
@@ -100,7 +68,7 @@ TEST_CASE("MappedFile maps a file's bytes, an empty file to size 0, and names ba
 }
 
 TEST_CASE("safetensors round trip of every dtype, a scalar, a zero-size tensor and metadata") {
-  ScratchDirectory dir;
+  TempDir dir;
   const std::string path = dir.file("all.safetensors");
   const std::vector<float> f32 = {1.5f, -2.25f, 3e-8f, 1e30f, -0.0f, 7.0f};
   const std::vector<double> f64 = {3.141592653589793, -1e-300, 2.5, 1e300};
@@ -147,7 +115,7 @@ TEST_CASE("safetensors round trip of every dtype, a scalar, a zero-size tensor a
 }
 
 TEST_CASE("safetensors round trip of many tensors keeps the given layout order") {
-  ScratchDirectory dir;
+  TempDir dir;
   const std::string path = dir.file("many.safetensors");
   constexpr int kCount = 300;
   std::vector<std::vector<float>> values(kCount);
@@ -180,14 +148,14 @@ TEST_CASE("safetensors round trip of many tensors keeps the given layout order")
 }
 
 TEST_CASE("write_safetensors produces exactly the bytes the format describes") {
-  ScratchDirectory dir;
+  TempDir dir;
   const std::string path = dir.file("exact.safetensors");
   const float values[2] = {1.0f, -2.0f};
   const int32_t index = 5;
   latte::write_safetensors(
       path, {{"w", latte::DType::F32, {2}, values, 8}, {"i", latte::DType::I32, {1}, &index, 4}},
       {{"k", "v"}});
-  const std::string bytes = read_bytes(path);
+  const std::string bytes = read_file(path);
   REQUIRE(bytes.size() >= 8);
   uint64_t n = 0;
   for (int i = 7; i >= 0; --i) n = (n << 8) | static_cast<unsigned char>(bytes[i]);
@@ -204,13 +172,12 @@ TEST_CASE("write_safetensors produces exactly the bytes the format describes") {
 
   // No tensors: "{}" padded to 8 bytes.
   latte::write_safetensors(dir.file("none.safetensors"), {});
-  CHECK(read_bytes(dir.file("none.safetensors")) == length_prefix(8) + "{}      ");
+  CHECK(read_file(dir.file("none.safetensors")) == length_prefix(8) + "{}      ");
   CHECK(latte::SafetensorsReader::open(dir.file("none.safetensors")).tensors().empty());
 }
 
 TEST_CASE("SafetensorsReader reads a file built byte by byte from the format description") {
-  ScratchDirectory dir;
-  const std::string path = dir.file("by_hand.safetensors");
+  TempDir dir;
   // Listed out of offset order, a scalar, a zero-size tensor sitting inside another's range
   // (empty ranges overlap nothing), metadata, and space padding.
   std::string header =
@@ -221,7 +188,7 @@ TEST_CASE("SafetensorsReader reads a file built byte by byte from the format des
   while (header.size() % 8 != 0) header += ' ';
   // bf16 1.0 = 0x3f80; int32 7 and -2; all little-endian.
   const std::string data("\x80\x3f\x07\x00\x00\x00\xfe\xff\xff\xff", 10);
-  write_bytes(path, file_bytes(header, data));
+  const std::string path = dir.write("by_hand.safetensors", file_bytes(header, data));
 
   latte::SafetensorsReader reader = latte::SafetensorsReader::open(path);
   CHECK(reader.metadata() == std::map<std::string, std::string>{{"format", "pt"}});
@@ -353,11 +320,10 @@ TEST_CASE("SafetensorsReader rejects malformed files naming the file, tensor and
       {"metadata not an object", file_bytes(R"({"__metadata__":["a"]})", ""),
        "__metadata__ is a JSON array, expected an object of strings"},
   };
-  ScratchDirectory dir;
+  TempDir dir;
   for (const Case& c : cases) {
     CAPTURE(c.what);
-    const std::string path = dir.file("bad.safetensors");
-    write_bytes(path, c.bytes);
+    const std::string path = dir.write("bad.safetensors", c.bytes);
     const std::string expected = "safetensors: '" + path + "': " + c.expected;
     CHECK_THROWS_WITH_AS(latte::SafetensorsReader::open(path), doctest::Contains(expected.c_str()),
                          latte::Error);
@@ -365,7 +331,7 @@ TEST_CASE("SafetensorsReader rejects malformed files naming the file, tensor and
 }
 
 TEST_CASE("write_safetensors rejects invalid entries and leaves no file behind") {
-  ScratchDirectory dir;
+  TempDir dir;
   const std::string path = dir.file("rejected.safetensors");
   const float values[6] = {};
   struct Case {

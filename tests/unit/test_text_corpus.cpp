@@ -8,24 +8,15 @@
 #include <string>
 #include <vector>
 
-#include "engine/error.h"
 #include "engine/io/text_corpus.h"
 #include "engine/io/token_shard.h"
+#include "tests/support/error_text.h"
 #include "tests/support/temp_dir.h"
 
 namespace latte {
 namespace {
 
-template <typename F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  FAIL("expected a latte::Error");
-  return "";
-}
+using test::error_of;
 
 std::vector<std::string> numbered_documents(int n) {
   std::vector<std::string> documents;

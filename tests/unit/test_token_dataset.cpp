@@ -13,21 +13,13 @@
 #include "engine/error.h"
 #include "engine/io/token_dataset.h"
 #include "engine/io/token_shard.h"
+#include "tests/support/error_text.h"
 #include "tests/support/temp_dir.h"
 
 namespace latte {
 namespace {
 
-template <typename F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  FAIL("expected a latte::Error");
-  return "";
-}
+using test::error_of;
 
 // Tokens 0, 1, ..., n - 1: a window's first input is its start position.
 TokenDataset counting_dataset(int64_t n) {

@@ -9,12 +9,14 @@
 #include <string>
 #include <vector>
 
-#include "engine/error.h"
 #include "engine/io/token_shard.h"
+#include "tests/support/error_text.h"
 #include "tests/support/temp_dir.h"
 
 namespace latte {
 namespace {
+
+using test::error_of;
 
 std::vector<unsigned char> read_bytes(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -37,18 +39,6 @@ std::string write_raw_shard(const test::TempDir& dir, const std::string& name, i
   std::string bytes(reinterpret_cast<const char*>(header.data()), kShardHeaderBytes);
   bytes.append(token_bytes, '\0');
   return dir.write(name, bytes);
-}
-
-// The message of the latte::Error that `f` throws; fails the test when it throws none.
-template <typename F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  FAIL("expected a latte::Error");
-  return "";
 }
 
 }  // namespace

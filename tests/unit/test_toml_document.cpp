@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "engine/config/toml_document.h"
-#include "engine/error.h"
+#include "support/error_text.h"
 #include "support/temp_dir.h"
 
 namespace {
@@ -16,22 +16,8 @@ namespace {
 using latte::Bounds;
 using latte::ConfigDocument;
 using latte::TableReader;
+using latte::test::error_of;
 using latte::test::TempDir;
-
-#define CHECK_CONTAINS(text, part)                                 \
-  CHECK_MESSAGE(std::string(text).find(part) != std::string::npos, \
-                "expected to find [" << (part) << "] in [" << (text) << "]")
-
-// The message of the latte::Error that `action` throws ("" and a failed check when none).
-std::string error_of(const std::function<void()>& action) {
-  try {
-    action();
-  } catch (const latte::Error& error) {
-    return error.what();
-  }
-  FAIL_CHECK("expected a latte::Error, none was thrown");
-  return "";
-}
 
 enum class Color { kRed, kGreen };
 
