@@ -9,19 +9,32 @@ std::array<double, static_cast<size_t>(Category::kCount)> g_seconds{};
 
 const char* category_name(Category c) {
   switch (c) {
-    case Category::kGemm: return "GEMMs (linear, matmul)";
-    case Category::kAttention: return "attention core";
-    case Category::kMoe: return "MoE routing + permutation";
-    case Category::kOptimizer: return "optimizer";
-    case Category::kCount: break;
+    case Category::kGemm:
+      return "GEMMs (linear, matmul)";
+    case Category::kAttention:
+      return "attention core";
+    case Category::kMoe:
+      return "MoE routing + permutation";
+    case Category::kOptimizer:
+      return "optimizer";
+    case Category::kCount:
+      break;
   }
   return "?";
 }
 
-void set_enabled(bool enabled) { g_enabled = enabled; }
-bool enabled() { return g_enabled; }
-void reset() { g_seconds.fill(0.0); }
-double seconds(Category c) { return g_seconds[static_cast<size_t>(c)]; }
+void set_enabled(bool enabled) {
+  g_enabled = enabled;
+}
+bool enabled() {
+  return g_enabled;
+}
+void reset() {
+  g_seconds.fill(0.0);
+}
+double seconds(Category c) {
+  return g_seconds[static_cast<size_t>(c)];
+}
 
 Scope::~Scope() {
   if (!active_) return;

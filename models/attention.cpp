@@ -27,13 +27,16 @@ MultiHeadLatentAttention::MultiHeadLatentAttention(const ModelConfig& config,
   const bool bias = cfg_.attention_bias;
   const double eps = config.rms_norm_eps;
   if (cfg_.q_lora_rank > 0) {
-    q_a_proj_ = &register_module("q_a_proj", std::make_unique<Linear>(d, cfg_.q_lora_rank, bias, init));
+    q_a_proj_ =
+        &register_module("q_a_proj", std::make_unique<Linear>(d, cfg_.q_lora_rank, bias, init));
     q_a_layernorm_ =
         &register_module("q_a_layernorm", std::make_unique<RMSNorm>(cfg_.q_lora_rank, eps, init));
     q_b_proj_ = &register_module(
-        "q_b_proj", std::make_unique<Linear>(cfg_.q_lora_rank, h * cfg_.qk_head_dim(), false, init));
+        "q_b_proj",
+        std::make_unique<Linear>(cfg_.q_lora_rank, h * cfg_.qk_head_dim(), false, init));
   } else {
-    q_proj_ = &register_module("q_proj", std::make_unique<Linear>(d, h * cfg_.qk_head_dim(), bias, init));
+    q_proj_ =
+        &register_module("q_proj", std::make_unique<Linear>(d, h * cfg_.qk_head_dim(), bias, init));
   }
   kv_a_proj_with_mqa_ = &register_module(
       "kv_a_proj_with_mqa",
@@ -44,7 +47,8 @@ MultiHeadLatentAttention::MultiHeadLatentAttention(const ModelConfig& config,
       "kv_b_proj",
       std::make_unique<Linear>(cfg_.kv_lora_rank, h * (cfg_.qk_nope_head_dim + cfg_.v_head_dim),
                                false, init));
-  o_proj_ = &register_module("o_proj", std::make_unique<Linear>(h * cfg_.v_head_dim, d, bias, init));
+  o_proj_ =
+      &register_module("o_proj", std::make_unique<Linear>(h * cfg_.v_head_dim, d, bias, init));
 }
 
 Tensor MultiHeadLatentAttention::forward(const Tensor& x, RopeCache& rope) const {
@@ -56,9 +60,12 @@ Tensor MultiHeadLatentAttention::forward(const Tensor& x, RopeCache& rope) const
   Tensor q = q_proj_ ? q_proj_->forward(x)
                      : q_b_proj_->forward(q_a_layernorm_->forward(q_a_proj_->forward(x)));
   q = q.view({B, T, H, nope + rd});
-  const Tensor q_pe = ops::rope(q.narrow(3, nope, rd), tables.cos, tables.sin, 0, cfg_.rope_interleave);
-  if (nope > 0) q = ops::concat({q.narrow(3, 0, nope), q_pe}, 3);
-  else q = q_pe;
+  const Tensor q_pe =
+      ops::rope(q.narrow(3, nope, rd), tables.cos, tables.sin, 0, cfg_.rope_interleave);
+  if (nope > 0)
+    q = ops::concat({q.narrow(3, 0, nope), q_pe}, 3);
+  else
+    q = q_pe;
 
   // Keys and values from the compressed latent c_kv and the one shared rope key k_pe.
   const Tensor kv_a = kv_a_proj_with_mqa_->forward(x);  // [B, T, kv_lora_rank + rd]

@@ -20,9 +20,9 @@ DecoderLayer::DecoderLayer(const ModelConfig& config, int64_t layer_index,
   mlp_ = &register_module("mlp", make_feed_forward(config, layer_index, init));
   input_layernorm_ = &register_module(
       "input_layernorm", std::make_unique<RMSNorm>(config.hidden_size, config.rms_norm_eps, init));
-  post_attention_layernorm_ = &register_module(
-      "post_attention_layernorm",
-      std::make_unique<RMSNorm>(config.hidden_size, config.rms_norm_eps, init));
+  post_attention_layernorm_ =
+      &register_module("post_attention_layernorm",
+                       std::make_unique<RMSNorm>(config.hidden_size, config.rms_norm_eps, init));
 }
 
 Tensor DecoderLayer::forward(const Tensor& h, RopeCache& rope, ForwardContext& ctx) {

@@ -64,9 +64,10 @@ ModelOutput DeepSeekModel::forward(const Tensor& tokens, ForwardContext& ctx) {
 
   // MTP module m over positions i < L - m - 1: combines h_i (the previous depth) with the
   // embedding of token i + m + 1 and predicts token i + m + 2.
-  const double mtp_weight = config_.mtp.num_layers > 0
-                                ? config_.mtp.loss_weight / static_cast<double>(config_.mtp.num_layers)
-                                : 0.0;
+  const double mtp_weight =
+      config_.mtp.num_layers > 0
+          ? config_.mtp.loss_weight / static_cast<double>(config_.mtp.num_layers)
+          : 0.0;
   Tensor mtp_total;
   Tensor prev = h;
   for (size_t m = 0; m < mtp_.size(); ++m) {

@@ -12,8 +12,8 @@ namespace latte::cli {
 
 struct BenchOptions {
   std::string device = "cpu";
-  int repeats = 5;      // timed repetitions (best and median reported)
-  bool quick = false;   // smaller sizes, for smoke runs
+  int repeats = 5;     // timed repetitions (best and median reported)
+  bool quick = false;  // smaller sizes, for smoke runs
 };
 
 struct Benchmark {

@@ -51,8 +51,8 @@ void bench_linear(const BenchOptions& options) {
   std::printf("%-28s %10.2f %10.1f\n", "ops::linear fwd+bwd", op.best_s * 1e3,
               flops / op.best_s * 1e-9);
   std::printf("linear / raw BLAS throughput: %.1f%% (M=%lld K=%lld N=%lld)\n",
-              100.0 * raw.best_s / op.best_s, static_cast<long long>(M),
-              static_cast<long long>(K), static_cast<long long>(N));
+              100.0 * raw.best_s / op.best_s, static_cast<long long>(M), static_cast<long long>(K),
+              static_cast<long long>(N));
 }
 
 }  // namespace latte::cli

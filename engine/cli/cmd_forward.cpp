@@ -45,8 +45,8 @@ void run_forward(const ForwardArgs& args) {
   load_into(args.weights, destinations, optional);
 
   const Tensor tokens = read_token_text(args.tokens, config.vocab_size);
-  LATTE_CHECK(tokens.size(1) >= 2) << args.tokens << ": sequences need at least 2 tokens, got "
-                                   << tokens.size(1);
+  LATTE_CHECK(tokens.size(1) >= 2)
+      << args.tokens << ": sequences need at least 2 tokens, got " << tokens.size(1);
   ForwardContext ctx;
   std::optional<NoGradGuard> no_grad;
   if (!args.grads) no_grad.emplace();

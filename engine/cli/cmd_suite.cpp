@@ -13,9 +13,12 @@ void add_suite_command(CLI::App& app) {
   auto options = std::make_shared<SuiteOptions>();
   auto no_progress = std::make_shared<bool>(false);
   auto no_plots = std::make_shared<bool>(false);
-  auto* cmd = app.add_subcommand("suite", "Train every variant of an experiment and write the report");
-  cmd->add_option("suite", *suite_file, "Suite file (TOML), e.g. configs/exp3/suite.toml")->required();
-  cmd->add_option("--scale", options->scale, "A [scales.NAME] of the suite (default: its default_scale)");
+  auto* cmd =
+      app.add_subcommand("suite", "Train every variant of an experiment and write the report");
+  cmd->add_option("suite", *suite_file, "Suite file (TOML), e.g. configs/exp3/suite.toml")
+      ->required();
+  cmd->add_option("--scale", options->scale,
+                  "A [scales.NAME] of the suite (default: its default_scale)");
   cmd->add_option("--repeats", options->repeats, "Seeds per variant")->capture_default_str();
   cmd->add_option("--only", options->only, "Only these variants")->delimiter(',');
   cmd->add_option("--set", options->overrides, "Override a config key of every variant");

@@ -56,7 +56,8 @@ void add_train_command(CLI::App& app) {
   auto args = std::make_shared<TrainArgs>();
   auto* cmd = app.add_subcommand("train", "Train one model configuration");
   cmd->add_option("config", args->config, "Run config (TOML)");
-  cmd->add_option("--resume", args->resume, "Continue the run in this folder from its last checkpoint");
+  cmd->add_option("--resume", args->resume,
+                  "Continue the run in this folder from its last checkpoint");
   cmd->add_option("--set", args->overrides, "Override a config key: section.key=value");
   cmd->add_flag("--profile", args->profile, "Print the step time split at the end");
   cmd->add_flag("--no-progress", args->no_progress, "No live progress output");

@@ -20,8 +20,8 @@ struct ExitWith {
 // Every subcommand, in the order `latte --help` lists them. Defined in commands.cpp.
 const std::vector<AddCommand>& all_commands();
 
-void add_data_command(CLI::App& app);   // cmd_data.cpp
-void add_bench_command(CLI::App& app);  // cmd_bench.cpp
+void add_data_command(CLI::App& app);     // cmd_data.cpp
+void add_bench_command(CLI::App& app);    // cmd_bench.cpp
 void add_forward_command(CLI::App& app);  // cmd_forward.cpp
 void add_train_command(CLI::App& app);    // cmd_train.cpp
 void add_suite_command(CLI::App& app);    // cmd_suite.cpp

@@ -4,8 +4,8 @@
 #include <exception>
 #include <iostream>
 
-#include "engine/cli/runtime_environment.h"
 #include "engine/cli/commands.h"
+#include "engine/cli/runtime_environment.h"
 #include "engine/error.h"
 #include "engine/version.h"
 

@@ -57,8 +57,7 @@ void load_into(const std::string& path, const NamedTensors& destinations,
       if (!optional.count(name)) missing.push_back(name);
       continue;
     }
-    if (Shape(v->shape) != dst.shape() ||
-        is_floating(v->dtype) != is_floating(dst.dtype())) {
+    if (Shape(v->shape) != dst.shape() || is_floating(v->dtype) != is_floating(dst.dtype())) {
       std::ostringstream s;
       s << name << " (file " << dtype_name(v->dtype) << Shape(v->shape).str() << ", expected "
         << dtype_name(dst.dtype()) << dst.shape().str() << ")";

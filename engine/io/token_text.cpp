@@ -26,10 +26,11 @@ Tensor read_token_text(const std::string& path, int64_t vocab_size) {
       errno = 0;
       const long long v = std::strtoll(field.c_str(), &end, 10);
       LATTE_CHECK(*end == '\0' && errno == 0 && v >= 0 && v <= INT32_MAX)
-          << path << ":" << line_no << ": '" << field << "' is not a token id (a non-negative integer)";
+          << path << ":" << line_no << ": '" << field
+          << "' is not a token id (a non-negative integer)";
       LATTE_CHECK(vocab_size <= 0 || v < vocab_size)
-          << path << ":" << line_no << ": token id " << v << " is not below model.vocab_size = "
-          << vocab_size;
+          << path << ":" << line_no << ": token id " << v
+          << " is not below model.vocab_size = " << vocab_size;
       ids.push_back(static_cast<int32_t>(v));
       ++count;
     }

@@ -18,7 +18,9 @@ namespace k = kernels::cpu;
 namespace {
 
 // A [B, T, H, D] tensor whose last dimension is contiguous (copied when it is not).
-Tensor with_unit_last_stride(const Tensor& t) { return t.stride(-1) == 1 ? t : t.contiguous(); }
+Tensor with_unit_last_stride(const Tensor& t) {
+  return t.stride(-1) == 1 ? t : t.contiguous();
+}
 
 k::AttentionLayout layout_of(const Tensor& t) {
   return {t.stride(0), t.stride(1), t.stride(2)};
@@ -128,8 +130,8 @@ Tensor rope(const Tensor& x_in, const Tensor& cos, const Tensor& sin, int64_t po
   Tensor y = Tensor::empty(x.shape(), x.dtype());
   visit_float(x.dtype(), op, [&](auto tag) {
     using T = decltype(tag);
-    k::rope_forward(x.data<T>(), layout_of(x), y.data<T>(), layout_of(y), batch, tokens, heads,
-                    dim, cos.data<T>(), sin.data<T>(), position_offset, interleave);
+    k::rope_forward(x.data<T>(), layout_of(x), y.data<T>(), layout_of(y), batch, tokens, heads, dim,
+                    cos.data<T>(), sin.data<T>(), position_offset, interleave);
   });
   return record(op, y, {x_in},
                 [cos, sin, position_offset, interleave](const Tensor& g) -> std::vector<Tensor> {
@@ -138,8 +140,8 @@ Tensor rope(const Tensor& x_in, const Tensor& cos, const Tensor& sin, int64_t po
                   visit_float(dy.dtype(), "rope backward", [&](auto tag) {
                     using T = decltype(tag);
                     k::rope_backward(dy.data<T>(), layout_of(dy), dx.data<T>(), layout_of(dx),
-                                     dy.size(0), dy.size(1), dy.size(2), dy.size(3),
-                                     cos.data<T>(), sin.data<T>(), position_offset, interleave);
+                                     dy.size(0), dy.size(1), dy.size(2), dy.size(3), cos.data<T>(),
+                                     sin.data<T>(), position_offset, interleave);
                   });
                   return {dx};
                 });

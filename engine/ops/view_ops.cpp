@@ -197,12 +197,13 @@ Tensor expand(const Tensor& x, const Shape& shape) {
                              << shape.str();
   Tensor out = Tensor::make_view(x, shape, detail::broadcast_strides(x, shape), x.offset());
   const Shape from = x.shape();
-  return record("expand", out, {x}, [from](const Tensor& g) -> std::vector<Tensor> {
-    return {sum_to(g, from)};
-  });
+  return record("expand", out, {x},
+                [from](const Tensor& g) -> std::vector<Tensor> { return {sum_to(g, from)}; });
 }
 
-Tensor broadcast_to(const Tensor& x, const Shape& shape) { return expand(x, shape).clone(); }
+Tensor broadcast_to(const Tensor& x, const Shape& shape) {
+  return expand(x, shape).clone();
+}
 
 Tensor concat(const std::vector<Tensor>& parts, int dim) {
   LATTE_CHECK(!parts.empty()) << "concat: no tensors given";

@@ -21,7 +21,8 @@ RunConfig load_run_config(const ConfigDocument& doc) {
   TrainSection& tr = c.train;
   tr.seed = static_cast<uint64_t>(t.get_int("seed", 1, Bounds::at_least(0)));
   tr.device = t.get_string("device", tr.device);
-  if (tr.device != "cpu" && tr.device != "cuda") t.fail("device", "expected \"cpu\" or \"cuda\", got \"" + tr.device + "\"");
+  if (tr.device != "cpu" && tr.device != "cuda")
+    t.fail("device", "expected \"cpu\" or \"cuda\", got \"" + tr.device + "\"");
   tr.dtype = t.get_string("dtype", tr.dtype);
   if (tr.dtype != "float32" && tr.dtype != "float64" && tr.dtype != "bfloat16")
     t.fail("dtype", "expected \"float32\", \"float64\" or \"bfloat16\", got \"" + tr.dtype + "\"");

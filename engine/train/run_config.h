@@ -16,22 +16,22 @@ namespace latte {
 
 struct TrainSection {
   uint64_t seed = 1;
-  std::string device = "cpu";    // cpu | cuda
-  std::string dtype = "float32"; // float32 | float64 (CPU); the CUDA backend adds bfloat16
-  int64_t batch_size = 8;        // sequences per optimizer micro-step (per rank)
+  std::string device = "cpu";     // cpu | cuda
+  std::string dtype = "float32";  // float32 | float64 (CPU); the CUDA backend adds bfloat16
+  int64_t batch_size = 8;         // sequences per optimizer micro-step (per rank)
   int64_t seq_len = 128;
-  int64_t grad_accum = 1;        // micro-steps per optimizer step
-  int64_t steps = 200;           // optimizer steps
+  int64_t grad_accum = 1;  // micro-steps per optimizer step
+  int64_t steps = 200;     // optimizer steps
   double lr = 3e-4;
   double min_lr = 3e-5;
   int64_t warmup_steps = 20;
-  double weight_decay = 0.01;    // matrices only
+  double weight_decay = 0.01;  // matrices only
   double beta1 = 0.9, beta2 = 0.95, eps = 1e-8;
-  double grad_clip = 1.0;        // global norm; 0 = off
+  double grad_clip = 1.0;  // global norm; 0 = off
   int64_t log_every = 10;
   int64_t checkpoint_every = 0;  // 0 = only at the end (and on interrupt)
   int64_t keep_checkpoints = 2;
-  int64_t threads = 0;           // OpenMP threads; 0 = all cores
+  int64_t threads = 0;  // OpenMP threads; 0 = all cores
 };
 
 struct DataSection {
@@ -42,8 +42,8 @@ struct DataSection {
 };
 
 struct EvalSection {
-  int64_t every = 50;          // steps between validation passes; 0 = only at the end
-  int64_t windows = 16;        // fixed validation windows per pass
+  int64_t every = 50;    // steps between validation passes; 0 = only at the end
+  int64_t windows = 16;  // fixed validation windows per pass
   std::vector<int64_t> length_multipliers = {1, 2, 4};  // final perplexity at these × seq_len
 };
 

@@ -84,8 +84,8 @@ SuiteResult run_suite(const std::string& suite_file, const SuiteOptions& options
   if (!suite.scales.count(scale)) {
     std::string known;
     for (auto& [n, s] : suite.scales) known += (known.empty() ? "" : ", ") + n;
-    LATTE_FAIL() << "suite " << suite_file << ": unknown --scale '" << scale << "' (known: " << known
-                 << ")";
+    LATTE_FAIL() << "suite " << suite_file << ": unknown --scale '" << scale
+                 << "' (known: " << known << ")";
   }
   LATTE_CHECK(options.repeats >= 1) << "suite: --repeats must be >= 1, got " << options.repeats;
   for (const auto& o : options.only) {
@@ -118,15 +118,17 @@ SuiteResult run_suite(const std::string& suite_file, const SuiteOptions& options
       nlohmann::json summary;
       const fs::path summary_path = run_dir / "summary.json";
       if (fs::exists(summary_path)) {
-        if (comm.is_root()) std::cout << "[" << name << " seed " << seed << "] already done" << std::endl;
+        if (comm.is_root())
+          std::cout << "[" << name << " seed " << seed << "] already done" << std::endl;
         summary = read_json(summary_path);
       } else {
         TrainOptions t;
         t.resume = latest_checkpoint(run_dir.string()).has_value();
         t.progress = options.progress;
         if (comm.is_root())
-          std::cout << "[" << name << " seed " << seed << "] " << (t.resume ? "resuming" : "training")
-                    << " -> " << run_dir.string() << std::endl;
+          std::cout << "[" << name << " seed " << seed << "] "
+                    << (t.resume ? "resuming" : "training") << " -> " << run_dir.string()
+                    << std::endl;
         const TrainSummary s = train(config, t, comm);
         if (s.status != "completed") {
           SuiteResult partial;
@@ -135,18 +137,19 @@ SuiteResult run_suite(const std::string& suite_file, const SuiteOptions& options
         }
         summary = s.to_json();
       }
-      runs.push_back({{"variant", name},
-                      {"seed", seed},
-                      {"run_dir", run_dir.string()},
-                      {"config", config.resolved},
-                      {"model", model_config_to_json(config.model)["model"]},
-                      {"train", {{"seq_len", config.train.seq_len},
-                                 {"batch_size", config.train.batch_size},
-                                 {"steps", config.train.steps},
-                                 {"lr", config.train.lr}}},
-                      {"stats", model_stats_to_json(compute_model_stats(config.model,
-                                                                         config.train.seq_len))},
-                      {"summary", summary}});
+      runs.push_back(
+          {{"variant", name},
+           {"seed", seed},
+           {"run_dir", run_dir.string()},
+           {"config", config.resolved},
+           {"model", model_config_to_json(config.model)["model"]},
+           {"train",
+            {{"seq_len", config.train.seq_len},
+             {"batch_size", config.train.batch_size},
+             {"steps", config.train.steps},
+             {"lr", config.train.lr}}},
+           {"stats", model_stats_to_json(compute_model_stats(config.model, config.train.seq_len))},
+           {"summary", summary}});
     }
   }
 

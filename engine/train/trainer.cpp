@@ -3,8 +3,8 @@
 #include <omp.h>
 #include <unistd.h>
 
-#include <atomic>
 #include <cblas.h>
+#include <atomic>
 #include <cmath>
 #include <csignal>
 #include <deque>
@@ -36,7 +36,9 @@ namespace {
 
 std::atomic<bool> g_stop{false};
 
-void on_signal(int) { g_stop = true; }
+void on_signal(int) {
+  g_stop = true;
+}
 
 DType dtype_of_name(const std::string& name) {
   if (name == "float64") return DType::F64;
@@ -49,8 +51,9 @@ DType dtype_of_name(const std::string& name) {
 TokenDataset open_dataset(const std::vector<std::string>& spec, bool train_split) {
   if (spec.size() == 1 && spec[0] == "fortunes") {
     const DocumentSplit split = default_corpus();
-    return TokenDataset::from_tokens(join_documents(train_split ? split.train : split.val),
-                                     train_split ? "fortunes (train split)" : "fortunes (val split)");
+    return TokenDataset::from_tokens(
+        join_documents(train_split ? split.train : split.val),
+        train_split ? "fortunes (train split)" : "fortunes (val split)");
   }
   return TokenDataset::open(spec);
 }
@@ -131,7 +134,9 @@ void install_stop_handlers() {
   std::signal(SIGTERM, on_signal);
 }
 
-bool stop_requested() { return g_stop.load(); }
+bool stop_requested() {
+  return g_stop.load();
+}
 
 nlohmann::json TrainSummary::to_json() const {
   nlohmann::json j = {{"status", status},
@@ -192,7 +197,8 @@ TrainSummary train(const RunConfig& config, const TrainOptions& options, Communi
   const fs::path metrics_path = run_dir / "metrics.jsonl";
   if (options.resume) {
     const auto ckpt = latest_checkpoint(run_dir.string());
-    LATTE_CHECK(ckpt.has_value()) << "--resume: no checkpoint in " << run_dir.string() << "/checkpoints";
+    LATTE_CHECK(ckpt.has_value()) << "--resume: no checkpoint in " << run_dir.string()
+                                  << "/checkpoints";
     const nlohmann::json state = load_checkpoint(*ckpt, model, optimizer);
     start_step = state.at("step").get<int64_t>();
     loader.restore(state.at("loader").get<LoaderState>());
@@ -207,7 +213,8 @@ TrainSummary train(const RunConfig& config, const TrainOptions& options, Communi
         << " already holds checkpoints: resume with --resume or choose another output.dir";
     write_file_atomically(metrics_path.string(), "");
   }
-  if (root) write_file_atomically((run_dir / "config.json").string(), config.resolved.dump(2) + "\n");
+  if (root)
+    write_file_atomically((run_dir / "config.json").string(), config.resolved.dump(2) + "\n");
 
   std::ofstream metrics;
   if (root) metrics.open(metrics_path, std::ios::app);
@@ -261,7 +268,8 @@ TrainSummary train(const RunConfig& config, const TrainOptions& options, Communi
       lm_sum += out.lm_loss.item();
       aux_sum += out.aux_loss.item();
       mtp_sum += out.mtp_loss;
-      if (moe_stats.empty()) moe_stats = ctx.moe_stats;
+      if (moe_stats.empty())
+        moe_stats = ctx.moe_stats;
       else
         for (size_t i = 0; i < moe_stats.size(); ++i)
           for (size_t e = 0; e < moe_stats[i].tokens_per_expert.size(); ++e)
@@ -308,18 +316,23 @@ TrainSummary train(const RunConfig& config, const TrainOptions& options, Communi
     recent_lm.push_back(losses[1]);
     if (static_cast<int64_t>(recent_lm.size()) > tc.log_every) recent_lm.pop_front();
     if (root) {
-      nlohmann::json m = {{"step", step},         {"loss", losses[0]},
-                          {"lm_loss", losses[1]}, {"aux_loss", losses[2]},
-                          {"mtp_loss", losses[3]}, {"lr", lr},
-                          {"grad_norm", grad_norm}, {"tokens_per_s", tokens_per_step / dt},
-                          {"step_time_s", dt},    {"peak_bytes", alloc.peak_bytes()},
+      nlohmann::json m = {{"step", step},
+                          {"loss", losses[0]},
+                          {"lm_loss", losses[1]},
+                          {"aux_loss", losses[2]},
+                          {"mtp_loss", losses[3]},
+                          {"lr", lr},
+                          {"grad_norm", grad_norm},
+                          {"tokens_per_s", tokens_per_step / dt},
+                          {"step_time_s", dt},
+                          {"peak_bytes", alloc.peak_bytes()},
                           {"rss_bytes", rss_bytes()}};
       if (!moe_stats.empty()) {
         nlohmann::json layers = nlohmann::json::array();
         for (size_t i = 0; i < moe_stats.size(); ++i) {
           const auto& s = moe_stats[i];
-          const auto st = kernels::cpu::load_statistics(s.tokens_per_expert.data(),
-                                                        static_cast<int64_t>(s.tokens_per_expert.size()));
+          const auto st = kernels::cpu::load_statistics(
+              s.tokens_per_expert.data(), static_cast<int64_t>(s.tokens_per_expert.size()));
           nlohmann::json l = {{"layer", s.layer},
                               {"load", s.tokens_per_expert},
                               {"max_over_mean", st.max_over_mean},
@@ -327,7 +340,8 @@ TrainSummary train(const RunConfig& config, const TrainOptions& options, Communi
                               {"dropped", s.dropped_assignments},
                               {"seq_aux_loss", s.seq_aux_loss},
                               {"switch_loss", s.switch_loss}};
-          if (i < moe_layers.size()) l["bias"] = moe_layers[i]->correction_bias().to_vector<double>();
+          if (i < moe_layers.size())
+            l["bias"] = moe_layers[i]->correction_bias().to_vector<double>();
           layers.push_back(l);
         }
         m["moe"] = layers;
@@ -339,8 +353,7 @@ TrainSummary train(const RunConfig& config, const TrainOptions& options, Communi
       metrics << m.dump() << "\n";
       metrics.flush();
       const double eta = timed_steps > 0 ? step_seconds_sum / timed_steps * (tc.steps - step) : 0;
-      progress.update(step, losses[0], lr, tokens_per_step / dt, format_duration(eta),
-                      val_now,
+      progress.update(step, losses[0], lr, tokens_per_step / dt, format_duration(eta), val_now,
                       step % tc.log_every == 0 || step == tc.steps);
     }
     if (root && tc.checkpoint_every > 0 && step % tc.checkpoint_every == 0 && step < tc.steps)
@@ -356,8 +369,8 @@ TrainSummary train(const RunConfig& config, const TrainOptions& options, Communi
   summary.params_total = model.parameter_count();
   if (status == "completed") {
     for (int64_t mult : config.eval.length_multipliers) {
-      const double v = evaluate(model, val_data, tc.seq_len * mult, config.eval.windows,
-                                tc.batch_size, comm);
+      const double v =
+          evaluate(model, val_data, tc.seq_len * mult, config.eval.windows, tc.batch_size, comm);
       summary.val_loss_at_multiplier[mult] = v;
       if (mult == 1) best_val = std::min(best_val, v);
     }
@@ -365,12 +378,13 @@ TrainSummary train(const RunConfig& config, const TrainOptions& options, Communi
   summary.best_val_loss = best_val;
   summary.wall_seconds = wall();
   summary.tokens_per_second =
-      timed_steps > 0 ? tokens_per_step * timed_steps / step_seconds_sum
-                      : (train_seconds > 0 ? tokens_per_step * (step - start_step) / train_seconds : 0);
+      timed_steps > 0
+          ? tokens_per_step * timed_steps / step_seconds_sum
+          : (train_seconds > 0 ? tokens_per_step * (step - start_step) / train_seconds : 0);
   summary.peak_bytes = static_cast<int64_t>(alloc.peak_bytes());
   if (root) {
-    save_checkpoint(run_dir.string(), step, model, optimizer, state_json(step, summary.wall_seconds),
-                    tc.keep_checkpoints);
+    save_checkpoint(run_dir.string(), step, model, optimizer,
+                    state_json(step, summary.wall_seconds), tc.keep_checkpoints);
     if (status == "completed")
       write_file_atomically((run_dir / "summary.json").string(), summary.to_json().dump(2) + "\n");
   }
@@ -382,8 +396,8 @@ TrainSummary train(const RunConfig& config, const TrainOptions& options, Communi
     for (int c = 0; c < static_cast<int>(profiler::Category::kCount); ++c) {
       const double s = profiler::seconds(static_cast<profiler::Category>(c));
       named += s;
-      std::printf("  %-28s %8.2f s %6.1f%%\n", profiler::category_name(static_cast<profiler::Category>(c)),
-                  s, 100 * s / total);
+      std::printf("  %-28s %8.2f s %6.1f%%\n",
+                  profiler::category_name(static_cast<profiler::Category>(c)), s, 100 * s / total);
     }
     std::printf("  %-28s %8.2f s %6.1f%%\n", "other (norms, elementwise, ...)", total - named,
                 100 * (total - named) / total);

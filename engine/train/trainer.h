@@ -29,9 +29,9 @@ struct TrainSummary {
 };
 
 struct TrainOptions {
-  bool resume = false;   // continue from the newest checkpoint of the run folder
-  bool progress = true;  // live progress line (plain lines when stdout is not a terminal)
-  bool profile = false;  // print the step time split at the end
+  bool resume = false;     // continue from the newest checkpoint of the run folder
+  bool progress = true;    // live progress line (plain lines when stdout is not a terminal)
+  bool profile = false;    // print the step time split at the end
   int64_t stop_after = 0;  // >0: stop (as if interrupted) after this many steps of this session
 };
 

@@ -45,17 +45,17 @@ void fill(T* dst, int64_t n, T value) {
   for (int64_t i = 0; i < n; ++i) dst[i] = value;
 }
 
-#define LATTE_COPY_DST(S)                                                                      \
-  template void strided_copy<S, float>(const S*, const int64_t*, float*, const int64_t*,       \
-                                       const int64_t*, int);                                   \
-  template void strided_copy<S, double>(const S*, const int64_t*, double*, const int64_t*,     \
-                                        const int64_t*, int);                                  \
-  template void strided_copy<S, bf16>(const S*, const int64_t*, bf16*, const int64_t*,         \
-                                      const int64_t*, int);                                    \
-  template void strided_copy<S, int32_t>(const S*, const int64_t*, int32_t*, const int64_t*,   \
-                                         const int64_t*, int);                                 \
-  template void strided_copy<S, int64_t>(const S*, const int64_t*, int64_t*, const int64_t*,   \
-                                         const int64_t*, int);                                 \
+#define LATTE_COPY_DST(S)                                                                    \
+  template void strided_copy<S, float>(const S*, const int64_t*, float*, const int64_t*,     \
+                                       const int64_t*, int);                                 \
+  template void strided_copy<S, double>(const S*, const int64_t*, double*, const int64_t*,   \
+                                        const int64_t*, int);                                \
+  template void strided_copy<S, bf16>(const S*, const int64_t*, bf16*, const int64_t*,       \
+                                      const int64_t*, int);                                  \
+  template void strided_copy<S, int32_t>(const S*, const int64_t*, int32_t*, const int64_t*, \
+                                         const int64_t*, int);                               \
+  template void strided_copy<S, int64_t>(const S*, const int64_t*, int64_t*, const int64_t*, \
+                                         const int64_t*, int);                               \
   template void fill<S>(S*, int64_t, S);
 LATTE_COPY_DST(float)
 LATTE_COPY_DST(double)

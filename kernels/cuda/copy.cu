@@ -90,7 +90,7 @@ void fill(T* dst, int64_t n, T value, cudaStream_t stream) {
   LATTE_CUDA_CHECK_LAUNCH();
 }
 
-#define LATTE_COPY(S)                                                                       \
+#define LATTE_COPY(S)                                                                            \
   template void strided_copy<S, float>(const S*, const int64_t*, float*, const int64_t*,         \
                                        const int64_t*, int, cudaStream_t);                       \
   template void strided_copy<S, double>(const S*, const int64_t*, double*, const int64_t*,       \

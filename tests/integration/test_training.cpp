@@ -65,16 +65,17 @@ TEST_CASE("the smoke suite trains every variant and writes the report") {
   }
 
   // Running the same suite again finds every run done and rewrites the report.
-  const auto again = test::run_latte("suite " + source("configs/exp3/suite.toml") +
-                                     " --scale smoke --no-progress --no-plots --out " +
-                                     tmp.path().string());
+  const auto again =
+      test::run_latte("suite " + source("configs/exp3/suite.toml") +
+                      " --scale smoke --no-progress --no-plots --out " + tmp.path().string());
   CHECK(again.exit_code == 0);
   CHECK(again.output.find("already done") != std::string::npos);
 }
 
-TEST_CASE("an interrupted run resumed from its checkpoint repeats the uninterrupted losses bit for bit") {
-  for (const char* config : {"tests/integration/configs/tiny_moe.toml",
-                             "tests/integration/configs/tiny_v3.toml"}) {
+TEST_CASE(
+    "an interrupted run resumed from its checkpoint repeats the uninterrupted losses bit for bit") {
+  for (const char* config :
+       {"tests/integration/configs/tiny_moe.toml", "tests/integration/configs/tiny_v3.toml"}) {
     INFO(config);
     test::TempDir tmp;
     const std::string full = (tmp.path() / "full").string();
@@ -120,32 +121,35 @@ TEST_CASE("bad configs and bad data give a message naming the file, key or probl
   struct Case {
     std::string name, args, expected;
   };
-  const std::string train = "train " + config + " --no-progress --set output.dir=" +
-                            (tmp.path() / "run").string();
+  const std::string train =
+      "train " + config + " --no-progress --set output.dir=" + (tmp.path() / "run").string();
   const std::vector<Case> cases = {
-      {"wrong magic", train + " --set 'data.train=[\"" + tmp.write("magic.bin", wrong_magic) + "\"]'",
-       "magic"},
-      {"wrong version", train + " --set 'data.train=[\"" + tmp.write("version.bin", wrong_version) + "\"]'",
+      {"wrong magic",
+       train + " --set 'data.train=[\"" + tmp.write("magic.bin", wrong_magic) + "\"]'", "magic"},
+      {"wrong version",
+       train + " --set 'data.train=[\"" + tmp.write("version.bin", wrong_version) + "\"]'",
        "version"},
-      {"truncated shard", train + " --set 'data.train=[\"" + tmp.write("short.bin", truncated) + "\"]'",
-       "truncated"},
+      {"truncated shard",
+       train + " --set 'data.train=[\"" + tmp.write("short.bin", truncated) + "\"]'", "truncated"},
       {"empty text file", train + " --set 'data.train=[\"" + tmp.write("empty.txt", "") + "\"]'",
        "empty.txt"},
-      {"vocab mismatch", train + " --set 'data.train=[\"" + (tmp.path() / "big.bin").string() + "\"]'",
+      {"vocab mismatch",
+       train + " --set 'data.train=[\"" + (tmp.path() / "big.bin").string() + "\"]'",
        "model.vocab_size = 256"},
       {"missing data file", train + " --set 'data.val=[\"/nonexistent/val.bin\"]'",
        "/nonexistent/val.bin"},
       {"missing config", "train /nonexistent/config.toml", "/nonexistent/config.toml"},
       {"unknown key", train + " --set train.lr_max=1", "train: unknown key 'lr_max'"},
       {"bad value", train + " --set train.batch_size=0", "train.batch_size"},
-      {"unwritable output folder", "train " + config + " --no-progress --set output.dir=" +
-                                       tmp.write("file", "x") + "/run",
+      {"unwritable output folder",
+       "train " + config + " --no-progress --set output.dir=" + tmp.write("file", "x") + "/run",
        "output.dir"},
       {"resume without checkpoint", "train --resume " + (tmp.path() / "nothing").string(),
        "config.json"},
       // lr 1e30 without clipping: the first update sends weights to ~1e30, the next forward
       // overflows; the run stops and names its last good checkpoint (none yet).
-      {"non-finite loss", train + " --set train.lr=1e30 --set train.min_lr=0 --set train.grad_clip=0",
+      {"non-finite loss",
+       train + " --set train.lr=1e30 --set train.min_lr=0 --set train.grad_clip=0",
        "non-finite loss"},
       {"unknown suite scale", "suite " + source("configs/exp3/suite.toml") + " --scale huge",
        "unknown --scale 'huge'"},
@@ -163,7 +167,8 @@ TEST_CASE("SIGTERM checkpoints and exits cleanly, and the run then resumes") {
   test::TempDir tmp;
   const std::string dir = (tmp.path() / "run").string();
   const std::string script =
-      "'" + std::string(LATTE_BINARY) + "' train " + source("tests/integration/configs/tiny_moe.toml") +
+      "'" + std::string(LATTE_BINARY) + "' train " +
+      source("tests/integration/configs/tiny_moe.toml") +
       " --no-progress --set train.steps=100000 --set output.dir=" + dir +
       " & pid=$!; for i in $(seq 600); do [ -s " + dir +
       "/metrics.jsonl ] && break; sleep 0.05; done; kill -TERM $pid; wait $pid; echo exit=$?";

@@ -37,8 +37,9 @@ std::vector<OpCase> build() {
   c.push_back({"mean_of_view", {{4, 3}}, [](V x) { return ops::mean(x[0].transpose(0, 1)); }});
   c.push_back({"sum_to", {{2, 3, 4}}, [](V x) { return ops::sum_to(x[0], Shape{3, 1}); }});
   c.push_back({"broadcast_to", {{3, 1}}, [](V x) { return ops::broadcast_to(x[0], {2, 3, 4}); }});
-  c.push_back({"expand_then_mul", {{1, 4}, {3, 4}},
-               [](V x) { return ops::mul(ops::expand(x[0], {3, 4}), x[1]); }});
+  c.push_back({"expand_then_mul", {{1, 4}, {3, 4}}, [](V x) {
+                 return ops::mul(ops::expand(x[0], {3, 4}), x[1]);
+               }});
   // matrix products
   c.push_back({"matmul", {{3, 4}, {4, 5}}, [](V x) { return ops::matmul(x[0], x[1]); }});
   c.push_back({"matmul_trans_a", {{4, 3}, {4, 5}}, [](V x) {
