@@ -10,6 +10,7 @@
 #include <utility>
 
 #include "engine/error.h"
+#include "kernels/cpu/random.h"
 
 namespace latte {
 
@@ -178,10 +179,7 @@ PreparedCorpus write_corpus_shards(std::vector<std::string> documents, const std
 }
 
 uint64_t splitmix64_at(uint64_t seed, uint64_t index) {
-  uint64_t z = seed + (index + 1) * 0x9E3779B97F4A7C15ULL;
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-  return z ^ (z >> 31);
+  return kernels::cpu::splitmix64(seed + index * 0x9E3779B97F4A7C15ULL);
 }
 
 uint64_t uniform_below(uint64_t random, uint64_t n) {

@@ -5,12 +5,6 @@
 namespace latte::kernels::cpu {
 
 namespace {
-uint64_t splitmix64(uint64_t x) {
-  x += 0x9e3779b97f4a7c15ull;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-  return x ^ (x >> 31);
-}
 uint64_t hash(uint64_t seed, uint64_t counter) {
   return splitmix64(splitmix64(seed) ^ (counter * 0xd1b54a32d192ed03ull));
 }

@@ -7,6 +7,14 @@
 
 namespace latte::kernels::cpu {
 
+// The SplitMix64 finalizer step: the generator's output for state x (Steele et al.).
+inline uint64_t splitmix64(uint64_t x) {
+  x += 0x9e3779b97f4a7c15ull;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+  return x ^ (x >> 31);
+}
+
 // Uniform in [0, 1) (53 bits).
 double random_uniform(uint64_t seed, uint64_t counter);
 // Standard normal.
