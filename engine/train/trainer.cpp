@@ -246,6 +246,7 @@ TrainSummary train(const RunConfig& config, const TrainOptions& options, Communi
   int64_t step = start_step;
   std::string status = "completed";
   const std::vector<MoeLayer*> moe_layers = model.moe_layers();
+  const std::vector<Tensor> params = model.parameters();  // handles, fetched once
   Batch batch;
 
   while (step < tc.steps) {
@@ -254,7 +255,7 @@ TrainSummary train(const RunConfig& config, const TrainOptions& options, Communi
       break;
     }
     const auto t0 = std::chrono::steady_clock::now();
-    model.zero_grad();
+    for (Tensor p : params) p.zero_grad();
     double loss_sum = 0, lm_sum = 0, aux_sum = 0, mtp_sum = 0;
     std::vector<MoeLayerStats> moe_stats;
     for (int64_t micro = 0; micro < tc.grad_accum; ++micro) {
@@ -285,7 +286,6 @@ TrainSummary train(const RunConfig& config, const TrainOptions& options, Communi
                    << "; stopping. Last good checkpoint: "
                    << (ckpt ? *ckpt : std::string("none (no checkpoint written yet)"));
     }
-    const auto params = model.parameters();
     for (Tensor p : params)
       if (p.grad().defined()) {
         Tensor g = p.grad();
