@@ -7,10 +7,10 @@
 #include <vector>
 
 #include "kernels/cpu/attention_internal.h"
+#include "kernels/cpu/gemm.h"
 
 namespace latte::kernels::cpu {
 
-using detail::gemm;
 using detail::leading_dim;
 
 namespace {
@@ -165,7 +165,6 @@ struct BackwardPass {
 template <typename T>
 void flash_attention_forward(const AttentionProblem& p, const T* q, const T* k, const T* v, T* o,
                              T* lse, FlashSchedule schedule) {
-  const detail::SingleThreadedBlas single_threaded_blas;
   const bool use_threads = detail::worth_threads(p);
   const int64_t br = schedule.q_tile, bc = schedule.kv_tile, group = p.group_size();
   const int64_t q_tiles = ceil_div(p.q_len, br), vd = p.v_dim;
@@ -234,7 +233,6 @@ template <typename T>
 void flash_attention_backward(const AttentionProblem& p, const T* q, const T* k, const T* v,
                               const T* o, const T* d_o, const T* lse, T* dq, T* dk, T* dv,
                               FlashSchedule schedule) {
-  const detail::SingleThreadedBlas single_threaded_blas;
   const bool use_threads = detail::worth_threads(p);
   const int64_t br = schedule.q_tile, bc = schedule.kv_tile, tq = p.q_len;
   std::vector<T> delta(p.batch * p.q_heads * tq);

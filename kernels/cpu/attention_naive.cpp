@@ -6,10 +6,10 @@
 #include <vector>
 
 #include "kernels/cpu/attention_internal.h"
+#include "kernels/cpu/gemm.h"
 
 namespace latte::kernels::cpu {
 
-using detail::gemm;
 using detail::leading_dim;
 
 namespace {
@@ -34,7 +34,6 @@ void masked_softmax_row(T* row, int64_t visible, int64_t len) {
 template <typename T>
 void naive_attention_forward(const AttentionProblem& p, const T* q, const T* k, const T* v, T* o,
                              T* probs) {
-  const detail::SingleThreadedBlas single_threaded_blas;
   const bool use_threads = detail::worth_threads(p);
   const int64_t group = p.group_size(), tq = p.q_len, tk = p.kv_len;
   const int64_t ldq = leading_dim(p.q.token_stride, p.qk_dim);
@@ -58,7 +57,6 @@ void naive_attention_forward(const AttentionProblem& p, const T* q, const T* k, 
 template <typename T>
 void naive_attention_backward(const AttentionProblem& p, const T* q, const T* k, const T* v,
                               const T* probs, const T* d_o, T* dq, T* dk, T* dv) {
-  const detail::SingleThreadedBlas single_threaded_blas;
   const bool use_threads = detail::worth_threads(p);
   const int64_t group = p.group_size(), tq = p.q_len, tk = p.kv_len;
   const int64_t ldq = leading_dim(p.q.token_stride, p.qk_dim);

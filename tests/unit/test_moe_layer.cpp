@@ -227,6 +227,23 @@ constexpr double kGradTolerance = 1e-6;
 // (a step moves a logit by at most ~1e-5 here).
 constexpr double kRoutingMargin = 1e-3;
 
+// The layer's gradients (x and every parameter) match finite differences, the output weighted
+// by r.
+void check_gradients(MoeLayer& layer, const Tensor& x, const Tensor& r) {
+  const GradCheck g = check_layer_gradients(layer, x, r);
+  INFO("worst: " << g.where);
+  CHECK(g.worst < kGradTolerance);
+}
+
+// With the output weighted by zero only the balance loss remains: its gradient reaches the
+// router (and through it x) and still matches finite differences.
+void check_balance_loss_gradients(MoeLayer& layer, const Tensor& x) {
+  const GradCheck g = check_layer_gradients(layer, x, Tensor::zeros(x.shape(), DType::F64));
+  INFO("worst: " << g.where);
+  CHECK(g.worst < kGradTolerance);
+  CHECK(g.gate_grad_max > 1e-3);
+}
+
 }  // namespace
 
 TEST_CASE("moe layer: parameter and buffer names follow SPEC") {
@@ -285,16 +302,8 @@ TEST_CASE("moe layer: gradients, sigmoid noaux_tc with groups, shared expert, se
   const Routing routing = layer_routing(*layer, x);
   REQUIRE(routing.margin > kRoutingMargin);
 
-  const GradCheck full = check_layer_gradients(*layer, x, output_weights(x, 13));
-  INFO("worst: " << full.where);
-  CHECK(full.worst < kGradTolerance);
-
-  // With the output weighted by zero only the balance loss remains: its gradient reaches the
-  // router (and through it x) and still matches finite differences.
-  const GradCheck aux_only = check_layer_gradients(*layer, x, Tensor::zeros(x.shape(), DType::F64));
-  INFO("worst: " << aux_only.where);
-  CHECK(aux_only.worst < kGradTolerance);
-  CHECK(aux_only.gate_grad_max > 1e-3);
+  check_gradients(*layer, x, output_weights(x, 13));
+  check_balance_loss_gradients(*layer, x);
 }
 
 TEST_CASE("moe layer: gradients, softmax greedy with the Switch loss") {
@@ -303,14 +312,8 @@ TEST_CASE("moe layer: gradients, softmax greedy with the Switch loss") {
   const Tensor x = random_input(2, 5, 6, 22);
   REQUIRE(layer_routing(*layer, x).margin > kRoutingMargin);
 
-  const GradCheck full = check_layer_gradients(*layer, x, output_weights(x, 23));
-  INFO("worst: " << full.where);
-  CHECK(full.worst < kGradTolerance);
-
-  const GradCheck aux_only = check_layer_gradients(*layer, x, Tensor::zeros(x.shape(), DType::F64));
-  INFO("worst: " << aux_only.where);
-  CHECK(aux_only.worst < kGradTolerance);
-  CHECK(aux_only.gate_grad_max > 1e-3);
+  check_gradients(*layer, x, output_weights(x, 23));
+  check_balance_loss_gradients(*layer, x);
 }
 
 TEST_CASE("moe layer: group_limited_greedy gradients") {
@@ -325,9 +328,7 @@ TEST_CASE("moe layer: group_limited_greedy gradients") {
   const auto layer = make_layer(5, c, 31);
   const Tensor x = random_input(1, 6, 5, 32);
   REQUIRE(layer_routing(*layer, x).margin > kRoutingMargin);
-  const GradCheck full = check_layer_gradients(*layer, x, output_weights(x, 33));
-  INFO("worst: " << full.where);
-  CHECK(full.worst < kGradTolerance);
+  check_gradients(*layer, x, output_weights(x, 33));
 }
 
 TEST_CASE("moe layer: one expert, top-1, no shared expert equals a dense SwiGLU MLP") {
