@@ -24,6 +24,20 @@ decltype(auto) visit_float(DType dtype, const char* op, F&& f) {
   LATTE_FAIL() << op << ": expected a f32 or f64 tensor, got " << dtype_name(dtype);
 }
 
+// F32 and BF16: the types the CUDA kernels run in (bf16 with fp32 arithmetic inside).
+template <typename F>
+decltype(auto) visit_gpu_float(DType dtype, const char* op, F&& f) {
+  switch (dtype) {
+    case DType::F32:
+      return f(float{});
+    case DType::BF16:
+      return f(bf16{});
+    default:
+      break;
+  }
+  LATTE_FAIL() << op << ": expected a f32 or bf16 CUDA tensor, got " << dtype_name(dtype);
+}
+
 // Every dtype.
 template <typename F>
 decltype(auto) visit_dtype(DType dtype, F&& f) {

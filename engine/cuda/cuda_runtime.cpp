@@ -5,6 +5,7 @@
 
 #include "engine/allocator.h"
 #include "engine/cuda/caching_allocator.h"
+#include "engine/cuda/cuda_backend.h"
 #include "kernels/cuda/cuda_check.h"
 
 namespace latte::cuda {
@@ -57,6 +58,7 @@ void init() {
     LATTE_CUDA_CHECK(cudaMalloc(&r.blas.workspace, kLtWorkspaceBytes));
     r.blas.workspace_bytes = kLtWorkspaceBytes;
     register_cuda_allocator(std::make_unique<CachingAllocator>());
+    register_cuda_backend(backend());
   });
 }
 

@@ -1,19 +1,15 @@
-// Attention and RoPE ops (engine/ops.h) over kernels/cpu/attention_{naive,flash}.h and rope.h.
-// Operands are handed to the kernels as strided views; only a last dimension that is not
-// contiguous forces a copy.
-#include "engine/dispatch.h"
+// Attention and RoPE ops (engine/ops.h); the operands' device runs the kernels
+// (engine/backend/attention_kernels.h). Operands are handed to the kernels as strided views; only
+// a last dimension that is not contiguous forces a copy.
+#include "engine/backend/attention_kernels.h"
 #include "engine/ops.h"
 #include "engine/ops/op_support.h"
 #include "engine/profiler.h"
-#include "kernels/cpu/attention_flash.h"
-#include "kernels/cpu/attention_naive.h"
-#include "kernels/cpu/rope.h"
 
 namespace latte::ops {
 
-using detail::require_cpu;
+using detail::require_defined;
 using detail::saved;
-namespace k = kernels::cpu;
 
 namespace {
 
@@ -22,8 +18,10 @@ Tensor with_unit_last_stride(const Tensor& t) {
   return t.stride(-1) == 1 ? t : t.contiguous();
 }
 
-k::AttentionLayout layout_of(const Tensor& t) {
-  return {t.stride(0), t.stride(1), t.stride(2)};
+// Throws unless `t` lives on `device` (the device of the op's first operand).
+void require_device(const char* op, const char* what, const Tensor& t, Device device) {
+  LATTE_CHECK(t.device() == device) << op << ": " << what << " must be on " << device_name(device)
+                                    << " like the other operands, got " << t.describe();
 }
 
 }  // namespace
@@ -32,15 +30,18 @@ Tensor attention(const Tensor& q_in, const Tensor& k_in, const Tensor& v_in, dou
                  bool causal, AttentionKernel kernel) {
   const char* op = kernel == AttentionKernel::kFlash ? "flash_attention" : "naive_attention";
   for (const Tensor* t : {&q_in, &k_in, &v_in}) {
-    require_cpu(op, *t);
+    require_defined(op, *t);
     LATTE_CHECK(t->dim() == 4) << op << ": q, k and v must be [batch, tokens, heads, dim], got "
                                << t->describe();
   }
   detail::require_same_dtype(op, q_in, k_in);
   detail::require_same_dtype(op, q_in, v_in);
+  const Device device = q_in.device();
+  require_device(op, "k", k_in, device);
+  require_device(op, "v", v_in, device);
   const Tensor q = with_unit_last_stride(q_in), kk = with_unit_last_stride(k_in),
                v = with_unit_last_stride(v_in);
-  k::AttentionProblem p;
+  AttentionProblem p;
   p.batch = q.size(0);
   p.q_len = q.size(1);
   p.q_heads = q.size(2);
@@ -54,57 +55,42 @@ Tensor attention(const Tensor& q_in, const Tensor& k_in, const Tensor& v_in, dou
               v.size(1) == p.kv_len && v.size(2) == p.kv_heads)
       << op << ": inconsistent shapes q " << q.describe() << ", k " << kk.describe() << ", v "
       << v.describe();
-  Tensor o = Tensor::empty(Shape{p.batch, p.q_len, p.q_heads, p.v_dim}, q.dtype());
-  p.q = layout_of(q);
-  p.k = layout_of(kk);
-  p.v = layout_of(v);
-  p.o = layout_of(o);
-  k::check_attention_problem(p, op);
+  Tensor o = Tensor::empty(Shape{p.batch, p.q_len, p.q_heads, p.v_dim}, q.dtype(), device);
+  p.q = attention_layout(q);
+  p.k = attention_layout(kk);
+  p.v = attention_layout(v);
+  p.o = attention_layout(o);
+  kernels::cpu::check_attention_problem(p, op);
 
-  Tensor stats;  // naive: probabilities [B, H, T, S]; flash: logsumexp [B, H, T]
-  if (kernel == AttentionKernel::kNaive)
-    stats = Tensor::empty(Shape{p.batch, p.q_heads, p.q_len, p.kv_len}, q.dtype());
-  else
-    stats = Tensor::empty(Shape{p.batch, p.q_heads, p.q_len}, q.dtype());
-  profiler::Scope timing(profiler::Category::kAttention);
-  visit_float(q.dtype(), op, [&](auto tag) {
-    using T = decltype(tag);
-    if (kernel == AttentionKernel::kNaive)
-      k::naive_attention_forward(p, q.data<T>(), kk.data<T>(), v.data<T>(), o.data<T>(),
-                                 stats.data<T>());
-    else
-      k::flash_attention_forward(p, q.data<T>(), kk.data<T>(), v.data<T>(), o.data<T>(),
-                                 stats.data<T>());
-  });
+  // naive: probabilities [B, H, T, S]; flash: logsumexp [B, H, T]
+  Tensor stats;
+  {
+    profiler::Scope timing(profiler::Category::kAttention);
+    const AttentionKernels& kt = attention_kernels(device);
+    stats = kernel == AttentionKernel::kNaive ? kt.naive_attention_forward(p, q, kk, v, o)
+                                              : kt.flash_attention_forward(p, q, kk, v, o);
+  }
   return record(op, o, {q_in, k_in, v_in},
                 [p, kernel, sq = saved(q), sk = saved(kk), sv = saved(v), so = saved(o),
                  stats](const Tensor& g) -> std::vector<Tensor> {
                   const Tensor d_o = g.contiguous();  // same packed layout as o
                   // Gradients come back densely packed (their own layouts).
-                  Tensor dq = Tensor::empty(sq.shape(), sq.dtype());
-                  Tensor dk = Tensor::empty(sk.shape(), sk.dtype());
-                  Tensor dv = Tensor::empty(sv.shape(), sv.dtype());
-                  k::AttentionProblem bp = p;
-                  bp.q = layout_of(dq);
-                  bp.k = layout_of(dk);
-                  bp.v = layout_of(dv);
+                  Tensor dq = Tensor::empty(sq.shape(), sq.dtype(), sq.device());
+                  Tensor dk = Tensor::empty(sk.shape(), sk.dtype(), sk.device());
+                  Tensor dv = Tensor::empty(sv.shape(), sv.dtype(), sv.device());
+                  AttentionProblem bp = p;
+                  bp.q = attention_layout(dq);
+                  bp.k = attention_layout(dk);
+                  bp.v = attention_layout(dv);
                   // The kernels read q/k/v with the gradient layouts, so hand them packed
                   // copies only when the saved operands are strided differently.
-                  const Tensor q = sq.is_contiguous() ? sq : sq.contiguous();
-                  const Tensor kk = sk.is_contiguous() ? sk : sk.contiguous();
-                  const Tensor v = sv.is_contiguous() ? sv : sv.contiguous();
+                  const Tensor q = sq.contiguous(), kk = sk.contiguous(), v = sv.contiguous();
                   profiler::Scope timing(profiler::Category::kAttention);
-                  visit_float(sq.dtype(), "attention backward", [&](auto tag) {
-                    using T = decltype(tag);
-                    if (kernel == AttentionKernel::kNaive)
-                      k::naive_attention_backward(bp, q.data<T>(), kk.data<T>(), v.data<T>(),
-                                                  stats.data<T>(), d_o.data<T>(), dq.data<T>(),
-                                                  dk.data<T>(), dv.data<T>());
-                    else
-                      k::flash_attention_backward(bp, q.data<T>(), kk.data<T>(), v.data<T>(),
-                                                  so.data<T>(), d_o.data<T>(), stats.data<T>(),
-                                                  dq.data<T>(), dk.data<T>(), dv.data<T>());
-                  });
+                  const AttentionKernels& kt = attention_kernels(sq.device());
+                  if (kernel == AttentionKernel::kNaive)
+                    kt.naive_attention_backward(bp, q, kk, v, stats, d_o, dq, dk, dv);
+                  else
+                    kt.flash_attention_backward(bp, q, kk, v, so, d_o, stats, dq, dk, dv);
                   return {dq, dk, dv};
                 });
 }
@@ -112,39 +98,35 @@ Tensor attention(const Tensor& q_in, const Tensor& k_in, const Tensor& v_in, dou
 Tensor rope(const Tensor& x_in, const Tensor& cos, const Tensor& sin, int64_t position_offset,
             bool interleave) {
   const char* op = "rope";
-  require_cpu(op, x_in);
-  require_cpu(op, cos);
-  require_cpu(op, sin);
+  require_defined(op, x_in);
+  require_defined(op, cos);
+  require_defined(op, sin);
   LATTE_CHECK(x_in.dim() == 4 && x_in.size(3) % 2 == 0)
       << "rope: x must be [batch, tokens, heads, even dim], got " << x_in.describe();
+  require_device(op, "cos", cos, x_in.device());
+  require_device(op, "sin", sin, x_in.device());
   const Tensor x = with_unit_last_stride(x_in);
-  const int64_t batch = x.size(0), tokens = x.size(1), heads = x.size(2), dim = x.size(3);
+  const int64_t tokens = x.size(1), dim = x.size(3);
   LATTE_CHECK(cos.dim() == 2 && cos.shape() == sin.shape() && cos.size(1) == dim / 2 &&
               cos.is_contiguous() && sin.is_contiguous())
       << "rope: tables must be contiguous [length, " << dim / 2 << "], got cos " << cos.describe()
       << ", sin " << sin.describe();
+  LATTE_CHECK(is_floating(cos.dtype()) && cos.dtype() == sin.dtype())
+      << "rope: cos and sin must share a floating dtype, got cos " << cos.describe() << ", sin "
+      << sin.describe();
   LATTE_CHECK(position_offset >= 0 && position_offset + tokens <= cos.size(0))
       << "rope: positions [" << position_offset << ", " << position_offset + tokens
       << ") exceed the table length " << cos.size(0);
-  detail::require_same_dtype(op, x, cos);
-  Tensor y = Tensor::empty(x.shape(), x.dtype());
-  visit_float(x.dtype(), op, [&](auto tag) {
-    using T = decltype(tag);
-    k::rope_forward(x.data<T>(), layout_of(x), y.data<T>(), layout_of(y), batch, tokens, heads, dim,
-                    cos.data<T>(), sin.data<T>(), position_offset, interleave);
-  });
-  return record(op, y, {x_in},
-                [cos, sin, position_offset, interleave](const Tensor& g) -> std::vector<Tensor> {
-                  const Tensor dy = g.contiguous();
-                  Tensor dx = Tensor::empty(dy.shape(), dy.dtype());
-                  visit_float(dy.dtype(), "rope backward", [&](auto tag) {
-                    using T = decltype(tag);
-                    k::rope_backward(dy.data<T>(), layout_of(dy), dx.data<T>(), layout_of(dx),
-                                     dy.size(0), dy.size(1), dy.size(2), dy.size(3), cos.data<T>(),
-                                     sin.data<T>(), position_offset, interleave);
-                  });
-                  return {dx};
-                });
+  Tensor y = Tensor::empty(x.shape(), x.dtype(), x.device());
+  attention_kernels(x.device()).rope_forward(x, y, cos, sin, position_offset, interleave);
+  return record(
+      op, y, {x_in},
+      [cos, sin, position_offset, interleave](const Tensor& g) -> std::vector<Tensor> {
+        const Tensor dy = g.contiguous();
+        Tensor dx = Tensor::empty(dy.shape(), dy.dtype(), dy.device());
+        attention_kernels(dy.device()).rope_backward(dy, dx, cos, sin, position_offset, interleave);
+        return {dx};
+      });
 }
 
 }  // namespace latte::ops

@@ -1,18 +1,16 @@
-// matmul and linear (engine/ops.h) over BLAS GEMMs. Operands are passed to BLAS as they lie in
-// memory: a transposed view becomes a transpose flag, not a copy. linear folds the leading
-// dimensions into the GEMM's M and fuses the bias by starting C from it (beta = 1).
-#include "engine/dispatch.h"
+// matmul and linear (engine/ops.h) over the device's GEMMs (engine/backend/linear_kernels.h).
+// Operands are passed to the GEMM as they lie in memory: a transposed view becomes a transpose
+// flag, not a copy. linear folds the leading dimensions into the GEMM's M and fuses the bias.
+#include "engine/backend/elementwise_kernels.h"
+#include "engine/backend/linear_kernels.h"
 #include "engine/ops.h"
 #include "engine/ops/op_support.h"
 #include "engine/profiler.h"
-#include "kernels/cpu/elementwise.h"
-#include "kernels/cpu/gemm.h"
 
 namespace latte::ops {
 
-using detail::require_cpu;
+using detail::require_defined;
 using detail::saved;
-namespace k = kernels::cpu;
 
 namespace {
 
@@ -52,17 +50,22 @@ BlasOperand blas_operand(const Tensor& t, bool transpose) {
   return op;
 }
 
-template <typename T>
-const T* ptr(const BlasOperand& op) {
-  return op.storage.data<T>();
+// Matrix i of op at element offset `offset` + i · batch_stride (batch_stride 0: shared).
+MatrixStack stack(const BlasOperand& op, int64_t offset = 0, bool shared = false) {
+  return {op.storage, offset, op.ld, shared ? 0 : op.batch_stride};
+}
+
+// A contiguous stack of [rows, cols] matrices starting `offset` elements into t.
+MatrixStack dense(const Tensor& t, int64_t rows, int64_t cols, int64_t offset = 0) {
+  return {t, offset, cols, rows * cols};
 }
 
 }  // namespace
 
 Tensor matmul(const Tensor& a, const Tensor& b, bool trans_a, bool trans_b) {
   const char* op = "matmul";
-  require_cpu(op, a);
-  require_cpu(op, b);
+  require_defined(op, a);
+  require_defined(op, b);
   detail::require_same_dtype(op, a, b);
   detail::require_rank_at_least(op, a, 2, "a");
   detail::require_rank_at_least(op, b, 2, "b");
@@ -84,62 +87,53 @@ Tensor matmul(const Tensor& a, const Tensor& b, bool trans_a, bool trans_b) {
   std::vector<int64_t> out_shape(a.shape().begin(), a.shape().end() - 2);
   out_shape.push_back(M);
   out_shape.push_back(N);
-  Tensor c = Tensor::empty(Shape(out_shape), a.dtype());
+  Tensor c = Tensor::empty(Shape(out_shape), a.dtype(), a.device());
   const int64_t batch = va.batch;
   profiler::Scope timing(profiler::Category::kGemm);
-  visit_float(a.dtype(), op, [&](auto tag) {
-    using T = decltype(tag);
-    k::gemm_batched<T>(va.trans, vb.trans, batch, M, N, K, T(1), ptr<T>(va), va.ld, va.batch_stride,
-                       ptr<T>(vb), vb.ld, shared_b ? 0 : vb.batch_stride, T(0), c.data<T>(), N,
-                       M * N);
-  });
-  return record(op, c, {a, b},
-                [va, vb, a_shape = a.shape(), b_shape = b.shape(), trans_a, trans_b, shared_b, M, N,
-                 K, batch, need_a = a.requires_grad(),
-                 need_b = b.requires_grad()](const Tensor& g) -> std::vector<Tensor> {
-                  const Tensor dc = g.contiguous();
-                  profiler::Scope timing(profiler::Category::kGemm);
-                  Tensor da, db;
-                  visit_float(dc.dtype(), "matmul backward", [&](auto tag) {
-                    using T = decltype(tag);
-                    if (need_a) {
-                      da = Tensor::empty(a_shape, dc.dtype());
-                      if (!trans_a)  // dA = dC · op(B)ᵀ   [M, K]
-                        k::gemm_batched<T>(false, !vb.trans, batch, M, K, N, T(1), dc.data<T>(), N,
-                                           M * N, ptr<T>(vb), vb.ld, shared_b ? 0 : vb.batch_stride,
-                                           T(0), da.data<T>(), K, M * K);
-                      else  // dA = op(B) · dCᵀ   [K, M]
-                        k::gemm_batched<T>(vb.trans, true, batch, K, M, N, T(1), ptr<T>(vb), vb.ld,
-                                           shared_b ? 0 : vb.batch_stride, dc.data<T>(), N, M * N,
-                                           T(0), da.data<T>(), M, M * K);
-                    }
-                    if (need_b) {
-                      db = Tensor::empty(b_shape, dc.dtype());
-                      // A shared b sums its gradient over the batch (beta = 1 after the first).
-                      const int64_t b_batch = shared_b ? 1 : batch;
-                      const int64_t loops = shared_b ? batch : 1;
-                      for (int64_t i = 0; i < loops; ++i) {
-                        const T beta = i == 0 ? T(0) : T(1);
-                        const T* A = ptr<T>(va) + i * va.batch_stride;
-                        const T* C = dc.data<T>() + i * M * N;
-                        if (!trans_b)  // dB = op(A)ᵀ · dC   [K, N]
-                          k::gemm_batched<T>(!va.trans, false, b_batch, K, N, M, T(1), A, va.ld,
-                                             va.batch_stride, C, N, M * N, beta, db.data<T>(), N,
-                                             K * N);
-                        else  // dB = dCᵀ · op(A)   [N, K]
-                          k::gemm_batched<T>(true, va.trans, b_batch, N, K, M, T(1), C, N, M * N, A,
-                                             va.ld, va.batch_stride, beta, db.data<T>(), K, K * N);
-                      }
-                    }
-                  });
-                  return {da, db};
-                });
+  linear_kernels(a.device())
+      .gemm(va.trans, vb.trans, batch, M, N, K, 1.0, stack(va), stack(vb, 0, shared_b), 0.0,
+            dense(c, M, N));
+  return record(
+      op, c, {a, b},
+      [va, vb, a_shape = a.shape(), b_shape = b.shape(), trans_a, trans_b, shared_b, M, N, K, batch,
+       need_a = a.requires_grad(),
+       need_b = b.requires_grad()](const Tensor& g) -> std::vector<Tensor> {
+        const Tensor dc = g.contiguous();
+        const LinearKernels& blas = linear_kernels(dc.device());
+        profiler::Scope timing(profiler::Category::kGemm);
+        Tensor da, db;
+        if (need_a) {
+          da = Tensor::empty(a_shape, dc.dtype(), dc.device());
+          if (!trans_a)  // dA = dC · op(B)ᵀ   [M, K]
+            blas.gemm(false, !vb.trans, batch, M, K, N, 1.0, dense(dc, M, N),
+                      stack(vb, 0, shared_b), 0.0, dense(da, M, K));
+          else  // dA = op(B) · dCᵀ   [K, M]
+            blas.gemm(vb.trans, true, batch, K, M, N, 1.0, stack(vb, 0, shared_b), dense(dc, M, N),
+                      0.0, dense(da, K, M));
+        }
+        if (need_b) {
+          db = Tensor::empty(b_shape, dc.dtype(), dc.device());
+          // A shared b sums its gradient over the batch (beta = 1 after the first).
+          const int64_t b_batch = shared_b ? 1 : batch;
+          const int64_t loops = shared_b ? batch : 1;
+          for (int64_t i = 0; i < loops; ++i) {
+            const double beta = i == 0 ? 0.0 : 1.0;
+            const MatrixStack A = stack(va, i * va.batch_stride);
+            const MatrixStack C = dense(dc, M, N, i * M * N);
+            if (!trans_b)  // dB = op(A)ᵀ · dC   [K, N]
+              blas.gemm(!va.trans, false, b_batch, K, N, M, 1.0, A, C, beta, dense(db, K, N));
+            else  // dB = dCᵀ · op(A)   [N, K]
+              blas.gemm(true, va.trans, b_batch, N, K, M, 1.0, C, A, beta, dense(db, N, K));
+          }
+        }
+        return {da, db};
+      });
 }
 
 Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
   const char* op = "linear";
-  require_cpu(op, x);
-  require_cpu(op, weight);
+  require_defined(op, x);
+  require_defined(op, weight);
   detail::require_same_dtype(op, x, weight);
   LATTE_CHECK(weight.dim() == 2) << "linear: weight must be [out, in], got " << weight.describe();
   detail::require_rank_at_least(op, x, 1, "input");
@@ -155,20 +149,12 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
   const Tensor x2 = x.contiguous(), w = weight.contiguous();
   std::vector<int64_t> out_shape(x.shape().begin(), x.shape().end() - 1);
   out_shape.push_back(out);
-  Tensor y = Tensor::empty(Shape(out_shape), x.dtype());
-  profiler::Scope timing(profiler::Category::kGemm);
-  visit_float(x.dtype(), op, [&](auto tag) {
-    using T = decltype(tag);
-    T beta = T(0);
-    if (bias.defined()) {
-      const Tensor bc = bias.contiguous();
-      T* py = y.data<T>();
-      for (int64_t r = 0; r < rows; ++r) std::copy_n(bc.data<T>(), out, py + r * out);
-      beta = T(1);
-    }
-    k::gemm<T>(false, true, rows, out, in, T(1), x2.data<T>(), in, w.data<T>(), in, beta,
-               y.data<T>(), out);
-  });
+  Tensor y = Tensor::empty(Shape(out_shape), x.dtype(), x.device());
+  {
+    profiler::Scope timing(profiler::Category::kGemm);
+    linear_kernels(x.device())
+        .linear_forward(x2, w, bias.defined() ? bias.contiguous() : Tensor(), y);
+  }
   std::vector<Tensor> inputs = {x, weight};
   if (bias.defined()) inputs.push_back(bias);
   return record(op, y, inputs,
@@ -176,26 +162,23 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
                  rows, in, out, need_x = x.requires_grad(), need_w = weight.requires_grad(),
                  need_b = bias.requires_grad()](const Tensor& g) -> std::vector<Tensor> {
                   const Tensor dy = g.contiguous();
+                  const LinearKernels& blas = linear_kernels(dy.device());
                   profiler::Scope timing(profiler::Category::kGemm);
                   Tensor dx, dw, db;
-                  visit_float(dy.dtype(), "linear backward", [&](auto tag) {
-                    using T = decltype(tag);
-                    if (need_x) {  // dx = dy · W
-                      dx = Tensor::empty(x_shape, dy.dtype());
-                      k::gemm<T>(false, false, rows, in, out, T(1), dy.data<T>(), out, sw.data<T>(),
-                                 in, T(0), dx.data<T>(), in);
-                    }
-                    if (need_w) {  // dW = dyᵀ · x
-                      dw = Tensor::empty(Shape{out, in}, dy.dtype());
-                      k::gemm<T>(true, false, out, in, rows, T(1), dy.data<T>(), out, sx.data<T>(),
-                                 in, T(0), dw.data<T>(), in);
-                    }
-                    if (need_b) {  // db = column sums of dy
-                      db = Tensor::empty(Shape{out}, dy.dtype());
-                      const int64_t shape[2] = {rows, out}, strides[2] = {0, 1};
-                      k::sum_to<T>(dy.data<T>(), shape, 2, db.data<T>(), strides, out);
-                    }
-                  });
+                  if (need_x) {  // dx = dy · W
+                    dx = Tensor::empty(x_shape, dy.dtype(), dy.device());
+                    blas.gemm(false, false, 1, rows, in, out, 1.0, dense(dy, rows, out),
+                              dense(sw, out, in), 0.0, dense(dx, rows, in));
+                  }
+                  if (need_w) {  // dW = dyᵀ · x
+                    dw = Tensor::empty(Shape{out, in}, dy.dtype(), dy.device());
+                    blas.gemm(true, false, 1, out, in, rows, 1.0, dense(dy, rows, out),
+                              dense(sx, rows, in), 0.0, dense(dw, out, in));
+                  }
+                  if (need_b) {  // db = column sums of dy
+                    db = Tensor::empty(Shape{out}, dy.dtype(), dy.device());
+                    elementwise_kernels(dy.device()).sum_to(dy, Shape{rows, out}, db, Shape{0, 1});
+                  }
                   std::vector<Tensor> grads = {dx, dw};
                   if (has_bias) grads.push_back(db);
                   return grads;

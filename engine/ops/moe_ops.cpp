@@ -1,36 +1,43 @@
 // DeepSeekMoE ops (engine/ops/moe_ops.h): router scores, expert selection, dispatch, gather,
-// grouped expert MLPs, combine and the balance losses, each one autograd node over the MoE
-// kernels. The expert MLPs call BLAS once per projection per expert on that expert's row block.
+// grouped expert MLPs, combine and the balance losses, each one autograd node over the MoE kernel
+// table of the operands' device. The expert MLPs run one GEMM per projection per expert on that
+// expert's row block and the SwiGLU of the elementwise table over all rows at once.
 #include "engine/ops/moe_ops.h"
 
 #include <algorithm>
-#include <string>
 
 #include "engine/autograd.h"
-#include "engine/dispatch.h"
+#include "engine/backend/elementwise_kernels.h"
+#include "engine/backend/moe_kernels.h"
 #include "engine/ops/op_support.h"
 #include "engine/profiler.h"
-#include "kernels/cpu/elementwise.h"
-#include "kernels/cpu/gemm.h"
-#include "kernels/cpu/moe_balance.h"
 #include "kernels/cpu/moe_dispatch.h"
 
 namespace latte::ops {
 
-using detail::require_cpu;
+using detail::require_defined;
 using detail::saved;
-namespace k = kernels::cpu;
 
 namespace {
 
+const MoeKernels& kernels(const Tensor& t) {
+  return moe_kernels(t.device());
+}
+
 void require_matrix(const char* op, const Tensor& t, const char* what) {
-  require_cpu(op, t);
+  require_defined(op, t);
   LATTE_CHECK(t.dim() == 2) << op << ": " << what << " must be 2-D, got " << t.describe();
+}
+
+void require_device(const char* op, const Tensor& t, Device device, const char* what) {
+  LATTE_CHECK(t.device() == device) << op << ": " << what << " " << t.describe() << " is not on "
+                                    << device_name(device) << " with the other operands";
 }
 
 // expert_ids [N, K] i32 as a contiguous tensor, checked against scores [N, E].
 Tensor checked_ids(const char* op, const Tensor& scores, const Tensor& expert_ids) {
   require_matrix(op, expert_ids, "expert_ids");
+  require_device(op, expert_ids, scores.device(), "expert_ids");
   LATTE_CHECK(expert_ids.dtype() == DType::I32)
       << op << ": expert_ids must be i32, got " << expert_ids.describe();
   LATTE_CHECK(expert_ids.size(0) == scores.size(0))
@@ -41,6 +48,11 @@ Tensor checked_ids(const char* op, const Tensor& scores, const Tensor& expert_id
   return expert_ids.contiguous();
 }
 
+// The upstream gradient of a scalar loss as a contiguous scalar in `dtype`, on its device.
+Tensor loss_gradient(const Tensor& g, DType dtype) {
+  return g.detach().to(dtype).contiguous();
+}
+
 }  // namespace
 
 Tensor moe_router_scores(const Tensor& logits, RouterScoring scoring) {
@@ -48,24 +60,15 @@ Tensor moe_router_scores(const Tensor& logits, RouterScoring scoring) {
   profiler::Scope timing(profiler::Category::kMoe);
   require_matrix(op, logits, "logits");
   const Tensor lc = logits.contiguous();
-  const int64_t n = lc.size(0), e = lc.size(1);
-  Tensor scores = Tensor::empty(lc.shape(), lc.dtype());
-  visit_float(lc.dtype(), op, [&](auto tag) {
-    using T = decltype(tag);
-    k::router_scores_forward<T>(lc.data<T>(), n, e, scoring, scores.data<T>());
+  Tensor scores = Tensor::empty(lc.shape(), lc.dtype(), lc.device());
+  kernels(lc).router_scores_forward(lc, scoring, scores);
+  return record(op, scores, {logits}, [ss = saved(scores), scoring](const Tensor& g) {
+    profiler::Scope timing(profiler::Category::kMoe);
+    const Tensor ds = g.contiguous();
+    Tensor dlogits = Tensor::zeros(ss.shape(), ss.dtype(), ss.device());
+    kernels(ss).router_scores_backward(ss, ds, scoring, dlogits);
+    return std::vector<Tensor>{dlogits};
   });
-  return record(op, scores, {logits},
-                [ss = saved(scores), scoring, n, e](const Tensor& g) -> std::vector<Tensor> {
-                  profiler::Scope timing(profiler::Category::kMoe);
-                  const Tensor ds = g.contiguous();
-                  Tensor dlogits = Tensor::zeros(ss.shape(), ss.dtype());
-                  visit_float(ss.dtype(), "moe_router_scores backward", [&](auto tag) {
-                    using T = decltype(tag);
-                    k::router_scores_backward<T>(ss.data<T>(), ds.data<T>(), n, e, scoring,
-                                                 dlogits.data<T>());
-                  });
-                  return {dlogits};
-                });
 }
 
 RouterChoice moe_select_experts(const Tensor& scores, const Tensor& correction_bias,
@@ -79,7 +82,7 @@ RouterChoice moe_select_experts(const Tensor& scores, const Tensor& correction_b
       << " do not have n_routed_experts = " << spec.n_experts << " columns";
   Tensor bias;
   if (correction_bias.defined()) {
-    require_cpu(op, correction_bias);
+    require_device(op, correction_bias, scores.device(), "correction bias");
     LATTE_CHECK(correction_bias.dim() == 1 && correction_bias.size(0) == spec.n_experts)
         << op << ": correction bias " << correction_bias.describe() << " must be ["
         << spec.n_experts << "]";
@@ -88,26 +91,17 @@ RouterChoice moe_select_experts(const Tensor& scores, const Tensor& correction_b
   const Tensor sc = scores.contiguous();
   const int64_t n = sc.size(0);
   RouterChoice choice;
-  choice.expert_ids = Tensor::empty({n, spec.top_k}, DType::I32);
-  choice.weights = Tensor::empty({n, spec.top_k}, sc.dtype());
-  visit_float(sc.dtype(), op, [&](auto tag) {
-    using T = decltype(tag);
-    k::select_experts<T>(sc.data<T>(), bias.defined() ? bias.data<T>() : nullptr, n, spec,
-                         choice.expert_ids.data<int32_t>(), choice.weights.data<T>());
-  });
-  choice.weights = record(
-      op, choice.weights, {scores},
-      [ss = saved(sc), ids = choice.expert_ids, spec, n](const Tensor& g) -> std::vector<Tensor> {
-        profiler::Scope timing(profiler::Category::kMoe);
-        const Tensor dw = g.contiguous();
-        Tensor ds = Tensor::zeros(ss.shape(), ss.dtype());
-        visit_float(ss.dtype(), "moe_select_experts backward", [&](auto tag) {
-          using T = decltype(tag);
-          k::expert_weights_backward<T>(ss.data<T>(), ids.data<int32_t>(), dw.data<T>(), n, spec,
-                                        ds.data<T>());
-        });
-        return {ds};
-      });
+  choice.expert_ids = Tensor::empty({n, spec.top_k}, DType::I32, sc.device());
+  choice.weights = Tensor::empty({n, spec.top_k}, sc.dtype(), sc.device());
+  kernels(sc).select_experts(sc, bias, spec, choice.expert_ids, choice.weights);
+  choice.weights = record(op, choice.weights, {scores},
+                          [ss = saved(sc), ids = choice.expert_ids, spec](const Tensor& g) {
+                            profiler::Scope timing(profiler::Category::kMoe);
+                            const Tensor dw = g.contiguous();
+                            Tensor ds = Tensor::zeros(ss.shape(), ss.dtype(), ss.device());
+                            kernels(ss).expert_weights_backward(ss, ids, dw, spec, ds);
+                            return std::vector<Tensor>{ds};
+                          });
   return choice;
 }
 
@@ -125,18 +119,15 @@ MoeDispatchPlan moe_dispatch(const Tensor& expert_ids, int64_t n_experts, double
   plan->n_tokens = ids.size(0);
   plan->top_k = ids.size(1);
   plan->n_experts = n_experts;
-  plan->capacity = k::expert_capacity(plan->n_tokens, plan->top_k, n_experts, capacity_factor);
-  const int64_t n_assignments = plan->n_tokens * plan->top_k;
-  plan->tokens_per_expert.assign(n_experts, 0);
-  plan->expert_offsets.assign(n_experts + 1, 0);
-  plan->sorted_assignment.assign(n_assignments, 0);
-  plan->assignment_position.assign(n_assignments, 0);
-  k::count_expert_load(ids.data<int32_t>(), n_assignments, n_experts,
-                       plan->tokens_per_expert.data());
-  plan->dropped =
-      k::build_dispatch(ids.data<int32_t>(), plan->n_tokens, plan->top_k, n_experts, plan->capacity,
-                        plan->expert_offsets.data(), plan->sorted_assignment.data(),
-                        plan->assignment_position.data());
+  plan->capacity =
+      kernels::cpu::expert_capacity(plan->n_tokens, plan->top_k, n_experts, capacity_factor);
+  ExpertDispatch d = kernels(ids).build_dispatch(ids, n_experts, plan->capacity);
+  plan->dropped = d.dropped;
+  plan->tokens_per_expert = std::move(d.tokens_per_expert);
+  plan->expert_offsets = std::move(d.host_offsets);
+  plan->device_offsets = std::move(d.expert_offsets);
+  plan->sorted_assignment = std::move(d.sorted_assignment);
+  plan->assignment_position = std::move(d.assignment_position);
   return plan;
 }
 
@@ -144,28 +135,20 @@ Tensor moe_gather(const Tensor& x, const MoeDispatchPlan& plan) {
   const char* op = "moe_gather";
   profiler::Scope timing(profiler::Category::kMoe);
   require_matrix(op, x, "x");
+  require_device(op, x, plan->device(), "x");
   LATTE_CHECK(x.size(0) == plan->n_tokens)
       << op << ": x " << x.describe() << " does not have the plan's " << plan->n_tokens << " rows";
   const Tensor xc = x.contiguous();
   const int64_t dim = xc.size(1);
-  Tensor x_sorted = Tensor::empty({plan->n_kept(), dim}, xc.dtype());
-  visit_float(xc.dtype(), op, [&](auto tag) {
-    using T = decltype(tag);
-    k::gather_rows<T>(xc.data<T>(), plan->sorted_assignment.data(), plan->n_kept(), plan->top_k,
-                      dim, x_sorted.data<T>());
+  Tensor x_sorted = Tensor::empty({plan->n_kept(), dim}, xc.dtype(), xc.device());
+  kernels(xc).gather_rows(xc, plan->sorted_assignment, plan->device_offsets, plan->top_k, x_sorted);
+  return record(op, x_sorted, {x}, [plan, dim, dtype = xc.dtype()](const Tensor& g) {
+    profiler::Scope timing(profiler::Category::kMoe);
+    const Tensor dxs = g.contiguous();
+    Tensor dx = Tensor::zeros({plan->n_tokens, dim}, dtype, dxs.device());
+    kernels(dxs).gather_rows_backward(dxs, plan->assignment_position, plan->top_k, dx);
+    return std::vector<Tensor>{dx};
   });
-  return record(op, x_sorted, {x},
-                [plan, dim, dtype = xc.dtype()](const Tensor& g) -> std::vector<Tensor> {
-                  profiler::Scope timing(profiler::Category::kMoe);
-                  const Tensor dxs = g.contiguous();
-                  Tensor dx = Tensor::zeros({plan->n_tokens, dim}, dtype);
-                  visit_float(dtype, "moe_gather backward", [&](auto tag) {
-                    using T = decltype(tag);
-                    k::gather_rows_backward<T>(dxs.data<T>(), plan->assignment_position.data(),
-                                               plan->n_tokens, plan->top_k, dim, dx.data<T>());
-                  });
-                  return {dx};
-                });
 }
 
 namespace {
@@ -189,7 +172,8 @@ ExpertGeometry check_experts(const char* op, const Tensor& x_sorted, const MoeDi
   for (size_t e = 0; e < n; ++e) {
     const Tensor* parts[3] = {&w.gate_proj[e], &w.up_proj[e], &w.down_proj[e]};
     for (const Tensor* p : parts) {
-      require_cpu(op, *p);
+      require_defined(op, *p);
+      require_device(op, *p, x_sorted.device(), "expert weight");
       detail::require_same_dtype(op, x_sorted, *p);
     }
     LATTE_CHECK(w.gate_proj[e].shape() == in_shape && w.up_proj[e].shape() == in_shape &&
@@ -204,6 +188,66 @@ ExpertGeometry check_experts(const char* op, const Tensor& x_sorted, const MoeDi
   return geo;
 }
 
+// What the backward of moe_expert_mlps reads: detached handles of the forward's tensors.
+struct ExpertMlpSaved {
+  Tensor x, gate, up, hidden;                // x_sorted and the [n_kept, I] intermediates
+  std::vector<Tensor> gate_w, up_w, down_w;  // contiguous weights, expert order
+  MoeDispatchPlan plan;
+  std::vector<bool> need;  // per input: x_sorted, then gate_proj, up_proj, down_proj of each expert
+};
+
+// Input 0 is x_sorted, then gate_proj e at 1 + e, up_proj at 1 + E + e, down_proj at 1 + 2E + e.
+// An expert without rows has a zero gradient; a gradient not needed stays undefined.
+std::vector<Tensor> expert_mlps_backward(const ExpertMlpSaved& s, const Tensor& g) {
+  profiler::Scope timing(profiler::Category::kGemm);
+  const Tensor dy = g.contiguous();
+  const MoeKernels& moe = kernels(s.x);
+  const std::vector<int64_t>& offsets = s.plan->expert_offsets;
+  const size_t n_exp = static_cast<size_t>(s.plan->n_experts);
+  const int64_t rows = s.plan->n_kept(), d = s.x.size(1), inter = s.gate.size(1);
+  const DType dtype = s.x.dtype();
+  const Device device = s.x.device();
+  std::vector<Tensor> grads(s.need.size());
+  std::vector<Tensor> dgate_w(n_exp), dup_w(n_exp), ddown_w(n_exp);
+  std::vector<Tensor>* per_projection[3] = {&dgate_w, &dup_w, &ddown_w};
+  for (size_t p = 0; p < 3; ++p) {
+    const Shape shape = p == 2 ? Shape{d, inter} : Shape{inter, d};
+    for (size_t e = 0; e < n_exp; ++e) {
+      const size_t i = 1 + p * n_exp + e;
+      if (!s.need[i]) continue;
+      const bool empty = offsets[e + 1] == offsets[e];
+      grads[i] = empty ? Tensor::zeros(shape, dtype, device) : Tensor::empty(shape, dtype, device);
+      (*per_projection[p])[e] = grads[i];
+    }
+  }
+  // d down = dyᵀ · hidden
+  moe.expert_weight_grad(dy, s.hidden, offsets, ddown_w);
+  const bool need_inner =
+      std::any_of(s.need.begin(), s.need.begin() + 1 + 2 * n_exp, [](bool b) { return b; });
+  if (!need_inner) return grads;
+  // d hidden = dy · down, through the SwiGLU into d gate and d up
+  Tensor dh = Tensor::empty({rows, inter}, dtype, device);
+  Tensor dgate = Tensor::empty({rows, inter}, dtype, device);
+  Tensor dup = Tensor::empty({rows, inter}, dtype, device);
+  moe.expert_gemm(dy, offsets, s.down_w, false, 0.0, dh);
+  elementwise_kernels(device).swiglu_backward(s.gate, s.up, dh, dgate, dup);
+  // dx = d gate · Wg + d up · Wu; d Wg = d gateᵀ · x; d Wu = d upᵀ · x
+  if (s.need[0]) {
+    grads[0] = Tensor::empty({rows, d}, dtype, device);
+    moe.expert_gemm(dgate, offsets, s.gate_w, false, 0.0, grads[0]);
+    moe.expert_gemm(dup, offsets, s.up_w, false, 1.0, grads[0]);
+  }
+  moe.expert_weight_grad(dgate, s.x, offsets, dgate_w);
+  moe.expert_weight_grad(dup, s.x, offsets, dup_w);
+  return grads;
+}
+
+std::vector<Tensor> detached(const std::vector<Tensor>& list) {
+  std::vector<Tensor> handles;
+  for (const Tensor& t : list) handles.push_back(saved(t));
+  return handles;
+}
+
 }  // namespace
 
 Tensor moe_expert_mlps(const Tensor& x_sorted, const MoeDispatchPlan& plan,
@@ -211,6 +255,7 @@ Tensor moe_expert_mlps(const Tensor& x_sorted, const MoeDispatchPlan& plan,
   const char* op = "moe_expert_mlps";
   profiler::Scope timing(profiler::Category::kGemm);
   require_matrix(op, x_sorted, "x_sorted");
+  require_device(op, x_sorted, plan->device(), "x_sorted");
   LATTE_CHECK(x_sorted.size(0) == plan->n_kept())
       << op << ": x_sorted " << x_sorted.describe() << " does not have the plan's "
       << plan->n_kept() << " kept rows";
@@ -218,110 +263,35 @@ Tensor moe_expert_mlps(const Tensor& x_sorted, const MoeDispatchPlan& plan,
   const int64_t d = geo.hidden, inter = geo.intermediate, rows = plan->n_kept();
   const Tensor xs = x_sorted.contiguous();
   const DType dtype = xs.dtype();
+  const Device device = xs.device();
+  const MoeKernels& moe = kernels(xs);
+  const std::vector<int64_t>& offsets = plan->expert_offsets;
   // Phases over all experts (GEMMs, then one elementwise pass over every row, then GEMMs), so
-  // BLAS and the OpenMP elementwise kernels alternate as rarely as in a dense MLP.
-  Tensor gate = Tensor::empty({rows, inter}, dtype), up = Tensor::empty({rows, inter}, dtype);
-  Tensor hidden = Tensor::empty({rows, inter}, dtype), out = Tensor::empty({rows, d}, dtype);
-  visit_float(dtype, op, [&](auto tag) {
-    using T = decltype(tag);
-    const T* x = xs.data<T>();
-    for (int64_t e = 0; e < plan->n_experts; ++e) {
-      const int64_t begin = plan->expert_offsets[e], m = plan->expert_offsets[e + 1] - begin;
-      if (m == 0) continue;
-      k::gemm<T>(false, true, m, inter, d, T(1), x + begin * d, d, geo.gate[e].data<T>(), d, T(0),
-                 gate.data<T>() + begin * inter, inter);
-      k::gemm<T>(false, true, m, inter, d, T(1), x + begin * d, d, geo.up[e].data<T>(), d, T(0),
-                 up.data<T>() + begin * inter, inter);
-    }
-    k::swiglu_forward<T>(gate.data<T>(), up.data<T>(), hidden.data<T>(), rows * inter);
-    for (int64_t e = 0; e < plan->n_experts; ++e) {
-      const int64_t begin = plan->expert_offsets[e], m = plan->expert_offsets[e + 1] - begin;
-      if (m == 0) continue;
-      k::gemm<T>(false, true, m, d, inter, T(1), hidden.data<T>() + begin * inter, inter,
-                 geo.down[e].data<T>(), inter, T(0), out.data<T>() + begin * d, d);
-    }
-  });
+  // BLAS and the elementwise kernels alternate as rarely as in a dense MLP.
+  Tensor gate = Tensor::empty({rows, inter}, dtype, device);
+  Tensor up = Tensor::empty({rows, inter}, dtype, device);
+  Tensor hidden = Tensor::empty({rows, inter}, dtype, device);
+  Tensor out = Tensor::empty({rows, d}, dtype, device);
+  moe.expert_gemm(xs, offsets, geo.gate, true, 0.0, gate);
+  moe.expert_gemm(xs, offsets, geo.up, true, 0.0, up);
+  elementwise_kernels(device).swiglu_forward(gate, up, hidden);
+  moe.expert_gemm(hidden, offsets, geo.down, true, 0.0, out);
 
   std::vector<Tensor> inputs = {x_sorted};
-  std::vector<Tensor> saved_weights;
   for (const auto* list : {&experts.gate_proj, &experts.up_proj, &experts.down_proj})
     inputs.insert(inputs.end(), list->begin(), list->end());
-  for (const auto* list : {&geo.gate, &geo.up, &geo.down})
-    for (const Tensor& w : *list) saved_weights.push_back(saved(w));
-  std::vector<bool> need(inputs.size());
-  for (size_t i = 0; i < inputs.size(); ++i) need[i] = inputs[i].requires_grad();
-
-  return record(
-      op, out, inputs,
-      [sx = saved(xs), sg = saved(gate), su = saved(up), sh = saved(hidden),
-       ws = std::move(saved_weights), plan, need, d, inter,
-       dtype](const Tensor& g) -> std::vector<Tensor> {
-        profiler::Scope timing(profiler::Category::kGemm);
-        const Tensor dy = g.contiguous();
-        const int64_t n_exp = plan->n_experts, rows = plan->n_kept();
-        // Input i > 0 is weight i − 1 of ws: gate_proj e at 1 + e, up_proj at 1 + E + e, down_proj
-        // at 1 + 2E + e. An expert without rows has a zero gradient.
-        std::vector<Tensor> grads(need.size());
-        for (size_t i = 1; i < need.size(); ++i) {
-          if (!need[i]) continue;
-          const int64_t e = static_cast<int64_t>(i - 1) % n_exp;
-          const bool empty = plan->expert_offsets[e + 1] == plan->expert_offsets[e];
-          grads[i] = empty ? Tensor::zeros(ws[i - 1].shape(), dtype)
-                           : Tensor::empty(ws[i - 1].shape(), dtype);
-        }
-        const bool need_inner =
-            need[0] ||
-            std::any_of(need.begin() + 1, need.begin() + 1 + 2 * n_exp, [](bool b) { return b; });
-        Tensor dh, dgate, dup;
-        if (need_inner) {
-          dh = Tensor::empty({rows, inter}, dtype);
-          dgate = Tensor::empty({rows, inter}, dtype);
-          dup = Tensor::empty({rows, inter}, dtype);
-        }
-        if (need[0]) grads[0] = Tensor::empty({rows, d}, dtype);
-        visit_float(dtype, "moe_expert_mlps backward", [&](auto tag) {
-          using T = decltype(tag);
-          // d down = dyᵀ · hidden; d hidden = dy · down
-          for (int64_t e = 0; e < n_exp; ++e) {
-            const int64_t begin = plan->expert_offsets[e], m = plan->expert_offsets[e + 1] - begin;
-            if (m == 0) continue;
-            const size_t id = 1 + 2 * n_exp + e;
-            const T* dye = dy.data<T>() + begin * d;
-            if (need[id])
-              k::gemm<T>(true, false, d, inter, m, T(1), dye, d, sh.data<T>() + begin * inter,
-                         inter, T(0), grads[id].data<T>(), inter);
-            if (need_inner)
-              k::gemm<T>(false, false, m, inter, d, T(1), dye, d, ws[id - 1].data<T>(), inter, T(0),
-                         dh.data<T>() + begin * inter, inter);
-          }
-          if (!need_inner) return;
-          k::swiglu_backward<T>(sg.data<T>(), su.data<T>(), dh.data<T>(), dgate.data<T>(),
-                                dup.data<T>(), rows * inter);
-          // dx = d gate · Wg + d up · Wu; d Wg = d gateᵀ · x; d Wu = d upᵀ · x
-          for (int64_t e = 0; e < n_exp; ++e) {
-            const int64_t begin = plan->expert_offsets[e], m = plan->expert_offsets[e + 1] - begin;
-            if (m == 0) continue;
-            const size_t ig = 1 + e, iu = 1 + n_exp + e;
-            const T* xe = sx.data<T>() + begin * d;
-            const T* dge = dgate.data<T>() + begin * inter;
-            const T* due = dup.data<T>() + begin * inter;
-            if (need[0]) {
-              T* dxe = grads[0].data<T>() + begin * d;
-              k::gemm<T>(false, false, m, d, inter, T(1), dge, inter, ws[ig - 1].data<T>(), d, T(0),
-                         dxe, d);
-              k::gemm<T>(false, false, m, d, inter, T(1), due, inter, ws[iu - 1].data<T>(), d, T(1),
-                         dxe, d);
-            }
-            if (need[ig])
-              k::gemm<T>(true, false, inter, d, m, T(1), dge, inter, xe, d, T(0),
-                         grads[ig].data<T>(), d);
-            if (need[iu])
-              k::gemm<T>(true, false, inter, d, m, T(1), due, inter, xe, d, T(0),
-                         grads[iu].data<T>(), d);
-          }
-        });
-        return grads;
-      });
+  ExpertMlpSaved s;
+  s.x = saved(xs);
+  s.gate = saved(gate);
+  s.up = saved(up);
+  s.hidden = saved(hidden);
+  s.gate_w = detached(geo.gate);
+  s.up_w = detached(geo.up);
+  s.down_w = detached(geo.down);
+  s.plan = plan;
+  for (const Tensor& t : inputs) s.need.push_back(t.requires_grad());
+  return record(op, out, inputs,
+                [s = std::move(s)](const Tensor& g) { return expert_mlps_backward(s, g); });
 }
 
 Tensor moe_combine(const Tensor& out_sorted, const Tensor& weights, const MoeDispatchPlan& plan) {
@@ -329,7 +299,12 @@ Tensor moe_combine(const Tensor& out_sorted, const Tensor& weights, const MoeDis
   profiler::Scope timing(profiler::Category::kMoe);
   require_matrix(op, out_sorted, "out_sorted");
   require_matrix(op, weights, "weights");
-  detail::require_same_dtype(op, out_sorted, weights);
+  require_device(op, out_sorted, plan->device(), "out_sorted");
+  require_device(op, weights, plan->device(), "weights");
+  LATTE_CHECK(weights.dtype() == out_sorted.dtype() ||
+              (weights.dtype() == DType::F32 && out_sorted.dtype() == DType::BF16))
+      << op << ": weights " << weights.describe() << " must have the dtype of out_sorted "
+      << out_sorted.describe() << " (or be f32 with bf16 rows)";
   LATTE_CHECK(out_sorted.size(0) == plan->n_kept())
       << op << ": out_sorted " << out_sorted.describe() << " does not have the plan's "
       << plan->n_kept() << " kept rows";
@@ -337,28 +312,17 @@ Tensor moe_combine(const Tensor& out_sorted, const Tensor& weights, const MoeDis
       << op << ": weights " << weights.describe() << " must be [" << plan->n_tokens << ", "
       << plan->top_k << "]";
   const Tensor os = out_sorted.contiguous(), wc = weights.contiguous();
-  const int64_t dim = os.size(1);
-  Tensor y = Tensor::zeros({plan->n_tokens, dim}, os.dtype());
-  visit_float(os.dtype(), op, [&](auto tag) {
-    using T = decltype(tag);
-    k::combine_forward<T>(os.data<T>(), wc.data<T>(), plan->assignment_position.data(),
-                          plan->n_tokens, plan->top_k, dim, y.data<T>());
-  });
-  return record(
-      op, y, {out_sorted, weights},
-      [so = saved(os), sw = saved(wc), plan, dim](const Tensor& g) -> std::vector<Tensor> {
-        profiler::Scope timing(profiler::Category::kMoe);
-        const Tensor dy = g.contiguous();
-        Tensor dout = Tensor::zeros(so.shape(), so.dtype());
-        Tensor dw = Tensor::zeros(sw.shape(), sw.dtype());
-        visit_float(so.dtype(), "moe_combine backward", [&](auto tag) {
-          using T = decltype(tag);
-          k::combine_backward<T>(dy.data<T>(), so.data<T>(), sw.data<T>(),
-                                 plan->assignment_position.data(), plan->n_tokens, plan->top_k, dim,
-                                 dout.data<T>(), dw.data<T>());
-        });
-        return {dout, dw};
-      });
+  Tensor y = Tensor::zeros({plan->n_tokens, os.size(1)}, os.dtype(), os.device());
+  kernels(os).combine_forward(os, wc, plan->assignment_position, y);
+  return record(op, y, {out_sorted, weights},
+                [so = saved(os), sw = saved(wc), plan](const Tensor& g) {
+                  profiler::Scope timing(profiler::Category::kMoe);
+                  const Tensor dy = g.contiguous();
+                  Tensor dout = Tensor::zeros(so.shape(), so.dtype(), so.device());
+                  Tensor dw = Tensor::zeros(sw.shape(), sw.dtype(), sw.device());
+                  kernels(so).combine_backward(dy, so, sw, plan->assignment_position, dout, dw);
+                  return std::vector<Tensor>{dout, dw};
+                });
 }
 
 Tensor moe_seq_aux_loss(const Tensor& scores, const Tensor& expert_ids, int64_t n_seqs,
@@ -367,29 +331,18 @@ Tensor moe_seq_aux_loss(const Tensor& scores, const Tensor& expert_ids, int64_t 
   profiler::Scope timing(profiler::Category::kMoe);
   require_matrix(op, scores, "scores");
   const Tensor ids = checked_ids(op, scores, expert_ids);
-  const int64_t n = scores.size(0), e = scores.size(1), top_k = ids.size(1);
+  const int64_t n = scores.size(0);
   LATTE_CHECK(n_seqs >= 1 && n % n_seqs == 0)
       << op << ": " << n << " tokens do not split into " << n_seqs << " sequences";
-  const int64_t seq_len = n / n_seqs;
   const Tensor sc = scores.contiguous();
-  const double value = visit_float(sc.dtype(), op, [&](auto tag) -> double {
-    using T = decltype(tag);
-    return k::seq_aux_loss_forward<T>(sc.data<T>(), ids.data<int32_t>(), n_seqs, seq_len, e, top_k,
-                                      static_cast<T>(alpha));
+  Tensor loss = Tensor::empty(Shape{}, sc.dtype(), sc.device());
+  kernels(sc).seq_aux_loss_forward(sc, ids, n_seqs, alpha, loss);
+  return record(op, loss, {scores}, [ss = saved(sc), ids, n_seqs, alpha](const Tensor& g) {
+    profiler::Scope timing(profiler::Category::kMoe);
+    Tensor ds = Tensor::zeros(ss.shape(), ss.dtype(), ss.device());
+    kernels(ss).seq_aux_loss_backward(ss, ids, n_seqs, alpha, loss_gradient(g, ss.dtype()), ds);
+    return std::vector<Tensor>{ds};
   });
-  return record(op, Tensor::scalar(value, sc.dtype()), {scores},
-                [ss = saved(sc), ids, n_seqs, seq_len, e, top_k,
-                 alpha](const Tensor& g) -> std::vector<Tensor> {
-                  profiler::Scope timing(profiler::Category::kMoe);
-                  Tensor ds = Tensor::zeros(ss.shape(), ss.dtype());
-                  visit_float(ss.dtype(), "moe_seq_aux_loss backward", [&](auto tag) {
-                    using T = decltype(tag);
-                    k::seq_aux_loss_backward<T>(ss.data<T>(), ids.data<int32_t>(), n_seqs, seq_len,
-                                                e, top_k, static_cast<T>(alpha),
-                                                static_cast<T>(g.item()), ds.data<T>());
-                  });
-                  return {ds};
-                });
 }
 
 Tensor moe_switch_aux_loss(const Tensor& scores, const Tensor& expert_ids, double alpha) {
@@ -397,39 +350,26 @@ Tensor moe_switch_aux_loss(const Tensor& scores, const Tensor& expert_ids, doubl
   profiler::Scope timing(profiler::Category::kMoe);
   require_matrix(op, scores, "scores");
   const Tensor ids = checked_ids(op, scores, expert_ids);
-  const int64_t n = scores.size(0), e = scores.size(1), top_k = ids.size(1);
   const Tensor sc = scores.contiguous();
-  const double value = visit_float(sc.dtype(), op, [&](auto tag) -> double {
-    using T = decltype(tag);
-    return k::switch_aux_loss_forward<T>(sc.data<T>(), ids.data<int32_t>(), n, e, top_k,
-                                         static_cast<T>(alpha));
+  Tensor loss = Tensor::empty(Shape{}, sc.dtype(), sc.device());
+  kernels(sc).switch_aux_loss_forward(sc, ids, alpha, loss);
+  return record(op, loss, {scores}, [ss = saved(sc), ids, alpha](const Tensor& g) {
+    profiler::Scope timing(profiler::Category::kMoe);
+    Tensor ds = Tensor::zeros(ss.shape(), ss.dtype(), ss.device());
+    kernels(ss).switch_aux_loss_backward(ss, ids, alpha, loss_gradient(g, ss.dtype()), ds);
+    return std::vector<Tensor>{ds};
   });
-  return record(op, Tensor::scalar(value, sc.dtype()), {scores},
-                [ss = saved(sc), ids, n, e, top_k, alpha](const Tensor& g) -> std::vector<Tensor> {
-                  profiler::Scope timing(profiler::Category::kMoe);
-                  Tensor ds = Tensor::zeros(ss.shape(), ss.dtype());
-                  visit_float(ss.dtype(), "moe_switch_aux_loss backward", [&](auto tag) {
-                    using T = decltype(tag);
-                    k::switch_aux_loss_backward<T>(ss.data<T>(), ids.data<int32_t>(), n, e, top_k,
-                                                   static_cast<T>(alpha), static_cast<T>(g.item()),
-                                                   ds.data<T>());
-                  });
-                  return {ds};
-                });
 }
 
 void moe_update_correction_bias(Tensor& bias, const std::vector<int64_t>& load, double gamma) {
   const char* op = "moe_update_correction_bias";
   profiler::Scope timing(profiler::Category::kMoe);
-  require_cpu(op, bias);
+  require_defined(op, bias);
   LATTE_CHECK(bias.dim() == 1 && bias.is_contiguous() &&
               static_cast<int64_t>(load.size()) == bias.size(0))
       << op << ": needs a contiguous bias [E] and a load of E experts, got " << bias.describe()
       << " and a load of " << load.size();
-  visit_float(bias.dtype(), op, [&](auto tag) {
-    using T = decltype(tag);
-    k::update_correction_bias<T>(bias.data<T>(), load.data(), bias.size(0), static_cast<T>(gamma));
-  });
+  kernels(bias).update_correction_bias(bias, load, gamma);
 }
 
 }  // namespace latte::ops

@@ -1,5 +1,6 @@
-// Differentiable DeepSeekMoE ops (SPEC §3) over kernels/cpu/moe_routing.h, moe_dispatch.h and
-// moe_balance.h. A MoE layer records a handful of tape nodes, whatever its expert count:
+// Differentiable DeepSeekMoE ops (SPEC §3); the operands' device runs the kernels
+// (engine/backend/moe_kernels.h, which also says which dtypes each device takes). A MoE layer
+// records a handful of tape nodes, whatever its expert count:
 //
 //   logits     = linear(x, gate_weight)                           (engine/ops.h)
 //   scores     = moe_router_scores(logits)                        sigmoid or softmax
@@ -14,7 +15,8 @@
 // (autograd adds them); the selection and the counts are piecewise constant and carry none.
 // moe_expert_mlps runs one GEMM per projection per expert on that expert's contiguous block of
 // rows (an expert without tokens costs nothing and gets zero weight gradients), so no [N, E, d]
-// temporary ever exists. Inputs are 2-D: callers fold [B, T, d] into [B·T, d].
+// temporary ever exists; on CUDA, sizing those GEMMs costs one device→host copy of the counts per
+// layer (in moe_dispatch). Inputs are 2-D: callers fold [B, T, d] into [B·T, d].
 #pragma once
 
 #include <cstdint>
@@ -44,18 +46,21 @@ struct RouterChoice {
 RouterChoice moe_select_experts(const Tensor& scores, const Tensor& correction_bias,
                                 const RouterSpec& spec);
 
-// How the N·K assignments of one pass are grouped by expert (kernels/cpu/moe_dispatch.h).
+// How the N·K assignments of one pass are grouped by expert (kernels/cpu/moe_dispatch.h): counts
+// on the host, the permutation on the device of the expert ids.
 struct MoeDispatch {
   int64_t n_tokens = 0;
   int64_t top_k = 0;
   int64_t n_experts = 0;
-  int64_t capacity = 0;                      // per expert; negative = dropless
-  int64_t dropped = 0;                       // assignments beyond capacity
-  std::vector<int64_t> tokens_per_expert;    // [E] routed assignments, before the capacity cut
-  std::vector<int64_t> expert_offsets;       // [E+1] kept block of each expert in sorted order
-  std::vector<int64_t> sorted_assignment;    // [N·K] sorted position -> assignment t·K + k
-  std::vector<int64_t> assignment_position;  // [N·K] assignment -> sorted position, −1 if dropped
+  int64_t capacity = 0;                    // per expert; negative = dropless
+  int64_t dropped = 0;                     // assignments beyond capacity
+  std::vector<int64_t> tokens_per_expert;  // [E] routed assignments, before the capacity cut
+  std::vector<int64_t> expert_offsets;     // [E+1] kept block of each expert in sorted order
+  Tensor device_offsets;                   // i64 [E+1] expert_offsets on the device
+  Tensor sorted_assignment;                // i64 [N·K] sorted position -> assignment t·K + k
+  Tensor assignment_position;              // i64 [N·K] its inverse, −1 if dropped
   int64_t n_kept() const { return expert_offsets.back(); }
+  Device device() const { return sorted_assignment.device(); }
 };
 using MoeDispatchPlan = std::shared_ptr<const MoeDispatch>;
 
@@ -77,18 +82,21 @@ Tensor moe_expert_mlps(const Tensor& x_sorted, const MoeDispatchPlan& plan,
                        const MoeExpertWeights& experts);
 
 // y [N, d] with y_t = Σ_k weights[t, k] · out_sorted[position of (t, k)] over kept assignments.
+// weights [N, K] have out_sorted's dtype, or are f32 when out_sorted is bf16 (router math stays
+// fp32 under bf16 activations).
 Tensor moe_combine(const Tensor& out_sorted, const Tensor& weights, const MoeDispatchPlan& plan);
 
 // Sequence-wise balance loss (SPEC §3) of scores [n_seqs·T, E] and expert_ids [n_seqs·T, K],
-// averaged over the n_seqs sequences; a scalar in the scores' dtype.
+// averaged over the n_seqs sequences; a scalar in the scores' dtype on their device.
 Tensor moe_seq_aux_loss(const Tensor& scores, const Tensor& expert_ids, int64_t n_seqs,
                         double alpha);
 
-// Batch-level (Switch) balance loss (SPEC §3) over all N rows; a scalar in the scores' dtype.
+// Batch-level (Switch) balance loss (SPEC §3) over all N rows; a scalar in the scores' dtype on
+// their device.
 Tensor moe_switch_aux_loss(const Tensor& scores, const Tensor& expert_ids, double alpha);
 
 // Aux-loss-free balancing, in place and not recorded: bias[i] += gamma·sign(mean(load) − load_i)
-// for the bias [E] and the global batch's load [E].
+// for the bias [E] (on any device) and the global batch's load [E] (on the host).
 void moe_update_correction_bias(Tensor& bias, const std::vector<int64_t>& load, double gamma);
 
 }  // namespace latte::ops

@@ -1,116 +1,90 @@
-// Neural-network ops (engine/ops.h): embedding, RMSNorm, softmax, fused cross-entropy, dropout.
-#include <optional>
+// Neural-network ops (engine/ops.h): embedding, RMSNorm, softmax, fused cross-entropy, dropout;
+// the operands' device runs the kernels (engine/backend/nn_kernels.h).
+#include <algorithm>
 
-#include "engine/dispatch.h"
+#include "engine/backend/nn_kernels.h"
 #include "engine/ops.h"
 #include "engine/ops/op_support.h"
-#include "kernels/cpu/cross_entropy.h"
-#include "kernels/cpu/elementwise.h"
-#include "kernels/cpu/embedding.h"
-#include "kernels/cpu/norm_softmax.h"
-#include "kernels/cpu/random.h"
 
 namespace latte::ops {
 
-using detail::require_cpu;
+using detail::require_defined;
 using detail::saved;
-namespace k = kernels::cpu;
 
 namespace {
 
-// Checks that every id is in [0, vocab) (or equals `ignored`) and names the first offender.
-void check_ids(const char* op, const Tensor& ids, int64_t vocab,
-               std::optional<int64_t> ignored = std::nullopt) {
-  const int32_t* p = ids.data<int32_t>();
-  for (int64_t i = 0; i < ids.numel(); ++i)
-    LATTE_CHECK((p[i] >= 0 && p[i] < vocab) || (ignored && p[i] == *ignored))
-        << op << ": id " << p[i] << " at flat position " << i << " is outside [0, " << vocab << ")";
+const NnKernels& kernels(const Tensor& t) {
+  return nn_kernels(t.device());
+}
+
+void require_same_device(const char* op, const Tensor& a, const Tensor& b) {
+  LATTE_CHECK(a.device() == b.device())
+      << op << ": " << a.describe() << " and " << b.describe() << " live on different devices";
 }
 
 }  // namespace
 
 Tensor embedding(const Tensor& ids, const Tensor& weight) {
-  require_cpu("embedding", ids);
-  require_cpu("embedding", weight);
+  require_defined("embedding", ids);
+  require_defined("embedding", weight);
+  require_same_device("embedding", ids, weight);
   LATTE_CHECK(ids.dtype() == DType::I32) << "embedding: ids must be i32, got " << ids.describe();
   LATTE_CHECK(weight.dim() == 2) << "embedding: weight must be [vocab, dim], got "
                                  << weight.describe();
   const Tensor idc = ids.contiguous(), w = weight.contiguous();
-  const int64_t vocab = w.size(0), dim = w.size(1), n = idc.numel();
-  check_ids("embedding", idc, vocab);
+  const int64_t vocab = w.size(0), dim = w.size(1);
   std::vector<int64_t> shape(ids.shape().begin(), ids.shape().end());
   shape.push_back(dim);
-  Tensor out = Tensor::empty(Shape(shape), w.dtype());
-  visit_float(w.dtype(), "embedding", [&](auto tag) {
-    using T = decltype(tag);
-    k::embedding_forward(idc.data<int32_t>(), w.data<T>(), out.data<T>(), n, dim);
-  });
+  Tensor out = Tensor::empty(Shape(shape), w.dtype(), w.device());
+  kernels(w).embedding_forward(idc, w, out);
   return record("embedding", out, {ids, weight},
-                [sid = saved(idc), vocab, dim, n](const Tensor& g) -> std::vector<Tensor> {
+                [sid = saved(idc), vocab, dim](const Tensor& g) -> std::vector<Tensor> {
                   const Tensor gc = g.contiguous();
-                  Tensor dw = Tensor::empty(Shape{vocab, dim}, gc.dtype());
-                  visit_float(gc.dtype(), "embedding backward", [&](auto tag) {
-                    using T = decltype(tag);
-                    k::embedding_backward(sid.data<int32_t>(), gc.data<T>(), dw.data<T>(), n, vocab,
-                                          dim);
-                  });
+                  Tensor dw = Tensor::empty(Shape{vocab, dim}, gc.dtype(), gc.device());
+                  kernels(gc).embedding_backward(sid, gc, dw);
                   return {Tensor(), dw};
                 });
 }
 
 Tensor rms_norm(const Tensor& x, const Tensor& weight, double eps) {
-  require_cpu("rms_norm", x);
-  require_cpu("rms_norm", weight);
+  require_defined("rms_norm", x);
+  require_defined("rms_norm", weight);
+  require_same_device("rms_norm", x, weight);
   detail::require_same_dtype("rms_norm", x, weight);
   LATTE_CHECK(weight.dim() == 1 && x.dim() >= 1 && weight.size(0) == x.size(-1))
       << "rms_norm: weight " << weight.describe() << " does not match the last dimension of "
       << x.describe();
   const Tensor xc = x.contiguous(), w = weight.contiguous();
-  const int64_t cols = x.size(-1), rows = x.numel() / std::max<int64_t>(cols, 1);
-  Tensor y = Tensor::empty(x.shape(), x.dtype());
-  Tensor rstd = Tensor::empty(Shape{rows}, x.dtype());
-  visit_float(x.dtype(), "rms_norm", [&](auto tag) {
-    using T = decltype(tag);
-    k::rms_norm_forward(xc.data<T>(), w.data<T>(), y.data<T>(), rstd.data<T>(), rows, cols, eps);
-  });
+  Tensor y = Tensor::empty(x.shape(), x.dtype(), x.device());
+  const Tensor rstd = kernels(x).rms_norm_forward(xc, w, y, eps);
   return record("rms_norm", y, {x, weight},
-                [sx = saved(xc), sw = saved(w), rstd, rows, cols](const Tensor& g) {
+                [sx = saved(xc), sw = saved(w), rstd](const Tensor& g) -> std::vector<Tensor> {
                   const Tensor dy = g.contiguous();
-                  Tensor dx = Tensor::empty(sx.shape(), sx.dtype());
-                  Tensor dw = Tensor::empty(sw.shape(), sw.dtype());
-                  visit_float(sx.dtype(), "rms_norm backward", [&](auto tag) {
-                    using T = decltype(tag);
-                    k::rms_norm_backward(sx.data<T>(), sw.data<T>(), rstd.data<T>(), dy.data<T>(),
-                                         dx.data<T>(), dw.data<T>(), rows, cols);
-                  });
-                  return std::vector<Tensor>{dx, dw};
+                  Tensor dx = Tensor::empty(sx.shape(), sx.dtype(), sx.device());
+                  Tensor dw = Tensor::empty(sw.shape(), sw.dtype(), sw.device());
+                  kernels(sx).rms_norm_backward(sx, sw, rstd, dy, dx, dw);
+                  return {dx, dw};
                 });
 }
 
 Tensor softmax(const Tensor& x) {
-  require_cpu("softmax", x);
+  require_defined("softmax", x);
   detail::require_rank_at_least("softmax", x, 1, "input");
   const Tensor xc = x.contiguous();
-  const int64_t cols = x.size(-1), rows = x.numel() / std::max<int64_t>(cols, 1);
-  Tensor y = Tensor::empty(x.shape(), x.dtype());
-  visit_float(x.dtype(), "softmax", [&](auto tag) {
-    using T = decltype(tag);
-    k::softmax_forward(xc.data<T>(), y.data<T>(), rows, cols);
-  });
-  return record("softmax", y, {x}, [sy = saved(y), rows, cols](const Tensor& g) {
+  Tensor y = Tensor::empty(x.shape(), x.dtype(), x.device());
+  kernels(x).softmax_forward(xc, y);
+  return record("softmax", y, {x}, [sy = saved(y)](const Tensor& g) -> std::vector<Tensor> {
     const Tensor dy = g.contiguous();
-    Tensor dx = Tensor::empty(sy.shape(), sy.dtype());
-    visit_float(sy.dtype(), "softmax backward", [&](auto tag) {
-      using T = decltype(tag);
-      k::softmax_backward(sy.data<T>(), dy.data<T>(), dx.data<T>(), rows, cols);
-    });
-    return std::vector<Tensor>{dx};
+    Tensor dx = Tensor::empty(sy.shape(), sy.dtype(), sy.device());
+    kernels(sy).softmax_backward(sy, dy, dx);
+    return {dx};
   });
 }
 
 Tensor cross_entropy(const Tensor& logits, const Tensor& targets, int64_t ignore_index) {
-  require_cpu("cross_entropy", logits);
-  require_cpu("cross_entropy", targets);
+  require_defined("cross_entropy", logits);
+  require_defined("cross_entropy", targets);
+  require_same_device("cross_entropy", logits, targets);
   LATTE_CHECK(targets.dtype() == DType::I32)
       << "cross_entropy: targets must be i32, got " << targets.describe();
   detail::require_rank_at_least("cross_entropy", logits, 1, "logits");
@@ -119,27 +93,13 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& targets, int64_t ignore
       << "cross_entropy: targets " << targets.describe() << " do not match logits "
       << logits.describe();
   const Tensor lc = logits.contiguous(), tc = targets.contiguous();
-  check_ids("cross_entropy", tc, vocab, ignore_index);
-  Tensor lse = Tensor::empty(Shape{rows}, logits.dtype());
-  int64_t counted = 0;
-  const double total = visit_float(logits.dtype(), "cross_entropy", [&](auto tag) {
-    using T = decltype(tag);
-    return k::cross_entropy_forward(lc.data<T>(), tc.data<int32_t>(), lse.data<T>(), rows, vocab,
-                                    ignore_index, &counted);
-  });
-  LATTE_CHECK(counted > 0) << "cross_entropy: every target equals ignore_index " << ignore_index;
-  Tensor loss = Tensor::scalar(total / static_cast<double>(counted), logits.dtype());
-  return record("cross_entropy", loss, {logits, targets},
-                [sl = saved(lc), st = saved(tc), lse, rows, vocab, ignore_index,
-                 counted](const Tensor& g) -> std::vector<Tensor> {
-                  Tensor dlogits = Tensor::empty(sl.shape(), sl.dtype());
-                  const double scale = g.item() / static_cast<double>(counted);
-                  visit_float(sl.dtype(), "cross_entropy backward", [&](auto tag) {
-                    using T = decltype(tag);
-                    k::cross_entropy_backward(sl.data<T>(), st.data<int32_t>(), lse.data<T>(),
-                                              static_cast<T>(scale), dlogits.data<T>(), rows, vocab,
-                                              ignore_index);
-                  });
+  const CrossEntropyForward f = kernels(lc).cross_entropy_forward(lc, tc, ignore_index);
+  return record("cross_entropy", f.loss, {logits, targets},
+                [sl = saved(lc), st = saved(tc), lse = f.lse, counted = f.counted,
+                 ignore_index](const Tensor& g) -> std::vector<Tensor> {
+                  Tensor dlogits = Tensor::empty(sl.shape(), sl.dtype(), sl.device());
+                  kernels(sl).cross_entropy_backward(sl, st, lse, counted, g, dlogits,
+                                                     ignore_index);
                   return {dlogits, Tensor()};
                 });
 }
@@ -147,15 +107,12 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& targets, int64_t ignore
 Tensor dropout(const Tensor& x, double p, Generator& gen) {
   LATTE_CHECK(p >= 0 && p < 1) << "dropout: probability must be in [0, 1), got " << p;
   if (p == 0) return x;
-  require_cpu("dropout", x);
+  require_defined("dropout", x);
   const Tensor xc = x.contiguous();
-  Tensor y = Tensor::empty(x.shape(), x.dtype());
-  Tensor mask = Tensor::empty(x.shape(), x.dtype());
+  Tensor y = Tensor::empty(x.shape(), x.dtype(), x.device());
+  Tensor mask = Tensor::empty(x.shape(), x.dtype(), x.device());
   const uint64_t offset = gen.take(static_cast<uint64_t>(x.numel()));
-  visit_float(x.dtype(), "dropout", [&](auto tag) {
-    using T = decltype(tag);
-    k::dropout_forward(xc.data<T>(), y.data<T>(), mask.data<T>(), x.numel(), p, gen.seed(), offset);
-  });
+  kernels(x).dropout_forward(xc, y, mask, p, gen.seed(), offset);
   return record("dropout", y, {x},
                 [mask](const Tensor& g) -> std::vector<Tensor> { return {mul(g, mask)}; });
 }

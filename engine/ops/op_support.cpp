@@ -4,6 +4,10 @@
 
 namespace latte::ops::detail {
 
+void require_defined(const char* op, const Tensor& t) {
+  LATTE_CHECK(t.defined()) << op << ": got an undefined tensor";
+}
+
 void require_cpu(const char* op, const Tensor& t) {
   LATTE_CHECK(t.defined()) << op << ": got an undefined tensor";
   LATTE_CHECK(t.device() == Device::CPU)

@@ -9,8 +9,10 @@
 
 namespace latte::ops::detail {
 
-// Throws unless the tensor is defined and lives on the CPU (the CUDA backend adds its own
-// branch before this check where it implements an op).
+// Throws unless the tensor is defined.
+void require_defined(const char* op, const Tensor& t);
+// Throws unless the tensor is defined and lives on the CPU (for the few ops that read values on
+// the host).
 void require_cpu(const char* op, const Tensor& t);
 void require_same_dtype(const char* op, const Tensor& a, const Tensor& b);
 void require_rank_at_least(const char* op, const Tensor& t, int rank, const char* what);

@@ -4,11 +4,8 @@
 #include <map>
 
 #include "engine/autograd.h"
-#include "engine/dispatch.h"
-#include "engine/ops/op_support.h"
+#include "engine/backend/optimizer_kernels.h"
 #include "engine/profiler.h"
-#include "kernels/cpu/adamw.h"
-#include "kernels/cpu/elementwise.h"
 
 namespace latte {
 
@@ -29,18 +26,30 @@ void AdamW::step(double lr, double grad_scale) {
   NoGradGuard no_grad;
   profiler::Scope timing(profiler::Category::kOptimizer);
   ++step_;
-  for (Slot& s : slots_) {
+  // Slots lie group by group: each run of slots with one weight decay and one device is one
+  // kernel-table call, which updates all of them together.
+  std::vector<AdamWParam> run;
+  for (size_t i = 0; i < slots_.size(); ++i) {
+    const Slot& s = slots_[i];
     const Tensor g = s.param.grad();
-    if (!g.defined()) continue;
-    ops::detail::require_cpu("AdamW step", s.param);
-    const Tensor gc = g.contiguous();
-    const kernels::cpu::AdamWStep hp{
-        lr, options_.beta1, options_.beta2, options_.eps, s.weight_decay, grad_scale, step_};
-    visit_float(s.param.dtype(), "AdamW step", [&](auto tag) {
-      using T = decltype(tag);
-      kernels::cpu::adamw_update(s.param.data<T>(), gc.data<T>(), s.exp_avg.data<T>(),
-                                 s.exp_avg_sq.data<T>(), s.param.numel(), hp);
-    });
+    if (g.defined()) {
+      LATTE_CHECK(g.device() == s.param.device() && g.shape() == s.param.shape())
+          << "AdamW step: gradient " << g.describe() << " of parameter '" << s.name << "' "
+          << s.param.describe() << " differs in shape or device";
+      run.push_back({s.param, g.contiguous(), s.exp_avg, s.exp_avg_sq});
+    }
+    const bool run_ends = i + 1 == slots_.size() || slots_[i + 1].weight_decay != s.weight_decay ||
+                          slots_[i + 1].param.device() != s.param.device();
+    if (!run_ends || run.empty()) continue;
+    const AdamWStep hp{.lr = lr,
+                       .beta1 = options_.beta1,
+                       .beta2 = options_.beta2,
+                       .eps = options_.eps,
+                       .weight_decay = s.weight_decay,
+                       .grad_scale = grad_scale,
+                       .step = step_};
+    optimizer_kernels(s.param.device()).adamw_update(run, hp);
+    run.clear();
   }
 }
 
@@ -71,18 +80,17 @@ void AdamW::load_state(const std::vector<std::pair<std::string, Tensor>>& state,
 }
 
 double global_grad_norm(const std::vector<Tensor>& params) {
-  double total = 0;
+  std::vector<Tensor> grads;
   for (const Tensor& p : params) {
     const Tensor g = p.grad();
     if (!g.defined()) continue;
-    ops::detail::require_cpu("global_grad_norm", g);
-    const Tensor gc = g.contiguous();
-    total += visit_float(gc.dtype(), "global_grad_norm", [&](auto tag) {
-      using T = decltype(tag);
-      return kernels::cpu::sum_squares(gc.data<T>(), gc.numel());
-    });
+    LATTE_CHECK(grads.empty() || g.device() == grads.front().device())
+        << "global_grad_norm: gradients on " << device_name(grads.front().device()) << " and "
+        << device_name(g.device()) << ": " << g.describe();
+    grads.push_back(g.contiguous());
   }
-  return std::sqrt(total);
+  if (grads.empty()) return 0;
+  return std::sqrt(optimizer_kernels(grads.front().device()).sum_squares(grads));
 }
 
 double clip_scale(double norm, double max_norm) {

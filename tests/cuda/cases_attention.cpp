@@ -1,6 +1,7 @@
-// Flash attention cases: the CUDA forward and backward against the CPU FlashAttention-2 twin on
-// packed and strided layouts, GQA, causal with q_len <, = and > kv_len, decode, head dims that are
-// and are not multiples of 16 (qk and v independent, up to 256) and lengths that are not
+// Attention cases: the CUDA flash forward and backward against the CPU FlashAttention-2 twin, and
+// the CUDA naive (materializing) forward and backward against the CPU naive twin, on packed and
+// strided layouts, GQA, causal with q_len <, = and > kv_len, decode, head dims that are and are
+// not multiples of 16 (qk and v independent, up to 256; naive beyond) and lengths that are not
 // multiples of any tile.
 #include <algorithm>
 #include <cmath>
@@ -11,7 +12,9 @@
 #include "cuda/kernel_case.h"
 #include "engine/cuda/cuda_runtime.h"
 #include "kernels/cpu/attention_flash.h"
+#include "kernels/cpu/attention_naive.h"
 #include "kernels/cuda/flash_attention.cuh"
+#include "kernels/cuda/naive_attention.cuh"
 
 namespace latte::test {
 
@@ -111,31 +114,63 @@ struct AttentionTolerance {
   static constexpr double kLse = 1e-4;
 };
 
-template <typename T>
-void run_attention(const Shape& s, unsigned seed, Checks& checks) {
-  using Tol = AttentionTolerance<T>;
-  std::mt19937 rng(seed);
-  const Operands x = make_operands(s);
+// The inputs of one case: q, k, v and d_o at their operands' elements of their buffers (the rest
+// holds the sentinel), rounded to bf16 for a bf16 kernel.
+struct Inputs {
+  Operands x;
   AttentionProblem p;
+  bool shared_kv = false;  // the strided layout keeps k and v in one buffer
+  std::vector<float> q, k, v_own, d_o;
+
+  const std::vector<float>& v() const { return shared_kv ? k : v_own; }
+};
+
+template <typename T>
+Inputs make_inputs(const Shape& s, unsigned seed) {
+  std::mt19937 rng(seed);
+  Inputs in;
+  in.x = make_operands(s);
+  const Operands& x = in.x;
+  AttentionProblem& p = in.p;
   p.batch = s.batch, p.q_heads = s.q_heads, p.kv_heads = s.kv_heads;
   p.q_len = s.q_len, p.kv_len = s.kv_len, p.qk_dim = s.qk_dim, p.v_dim = s.v_dim;
   p.scale = 1.0 / std::sqrt(static_cast<double>(s.qk_dim));
   p.causal = s.causal;
   p.q = x.q.layout, p.k = x.k.layout, p.v = x.v.layout, p.o = x.o.layout;
 
-  // In the strided layout k and v live in one buffer.
-  const bool shared_kv = s.layout == Layout::kStrided;
-  std::vector<float> q(x.q_size, kSentinel), k(x.kv_size, kSentinel), v_own(x.kv_size, kSentinel),
-      d_o(x.o_size, kSentinel);
-  std::vector<float>& v = shared_kv ? k : v_own;
-  fill_operand(rng, q, x.q, s.batch);
-  fill_operand(rng, k, x.k, s.batch);
+  in.shared_kv = s.layout == Layout::kStrided;
+  in.q.assign(x.q_size, kSentinel);
+  in.k.assign(x.kv_size, kSentinel);
+  in.v_own.assign(in.shared_kv ? 0 : x.kv_size, kSentinel);
+  in.d_o.assign(x.o_size, kSentinel);
+  std::vector<float>& v = in.shared_kv ? in.k : in.v_own;
+  fill_operand(rng, in.q, x.q, s.batch);
+  fill_operand(rng, in.k, x.k, s.batch);
   fill_operand(rng, v, x.v, s.batch);
-  fill_operand(rng, d_o, x.o, s.batch);
-  if (Tol::kBf16) {
-    q = round_bf16(q), k = round_bf16(k), d_o = round_bf16(d_o);
-    if (!shared_kv) v = round_bf16(v);
+  fill_operand(rng, in.d_o, x.o, s.batch);
+  if (!std::is_same_v<T, float>) {
+    in.q = round_bf16(in.q), in.k = round_bf16(in.k), in.d_o = round_bf16(in.d_o);
+    if (!in.shared_kv) in.v_own = round_bf16(in.v_own);
   }
+  return in;
+}
+
+// A T buffer of n sentinels: outputs start so, and elements no kernel writes must stay so.
+template <typename T>
+std::vector<T> sentinels(int64_t n) {
+  return as_type<T>(std::vector<float>(n, kSentinel));
+}
+
+template <typename T>
+void run_flash(const Shape& s, unsigned seed, Checks& checks) {
+  using Tol = AttentionTolerance<T>;
+  const Inputs in = make_inputs<T>(s, seed);
+  const Operands& x = in.x;
+  const AttentionProblem& p = in.p;
+  const std::vector<float>& q = in.q;
+  const std::vector<float>& k = in.k;
+  const std::vector<float>& v = in.v();
+  const std::vector<float>& d_o = in.d_o;
 
   // ---- forward ----
   std::vector<float> o_ref(x.o_size, kSentinel), lse_ref(s.batch * s.q_heads * s.q_len);
@@ -144,7 +179,7 @@ void run_attention(const Shape& s, unsigned seed, Checks& checks) {
                                                lse_ref.data());
   const cudaStream_t stream = cuda::stream();
   DeviceBuffer<T> gq(as_type<T>(q)), gk(as_type<T>(k)), gv(as_type<T>(v));
-  DeviceBuffer<T> go(as_type<T>(std::vector<float>(x.o_size, kSentinel)));
+  DeviceBuffer<T> go(sentinels<T>(x.o_size));
   DeviceBuffer<float> glse(lse_ref.size());
   kernels::cuda::flash_attention_forward<T>(p, gq.get() + x.q.offset, gk.get() + x.k.offset,
                                             gv.get() + x.v.offset, go.get() + x.o.offset,
@@ -163,9 +198,8 @@ void run_attention(const Shape& s, unsigned seed, Checks& checks) {
       dk_ref.data() + x.k.offset, dv_ref.data() + x.v.offset);
   DeviceBuffer<T> go_in(as_type<T>(o_in)), gd_o(as_type<T>(d_o));
   DeviceBuffer<float> glse_in(lse_ref);
-  DeviceBuffer<T> gdq(as_type<T>(std::vector<float>(x.q_size, kSentinel)));
-  DeviceBuffer<T> gdk(as_type<T>(std::vector<float>(x.kv_size, kSentinel)));
-  DeviceBuffer<T> gdv(as_type<T>(std::vector<float>(x.kv_size, kSentinel)));
+  DeviceBuffer<T> gdq(sentinels<T>(x.q_size)), gdk(sentinels<T>(x.kv_size)),
+      gdv(sentinels<T>(x.kv_size));
   DeviceBuffer<float> workspace(kernels::cuda::flash_attention_backward_workspace(p));
   kernels::cuda::flash_attention_backward<T>(
       p, gq.get() + x.q.offset, gk.get() + x.k.offset, gv.get() + x.v.offset,
@@ -179,10 +213,75 @@ void run_attention(const Shape& s, unsigned seed, Checks& checks) {
                                       Tol::kGrad * scale_of(dv_ref)));
 }
 
-std::string describe(const Shape& s, const char* type) {
+// Naive attention tolerances (the same scheme). float: cuBLAS and the CPU's BLAS sum the same fp32
+// products in other orders: 1e-4. bf16: where the CPU twin keeps fp32, the kernel stores the
+// scores, probabilities, d probs and d scores in bf16 (2^-9 relative each; a score off by
+// |score| 2^-9 moves its probability by |scale * score| 2^-9 relative, below 2^-8 here): 1% for
+// the probabilities and o, 2% for the gradients, which sum many such terms.
+template <typename T>
+struct NaiveTolerance {
+  static constexpr bool kBf16 = !std::is_same_v<T, float>;
+  static constexpr double kProbs = kBf16 ? 1e-2 : 1e-4;
+  static constexpr double kOut = kBf16 ? 1e-2 : 1e-4;
+  static constexpr double kGrad = kBf16 ? 2e-2 : 1e-4;
+};
+
+template <typename T>
+void run_naive(const Shape& s, unsigned seed, Checks& checks) {
+  using Tol = NaiveTolerance<T>;
+  const Inputs in = make_inputs<T>(s, seed);
+  const Operands& x = in.x;
+  const AttentionProblem& p = in.p;
+  const std::vector<float>& q = in.q;
+  const std::vector<float>& k = in.k;
+  const std::vector<float>& v = in.v();
+  const std::vector<float>& d_o = in.d_o;
+
+  // ---- forward ----
+  std::vector<float> o_ref(x.o_size, kSentinel),
+      probs_ref(s.batch * s.q_heads * s.q_len * s.kv_len);
+  kernels::cpu::naive_attention_forward<float>(p, q.data() + x.q.offset, k.data() + x.k.offset,
+                                               v.data() + x.v.offset, o_ref.data() + x.o.offset,
+                                               probs_ref.data());
+  const cudaStream_t stream = cuda::stream();
+  DeviceBuffer<T> gq(as_type<T>(q)), gk(as_type<T>(k)), gv(as_type<T>(v));
+  DeviceBuffer<T> go(sentinels<T>(x.o_size)), gprobs(sentinels<T>(probs_ref.size()));
+  kernels::cuda::naive_attention_forward<T>(cuda::blas(), p, gq.get() + x.q.offset,
+                                            gk.get() + x.k.offset, gv.get() + x.v.offset,
+                                            go.get() + x.o.offset, gprobs.get(), stream);
+  checks.expect(
+      "o", mismatch_report(as_float(go.download()), o_ref, Tol::kOut, Tol::kOut * scale_of(o_ref)));
+  checks.expect("probs", mismatch_report(as_float(gprobs.download()), probs_ref, Tol::kProbs,
+                                         Tol::kProbs * scale_of(probs_ref)));
+
+  // ---- backward, both sides from the CPU's probabilities (in the kernel's type) ----
+  const std::vector<float> probs_in = Tol::kBf16 ? round_bf16(probs_ref) : probs_ref;
+  std::vector<float> dq_ref(x.q_size, kSentinel), dk_ref(x.kv_size, kSentinel),
+      dv_ref(x.kv_size, kSentinel);
+  kernels::cpu::naive_attention_backward<float>(
+      p, q.data() + x.q.offset, k.data() + x.k.offset, v.data() + x.v.offset, probs_in.data(),
+      d_o.data() + x.o.offset, dq_ref.data() + x.q.offset, dk_ref.data() + x.k.offset,
+      dv_ref.data() + x.v.offset);
+  DeviceBuffer<T> gprobs_in(as_type<T>(probs_in)), gd_o(as_type<T>(d_o));
+  DeviceBuffer<T> gdq(sentinels<T>(x.q_size)), gdk(sentinels<T>(x.kv_size)),
+      gdv(sentinels<T>(x.kv_size));
+  DeviceBuffer<T> workspace(kernels::cuda::naive_attention_backward_workspace(p));
+  kernels::cuda::naive_attention_backward<T>(
+      cuda::blas(), p, gq.get() + x.q.offset, gk.get() + x.k.offset, gv.get() + x.v.offset,
+      gprobs_in.get(), gd_o.get() + x.o.offset, gdq.get() + x.q.offset, gdk.get() + x.k.offset,
+      gdv.get() + x.v.offset, workspace.get(), stream);
+  checks.expect("dq", mismatch_report(as_float(gdq.download()), dq_ref, Tol::kGrad,
+                                      Tol::kGrad * scale_of(dq_ref)));
+  checks.expect("dk", mismatch_report(as_float(gdk.download()), dk_ref, Tol::kGrad,
+                                      Tol::kGrad * scale_of(dk_ref)));
+  checks.expect("dv", mismatch_report(as_float(gdv.download()), dv_ref, Tol::kGrad,
+                                      Tol::kGrad * scale_of(dv_ref)));
+}
+
+std::string describe(const Shape& s, const char* kernel, const char* type) {
   std::ostringstream out;
-  out << "flash_attention " << type << " B" << s.batch << " H" << s.q_heads << "/" << s.kv_heads
-      << " T" << s.q_len << "/" << s.kv_len << " d(" << s.qk_dim << "," << s.v_dim << ")"
+  out << kernel << " " << type << " B" << s.batch << " H" << s.q_heads << "/" << s.kv_heads << " T"
+      << s.q_len << "/" << s.kv_len << " d(" << s.qk_dim << "," << s.v_dim << ")"
       << (s.causal ? " causal" : "") << (s.layout == Layout::kStrided ? " strided" : "");
   return out.str();
 }
@@ -208,10 +307,20 @@ std::vector<KernelCase> attention_cases() {
   std::vector<KernelCase> cases;
   unsigned seed = 100;
   for (const Shape& s : shapes) {
-    cases.push_back(
-        {describe(s, "f32"), [s, seed](Checks& c) { run_attention<float>(s, seed, c); }});
-    cases.push_back(
-        {describe(s, "bf16"), [s, seed](Checks& c) { run_attention<bf16>(s, seed, c); }});
+    cases.push_back({describe(s, "flash_attention", "f32"),
+                     [s, seed](Checks& c) { run_flash<float>(s, seed, c); }});
+    cases.push_back({describe(s, "flash_attention", "bf16"),
+                     [s, seed](Checks& c) { run_flash<bf16>(s, seed, c); }});
+    ++seed;
+  }
+  // The naive kernels have no head-dim limit: one shape past the flash kernels' 256.
+  std::vector<Shape> naive_shapes = shapes;
+  naive_shapes.push_back({1, 4, 2, 30, 45, 320, 272, true, S});
+  for (const Shape& s : naive_shapes) {
+    cases.push_back({describe(s, "naive_attention", "f32"),
+                     [s, seed](Checks& c) { run_naive<float>(s, seed, c); }});
+    cases.push_back({describe(s, "naive_attention", "bf16"),
+                     [s, seed](Checks& c) { run_naive<bf16>(s, seed, c); }});
     ++seed;
   }
   return cases;

@@ -1,7 +1,9 @@
 // Row-wise and elementwise cases: RoPE (both pair layouts, strided, in place, position offset),
-// RMSNorm, softmax, SiLU / SwiGLU / sigmoid, embedding and fused cross-entropy, each in f32 and
-// bf16 against the CPU twin.
+// RMSNorm, softmax, SiLU / SwiGLU / sigmoid, embedding and fused cross-entropy (with the device
+// scalars of its mean), each in f32 and bf16 against the CPU twin; and the device check of ids.
 #include <cmath>
+#include <cstdint>
+#include <limits>
 #include <string>
 
 #include "cuda/cuda_test_support.h"
@@ -14,7 +16,9 @@
 #include "kernels/cpu/rope.h"
 #include "kernels/cuda/activations.cuh"
 #include "kernels/cuda/cross_entropy.cuh"
+#include "kernels/cuda/cross_entropy_mean.cuh"
 #include "kernels/cuda/embedding.cuh"
+#include "kernels/cuda/id_check.cuh"
 #include "kernels/cuda/norm_softmax.cuh"
 #include "kernels/cuda/rope.cuh"
 
@@ -200,7 +204,9 @@ void run_embedding(Checks& checks) {
 
 // ---- cross-entropy ----
 // lse: fp32 online sums against the CPU's double: 1e-6 relative. The loss sums (double) the rows'
-// lse - logit with the fp32 lse: 1e-6. dlogits: expf of fp32 differences: 1e-5.
+// lse - logit with the fp32 lse: 1e-6, and so does their mean (one more rounding, to fp32, is
+// 6e-8). dlogits: expf of fp32 differences: 1e-5. The gradient scale dloss / counted is one
+// division of exact values rounded to fp32 on both sides: exact.
 template <typename T>
 void run_cross_entropy(int64_t rows, int64_t vocab, Checks& checks) {
   std::mt19937 rng(static_cast<unsigned>(rows * vocab));
@@ -212,12 +218,13 @@ void run_cross_entropy(int64_t rows, int64_t vocab, Checks& checks) {
   int64_t counted_ref = 0;
   const double loss_ref = kernels::cpu::cross_entropy_forward<float>(
       logits.data(), targets.data(), lse_ref.data(), rows, vocab, kIgnore, &counted_ref);
-  const float scale = 1.f / static_cast<float>(counted_ref);
+  const float dloss = 0.75f;
+  const auto scale = static_cast<float>(static_cast<double>(dloss) / counted_ref);
   kernels::cpu::cross_entropy_backward<float>(logits.data(), targets.data(), lse_ref.data(), scale,
                                               d_ref.data(), rows, vocab, kIgnore);
   DeviceBuffer<T> glogits(as_type<T>(logits)), gd(rows * vocab);
   DeviceBuffer<int32_t> gtargets(targets);
-  DeviceBuffer<float> glse(rows), gscale(std::vector<float>{scale});
+  DeviceBuffer<float> glse(rows), gmean(1), gdloss(std::vector<float>{dloss}), gscale(1);
   DeviceBuffer<double> gloss(1);
   DeviceBuffer<int64_t> gcounted(1);
   kernels::cuda::cross_entropy_forward<T>(glogits.get(), gtargets.get(), glse.get(), rows, vocab,
@@ -225,6 +232,14 @@ void run_cross_entropy(int64_t rows, int64_t vocab, Checks& checks) {
   checks.expect("lse", mismatch_report(glse.download(), lse_ref, 1e-6, 0));
   checks.expect("loss", mismatch_report(gloss.download(), std::vector<double>{loss_ref}, 1e-6, 0));
   checks.expect("counted", mismatch_report(gcounted.download(), std::vector<int64_t>{counted_ref}));
+  kernels::cuda::cross_entropy_mean_loss(gloss.get(), gcounted.get(), gmean.get(), cuda::stream());
+  checks.expect(
+      "mean loss",
+      mismatch_report(gmean.download(),
+                      std::vector<float>{static_cast<float>(loss_ref / counted_ref)}, 1e-6, 0));
+  kernels::cuda::cross_entropy_grad_scale(gdloss.get(), gcounted.get(), gscale.get(),
+                                          cuda::stream());
+  checks.expect("scale", mismatch_report(gscale.download(), std::vector<float>{scale}, 0, 0));
   // The backward reads the CPU's lse.
   DeviceBuffer<float> glse_ref(lse_ref);
   kernels::cuda::cross_entropy_backward<T>(glogits.get(), gtargets.get(), glse_ref.get(),
@@ -233,6 +248,65 @@ void run_cross_entropy(int64_t rows, int64_t vocab, Checks& checks) {
   checks.expect("dlogits",
                 mismatch_report(as_float(gd.download()), d_ref, is_bf16<T>() ? kBf16Rounding : 1e-5,
                                 1e-5 * max_abs(d_ref)));
+}
+
+// When every target is ignored the mean is 0 / 0: NaN, computed without reading the count back.
+void run_cross_entropy_all_ignored(Checks& checks) {
+  const int64_t rows = 4, vocab = 33, ignore = 7;
+  const std::vector<int32_t> targets(rows, static_cast<int32_t>(ignore));
+  DeviceBuffer<float> glogits(std::vector<float>(rows * vocab, 0.5f)), glse(rows), gmean(1);
+  DeviceBuffer<int32_t> gtargets(targets);
+  DeviceBuffer<double> gloss(1);
+  DeviceBuffer<int64_t> gcounted(1);
+  kernels::cuda::cross_entropy_forward<float>(glogits.get(), gtargets.get(), glse.get(), rows,
+                                              vocab, ignore, gloss.get(), gcounted.get(),
+                                              cuda::stream());
+  kernels::cuda::cross_entropy_mean_loss(gloss.get(), gcounted.get(), gmean.get(), cuda::stream());
+  checks.expect("counted", mismatch_report(gcounted.download(), std::vector<int64_t>{0}));
+  const float mean = gmean.download()[0];
+  checks.expect("mean loss", std::isnan(mean) ? "" : "expected NaN, got " + std::to_string(mean));
+}
+
+// ---- id check ----
+// Integer outputs: exact. The bad ids sit in different blocks (256 ids each), so only the
+// atomic minimum makes the first of them win.
+void run_sanitize_ids(bool has_ignored, Checks& checks) {
+  std::mt19937 rng(has_ignored ? 41 : 42);
+  const int64_t n = 1000, vocab = 50, ignored = -100;
+  const int32_t replacement = 3;
+  std::vector<int32_t> ids = uniform_ints(rng, n, 0, static_cast<int32_t>(vocab - 1));
+  ids[900] = 50;
+  ids[513] = -3;
+  ids[300] = std::numeric_limits<int32_t>::max();
+  ids[5] = ids[700] = static_cast<int32_t>(ignored);  // bad unless ignored
+  std::vector<int32_t> safe_ref(n);
+  uint64_t first_ref = std::numeric_limits<uint64_t>::max();
+  for (int64_t i = 0; i < n; ++i) {
+    const bool valid = (ids[i] >= 0 && ids[i] < vocab) || (has_ignored && ids[i] == ignored);
+    safe_ref[i] = valid ? ids[i] : replacement;
+    if (!valid && first_ref == std::numeric_limits<uint64_t>::max())
+      first_ref = (static_cast<uint64_t>(i) << 32) | static_cast<uint32_t>(ids[i]);
+  }
+  DeviceBuffer<int32_t> gids(ids), gsafe(n);
+  // Previous contents of the word are kept unless a bad id is lower: start from "none".
+  DeviceBuffer<uint64_t> gfirst(std::vector<uint64_t>{std::numeric_limits<uint64_t>::max()});
+  kernels::cuda::sanitize_ids(gids.get(), gsafe.get(), n, vocab, has_ignored, ignored, replacement,
+                              gfirst.get(), cuda::stream());
+  checks.expect("safe ids", mismatch_report(gsafe.download(), safe_ref));
+  const uint64_t first = gfirst.download()[0];
+  const std::vector<int64_t> got{kernels::cuda::bad_id_position(first),
+                                 kernels::cuda::bad_id_value(first)};
+  const std::vector<int64_t> want{has_ignored ? 300 : 5,
+                                  has_ignored ? std::numeric_limits<int32_t>::max() : ignored};
+  checks.expect("first bad id", mismatch_report(got, want));
+  // All valid: the word stays as it was.
+  DeviceBuffer<int32_t> gvalid(safe_ref);
+  DeviceBuffer<uint64_t> gnone(std::vector<uint64_t>{std::numeric_limits<uint64_t>::max()});
+  kernels::cuda::sanitize_ids(gvalid.get(), gsafe.get(), n, vocab, has_ignored, ignored,
+                              replacement, gnone.get(), cuda::stream());
+  checks.expect("no bad id", gnone.download()[0] == std::numeric_limits<uint64_t>::max()
+                                 ? ""
+                                 : "the word changed although every id is valid");
 }
 
 template <typename T>
@@ -262,6 +336,10 @@ std::vector<KernelCase> rowwise_cases() {
   std::vector<KernelCase> cases;
   add_cases<float>(cases);
   add_cases<bf16>(cases);
+  cases.push_back({"cross_entropy every target ignored", run_cross_entropy_all_ignored});
+  for (bool has_ignored : {false, true})
+    cases.push_back({std::string("sanitize_ids") + (has_ignored ? " with ignore_index" : ""),
+                     [=](Checks& c) { run_sanitize_ids(has_ignored, c); }});
   return cases;
 }
 

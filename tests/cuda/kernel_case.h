@@ -34,5 +34,7 @@ std::vector<KernelCase> rowwise_cases();    // rope, rms_norm, softmax, activati
 std::vector<KernelCase> optimizer_cases();  // adamw, global grad norm
 std::vector<KernelCase> moe_cases();        // routing, dispatch, combine, balance
 std::vector<KernelCase> gemm_cases();
+std::vector<KernelCase> elementwise_cases();  // binary ops, scale, add_inplace, sums
+std::vector<KernelCase> dropout_cases();
 
 }  // namespace latte::test

@@ -45,5 +45,11 @@ TEST_CASE("cuda MoE kernels match the CPU twins") {
 TEST_CASE("cuda GEMMs match the CPU twins") {
   run_all(gemm_cases());
 }
+TEST_CASE("cuda elementwise kernels match the CPU twins") {
+  run_all(elementwise_cases());
+}
+TEST_CASE("cuda dropout draws the CPU twin's mask") {
+  run_all(dropout_cases());
+}
 
 }  // namespace latte::test

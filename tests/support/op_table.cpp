@@ -1,5 +1,8 @@
 #include "support/op_table.h"
 
+#include <cmath>
+#include <utility>
+
 #include "engine/ops.h"
 #include "engine/random.h"
 
@@ -7,8 +10,26 @@ namespace latte::test {
 
 namespace {
 
-Tensor ids(const std::vector<int32_t>& values, const Shape& shape) {
-  return Tensor::from_vector(values, shape);
+// i32 ids next to `like` (on its device).
+Tensor ids(const std::vector<int32_t>& values, const Shape& shape, const Tensor& like) {
+  return Tensor::from_vector(values, shape).to(like.device());
+}
+
+// RoPE tables [length, half] with angle position * 0.7^i, in the dtype and on the device of `like`.
+struct RopeTestTables {
+  Tensor cos, sin;
+};
+RopeTestTables rope_test_tables(const Tensor& like, int64_t length, int64_t half) {
+  std::vector<double> c, s;
+  for (int64_t pos = 0; pos < length; ++pos)
+    for (int64_t i = 0; i < half; ++i) {
+      const double angle = static_cast<double>(pos) * std::pow(0.7, static_cast<double>(i));
+      c.push_back(std::cos(angle));
+      s.push_back(std::sin(angle));
+    }
+  const Shape shape{length, half};
+  return {Tensor::from_vector(c, shape, like.dtype()).to(like.device()),
+          Tensor::from_vector(s, shape, like.dtype()).to(like.device())};
 }
 
 std::vector<OpCase> build() {
@@ -92,7 +113,7 @@ std::vector<OpCase> build() {
                }});
   // neural-network ops
   c.push_back({"embedding_repeated_ids", {{6, 4}}, [](V x) {
-                 return ops::embedding(ids({1, 3, 1, 5, 3, 1}, {2, 3}), x[0]);
+                 return ops::embedding(ids({1, 3, 1, 5, 3, 1}, {2, 3}, x[0]), x[0]);
                }});
   c.push_back({"rms_norm", {{3, 8}, {8}}, [](V x) { return ops::rms_norm(x[0], x[1], 1e-6); }});
   c.push_back({"rms_norm_view", {{8, 3}, {8}}, [](V x) {
@@ -102,14 +123,36 @@ std::vector<OpCase> build() {
   c.push_back(
       {"softmax_3d_view", {{3, 2, 5}}, [](V x) { return ops::softmax(x[0].transpose(0, 1)); }});
   c.push_back({"cross_entropy", {{2, 3, 7}}, [](V x) {
-                 return ops::cross_entropy(x[0], ids({0, 6, 2, 3, 3, 1}, {2, 3}));
+                 return ops::cross_entropy(x[0], ids({0, 6, 2, 3, 3, 1}, {2, 3}, x[0]));
                }});
   c.push_back({"cross_entropy_ignore_index", {{5, 4}}, [](V x) {
-                 return ops::cross_entropy(x[0], ids({1, -100, 3, -100, 0}, {5}));
+                 return ops::cross_entropy(x[0], ids({1, -100, 3, -100, 0}, {5}, x[0]));
                }});
   c.push_back({"dropout", {{4, 8}}, [](V x) {
                  Generator gen(7);  // same mask on every evaluation
                  return ops::dropout(x[0], 0.3, gen);
+               }});
+  // attention: GQA (4 query heads over 2 kv heads), causal with fewer queries than keys, and
+  // strided operands (q a transposed view, k and v slices of one projection)
+  for (const auto& [name, kernel] : {std::pair{"naive", ops::AttentionKernel::kNaive},
+                                     std::pair{"flash", ops::AttentionKernel::kFlash}}) {
+    c.push_back({std::string("attention_") + name + "_gqa_causal",
+                 {{2, 3, 4, 8}, {2, 5, 2, 8}, {2, 5, 2, 6}},
+                 [kernel](V x) { return ops::attention(x[0], x[1], x[2], 0.4, true, kernel); }});
+    c.push_back(
+        {std::string("attention_") + name + "_views", {{2, 4, 5, 8}, {2, 5, 2, 14}}, [kernel](V x) {
+           return ops::attention(x[0].transpose(1, 2), x[1].narrow(3, 0, 8), x[1].narrow(3, 8, 6),
+                                 0.4, false, kernel);
+         }});
+  }
+  // rope, with a table offset and on a slice of the head dim
+  c.push_back({"rope_interleave_offset", {{2, 3, 2, 6}}, [](V x) {
+                 const RopeTestTables t = rope_test_tables(x[0], 5, 3);
+                 return ops::rope(x[0], t.cos, t.sin, 2, true);
+               }});
+  c.push_back({"rope_halves_view", {{2, 3, 2, 10}}, [](V x) {
+                 const RopeTestTables t = rope_test_tables(x[0], 3, 3);
+                 return ops::rope(x[0].narrow(3, 4, 6), t.cos, t.sin, 0, false);
                }});
   return c;
 }

@@ -1,0 +1,201 @@
+// The CPU table of the DeepSeekMoE ops, over kernels/cpu/moe_routing.h, moe_dispatch.h,
+// moe_balance.h and gemm.h (one BLAS call per projection per expert with rows).
+#include "engine/backend/moe_kernels.h"
+#include "engine/dispatch.h"
+#include "kernels/cpu/gemm.h"
+#include "kernels/cpu/moe_balance.h"
+#include "kernels/cpu/moe_dispatch.h"
+
+namespace latte {
+
+namespace {
+
+namespace k = kernels::cpu;
+
+class CpuMoeKernels final : public MoeKernels {
+ public:
+  void router_scores_forward(const Tensor& logits, k::RouterScoring scoring,
+                             const Tensor& scores) const override {
+    visit_float(logits.dtype(), "moe_router_scores", [&](auto tag) {
+      using T = decltype(tag);
+      k::router_scores_forward<T>(logits.data<T>(), logits.size(0), logits.size(1), scoring,
+                                  scores.data<T>());
+    });
+  }
+
+  void router_scores_backward(const Tensor& scores, const Tensor& dscores, k::RouterScoring scoring,
+                              const Tensor& dlogits) const override {
+    visit_float(scores.dtype(), "moe_router_scores backward", [&](auto tag) {
+      using T = decltype(tag);
+      k::router_scores_backward<T>(scores.data<T>(), dscores.data<T>(), scores.size(0),
+                                   scores.size(1), scoring, dlogits.data<T>());
+    });
+  }
+
+  void select_experts(const Tensor& scores, const Tensor& correction_bias,
+                      const k::RouterSpec& spec, const Tensor& expert_ids,
+                      const Tensor& weights) const override {
+    visit_float(scores.dtype(), "moe_select_experts", [&](auto tag) {
+      using T = decltype(tag);
+      k::select_experts<T>(scores.data<T>(),
+                           correction_bias.defined() ? correction_bias.data<T>() : nullptr,
+                           scores.size(0), spec, expert_ids.data<int32_t>(), weights.data<T>());
+    });
+  }
+
+  void expert_weights_backward(const Tensor& scores, const Tensor& expert_ids,
+                               const Tensor& dweights, const k::RouterSpec& spec,
+                               const Tensor& dscores) const override {
+    visit_float(scores.dtype(), "moe_select_experts backward", [&](auto tag) {
+      using T = decltype(tag);
+      k::expert_weights_backward<T>(scores.data<T>(), expert_ids.data<int32_t>(),
+                                    dweights.data<T>(), scores.size(0), spec, dscores.data<T>());
+    });
+  }
+
+  ExpertDispatch build_dispatch(const Tensor& expert_ids, int64_t n_experts,
+                                int64_t capacity) const override {
+    const int64_t n_tokens = expert_ids.size(0), top_k = expert_ids.size(1);
+    const int64_t n_assignments = n_tokens * top_k;
+    const int32_t* ids = expert_ids.data<int32_t>();
+    ExpertDispatch d;
+    d.expert_offsets = Tensor::empty({n_experts + 1}, DType::I64);
+    d.sorted_assignment = Tensor::empty({n_assignments}, DType::I64);
+    d.assignment_position = Tensor::empty({n_assignments}, DType::I64);
+    d.tokens_per_expert.assign(n_experts, 0);
+    k::count_expert_load(ids, n_assignments, n_experts, d.tokens_per_expert.data());
+    int64_t* offsets = d.expert_offsets.data<int64_t>();
+    d.dropped = k::build_dispatch(ids, n_tokens, top_k, n_experts, capacity, offsets,
+                                  d.sorted_assignment.data<int64_t>(),
+                                  d.assignment_position.data<int64_t>());
+    d.host_offsets.assign(offsets, offsets + n_experts + 1);
+    return d;
+  }
+
+  void gather_rows(const Tensor& x, const Tensor& sorted_assignment, const Tensor&, int64_t top_k,
+                   const Tensor& x_sorted) const override {
+    visit_float(x.dtype(), "moe_gather", [&](auto tag) {
+      using T = decltype(tag);
+      k::gather_rows<T>(x.data<T>(), sorted_assignment.data<int64_t>(), x_sorted.size(0), top_k,
+                        x.size(1), x_sorted.data<T>());
+    });
+  }
+
+  void gather_rows_backward(const Tensor& dx_sorted, const Tensor& assignment_position,
+                            int64_t top_k, const Tensor& dx) const override {
+    visit_float(dx.dtype(), "moe_gather backward", [&](auto tag) {
+      using T = decltype(tag);
+      k::gather_rows_backward<T>(dx_sorted.data<T>(), assignment_position.data<int64_t>(),
+                                 dx.size(0), top_k, dx.size(1), dx.data<T>());
+    });
+  }
+
+  void combine_forward(const Tensor& out_sorted, const Tensor& weights,
+                       const Tensor& assignment_position, const Tensor& y) const override {
+    visit_float(out_sorted.dtype(), "moe_combine", [&](auto tag) {
+      using T = decltype(tag);
+      k::combine_forward<T>(out_sorted.data<T>(), weights.data<T>(),
+                            assignment_position.data<int64_t>(), y.size(0), weights.size(1),
+                            y.size(1), y.data<T>());
+    });
+  }
+
+  void combine_backward(const Tensor& dy, const Tensor& out_sorted, const Tensor& weights,
+                        const Tensor& assignment_position, const Tensor& dout_sorted,
+                        const Tensor& dweights) const override {
+    visit_float(out_sorted.dtype(), "moe_combine backward", [&](auto tag) {
+      using T = decltype(tag);
+      k::combine_backward<T>(dy.data<T>(), out_sorted.data<T>(), weights.data<T>(),
+                             assignment_position.data<int64_t>(), dy.size(0), weights.size(1),
+                             dy.size(1), dout_sorted.data<T>(), dweights.data<T>());
+    });
+  }
+
+  void expert_gemm(const Tensor& a, const std::vector<int64_t>& offsets,
+                   const std::vector<Tensor>& w, bool trans_w, double beta,
+                   const Tensor& c) const override {
+    const int64_t in = a.size(1), out = c.size(1);
+    visit_float(a.dtype(), "moe_expert_mlps", [&](auto tag) {
+      using T = decltype(tag);
+      for (size_t e = 0; e < w.size(); ++e) {
+        const int64_t begin = offsets[e], m = offsets[e + 1] - begin;
+        if (m == 0) continue;
+        k::gemm<T>(false, trans_w, m, out, in, T(1), a.data<T>() + begin * in, in, w[e].data<T>(),
+                   trans_w ? in : out, static_cast<T>(beta), c.data<T>() + begin * out, out);
+      }
+    });
+  }
+
+  void expert_weight_grad(const Tensor& dy, const Tensor& x, const std::vector<int64_t>& offsets,
+                          const std::vector<Tensor>& grads) const override {
+    const int64_t out = dy.size(1), in = x.size(1);
+    visit_float(x.dtype(), "moe_expert_mlps backward", [&](auto tag) {
+      using T = decltype(tag);
+      for (size_t e = 0; e < grads.size(); ++e) {
+        const int64_t begin = offsets[e], m = offsets[e + 1] - begin;
+        if (m == 0 || !grads[e].defined()) continue;
+        k::gemm<T>(true, false, out, in, m, T(1), dy.data<T>() + begin * out, out,
+                   x.data<T>() + begin * in, in, T(0), grads[e].data<T>(), in);
+      }
+    });
+  }
+
+  void seq_aux_loss_forward(const Tensor& scores, const Tensor& expert_ids, int64_t n_seqs,
+                            double alpha, const Tensor& loss) const override {
+    visit_float(scores.dtype(), "moe_seq_aux_loss", [&](auto tag) {
+      using T = decltype(tag);
+      *loss.data<T>() = k::seq_aux_loss_forward<T>(scores.data<T>(), expert_ids.data<int32_t>(),
+                                                   n_seqs, scores.size(0) / n_seqs, scores.size(1),
+                                                   expert_ids.size(1), static_cast<T>(alpha));
+    });
+  }
+
+  void seq_aux_loss_backward(const Tensor& scores, const Tensor& expert_ids, int64_t n_seqs,
+                             double alpha, const Tensor& dloss,
+                             const Tensor& dscores) const override {
+    visit_float(scores.dtype(), "moe_seq_aux_loss backward", [&](auto tag) {
+      using T = decltype(tag);
+      k::seq_aux_loss_backward<T>(scores.data<T>(), expert_ids.data<int32_t>(), n_seqs,
+                                  scores.size(0) / n_seqs, scores.size(1), expert_ids.size(1),
+                                  static_cast<T>(alpha), *dloss.data<T>(), dscores.data<T>());
+    });
+  }
+
+  void switch_aux_loss_forward(const Tensor& scores, const Tensor& expert_ids, double alpha,
+                               const Tensor& loss) const override {
+    visit_float(scores.dtype(), "moe_switch_aux_loss", [&](auto tag) {
+      using T = decltype(tag);
+      *loss.data<T>() = k::switch_aux_loss_forward<T>(scores.data<T>(), expert_ids.data<int32_t>(),
+                                                      scores.size(0), scores.size(1),
+                                                      expert_ids.size(1), static_cast<T>(alpha));
+    });
+  }
+
+  void switch_aux_loss_backward(const Tensor& scores, const Tensor& expert_ids, double alpha,
+                                const Tensor& dloss, const Tensor& dscores) const override {
+    visit_float(scores.dtype(), "moe_switch_aux_loss backward", [&](auto tag) {
+      using T = decltype(tag);
+      k::switch_aux_loss_backward<T>(scores.data<T>(), expert_ids.data<int32_t>(), scores.size(0),
+                                     scores.size(1), expert_ids.size(1), static_cast<T>(alpha),
+                                     *dloss.data<T>(), dscores.data<T>());
+    });
+  }
+
+  void update_correction_bias(const Tensor& bias, const std::vector<int64_t>& load,
+                              double gamma) const override {
+    visit_float(bias.dtype(), "moe_update_correction_bias", [&](auto tag) {
+      using T = decltype(tag);
+      k::update_correction_bias<T>(bias.data<T>(), load.data(), bias.size(0),
+                                   static_cast<T>(gamma));
+    });
+  }
+};
+
+}  // namespace
+
+const MoeKernels& cpu_moe_kernels() {
+  static const CpuMoeKernels table;
+  return table;
+}
+
+}  // namespace latte

@@ -1,0 +1,387 @@
+#include "kernels/cuda/elementwise.cuh"
+
+#include <algorithm>
+
+#include "kernels/cuda/cuda_check.h"
+#include "kernels/cuda/device_common.cuh"
+
+namespace latte::kernels::cuda {
+
+namespace {
+
+using namespace detail;
+using cpu::BinaryOp;
+
+constexpr int kThreads = 256;
+constexpr int64_t kSumChunk = 4096;
+// sum_to: outputs per block (threadIdx.x), thread rows per output (threadIdx.y), the fewest
+// reduced elements per slice and the number of blocks worth splitting the reduction for.
+constexpr int kSumToCols = 32;
+constexpr int kSumToRows = 8;
+constexpr int kSumToThreads = kSumToCols * kSumToRows;
+constexpr int64_t kMinSlice = 256;
+constexpr int64_t kTargetBlocks = 1024;
+
+__device__ __forceinline__ double to_double(double x) {
+  return x;
+}
+template <typename T>
+__device__ __forceinline__ double to_double(T x) {
+  return static_cast<double>(to_float(x));
+}
+
+template <typename T>
+__device__ __forceinline__ T from_double(double x);
+template <>
+__device__ __forceinline__ double from_double<double>(double x) {
+  return x;
+}
+template <>
+__device__ __forceinline__ float from_double<float>(double x) {
+  return static_cast<float>(x);
+}
+template <>
+__device__ __forceinline__ __nv_bfloat16 from_double<__nv_bfloat16>(double x) {
+  return __double2bfloat16(x);
+}
+
+__device__ __forceinline__ int64_t grid_start() {
+  return blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+}
+__device__ __forceinline__ int64_t grid_step() {
+  return static_cast<int64_t>(gridDim.x) * blockDim.x;
+}
+
+// ---- binary ops ----
+
+// The index space of a binary op after merging dimensions: sizes and both operands' strides.
+struct BinaryGeometry {
+  int rank = 0;
+  int64_t shape[kMaxElementwiseRank];
+  int64_t a_stride[kMaxElementwiseRank];
+  int64_t b_stride[kMaxElementwiseRank];
+};
+
+// Drops size-1 dimensions and merges a dimension into the one before it when both operands
+// continue contiguously across the pair (out is contiguous, so it always does).
+BinaryGeometry merge_dims(const int64_t* shape, int rank, const int64_t* a_strides,
+                          const int64_t* b_strides) {
+  BinaryGeometry g;
+  for (int d = 0; d < rank; ++d) {
+    if (shape[d] == 1) continue;
+    const int last = g.rank - 1;
+    if (last >= 0 && g.a_stride[last] == a_strides[d] * shape[d] &&
+        g.b_stride[last] == b_strides[d] * shape[d]) {
+      g.shape[last] *= shape[d];
+      g.a_stride[last] = a_strides[d];
+      g.b_stride[last] = b_strides[d];
+      continue;
+    }
+    g.shape[g.rank] = shape[d];
+    g.a_stride[g.rank] = a_strides[d];
+    g.b_stride[g.rank] = b_strides[d];
+    ++g.rank;
+  }
+  if (g.rank == 0) {  // a single element
+    g.shape[0] = 1;
+    g.a_stride[0] = g.b_stride[0] = 0;
+    g.rank = 1;
+  }
+  return g;
+}
+
+template <BinaryOp Op>
+__device__ __forceinline__ float apply(float a, float b) {
+  if constexpr (Op == BinaryOp::kAdd)
+    return a + b;
+  else if constexpr (Op == BinaryOp::kSub)
+    return a - b;
+  else
+    return a * b;
+}
+
+template <typename T, BinaryOp Op>
+__global__ void __launch_bounds__(kThreads)
+    binary_kernel(const BinaryGeometry g, int64_t n, const T* __restrict__ a,
+                  const T* __restrict__ b, T* __restrict__ out) {
+  for (int64_t i = grid_start(); i < n; i += grid_step()) {
+    int64_t rest = i, oa = 0, ob = 0;
+    for (int d = g.rank - 1; d > 0; --d) {
+      const int64_t q = rest / g.shape[d], idx = rest - q * g.shape[d];
+      oa += idx * g.a_stride[d];
+      ob += idx * g.b_stride[d];
+      rest = q;
+    }
+    oa += rest * g.a_stride[0];
+    ob += rest * g.b_stride[0];
+    out[i] = from_float<T>(apply<Op>(to_float(a[oa]), to_float(b[ob])));
+  }
+}
+
+template <typename T, BinaryOp Op>
+void launch_binary(const BinaryGeometry& g, int64_t n, const T* a, const T* b, T* out,
+                   cudaStream_t stream) {
+  binary_kernel<T, Op><<<grid_for(n, kThreads), kThreads, 0, stream>>>(g, n, a, b, out);
+  LATTE_CUDA_CHECK_LAUNCH();
+}
+
+// ---- scale, add_inplace ----
+
+template <typename T>
+__global__ void __launch_bounds__(kThreads)
+    scale_kernel(const T* __restrict__ x, T* __restrict__ out, int64_t n, float s) {
+  for (int64_t i = grid_start(); i < n; i += grid_step())
+    out[i] = from_float<T>(s * to_float(x[i]));
+}
+
+template <typename T>
+__global__ void __launch_bounds__(kThreads)
+    add_inplace_kernel(T* __restrict__ dst, const T* __restrict__ src, int64_t n) {
+  for (int64_t i = grid_start(); i < n; i += grid_step())
+    dst[i] = from_float<T>(to_float(dst[i]) + to_float(src[i]));
+}
+
+// ---- sum_all ----
+
+// out[blockIdx.x] = the sum of chunks blockIdx.x, blockIdx.x + gridDim.x, ... of `chunk` elements
+// of x[0, n), in double.
+template <typename In, typename Out>
+__global__ void __launch_bounds__(kThreads)
+    sum_chunks_kernel(const In* __restrict__ x, int64_t n, int64_t chunk, Out* __restrict__ out) {
+  __shared__ double scratch[kWarp];
+  double sum = 0;
+  const int64_t chunks = (n + chunk - 1) / chunk;
+  for (int64_t c = blockIdx.x; c < chunks; c += gridDim.x) {
+    const int64_t end = min(n, (c + 1) * chunk);
+    for (int64_t i = c * chunk + threadIdx.x; i < end; i += blockDim.x) sum += to_double(x[i]);
+  }
+  sum = block_sum(sum, scratch);
+  if (threadIdx.x == 0) out[blockIdx.x] = from_double<Out>(sum);
+}
+
+template <typename D>
+void launch_sum_all(const D* x, int64_t n, double* workspace, D* out, cudaStream_t stream) {
+  const int64_t blocks = std::min<int64_t>(ceil_div(n, kSumChunk), kSumPartials);
+  if (blocks <= 1) {
+    sum_chunks_kernel<D, D><<<1, kThreads, 0, stream>>>(x, n, std::max<int64_t>(n, 1), out);
+    LATTE_CUDA_CHECK_LAUNCH();
+    return;
+  }
+  sum_chunks_kernel<D, double>
+      <<<static_cast<unsigned>(blocks), kThreads, 0, stream>>>(x, n, kSumChunk, workspace);
+  LATTE_CUDA_CHECK_LAUNCH();
+  sum_chunks_kernel<double, D><<<1, kThreads, 0, stream>>>(workspace, blocks, blocks, out);
+  LATTE_CUDA_CHECK_LAUNCH();
+}
+
+// ---- sum_to ----
+
+// Kept dimensions (sizes, x strides, out strides) and reduced dimensions (sizes, x strides), with
+// neighbours merged, and how the reduction is sliced.
+struct SumToPlan {
+  int kept_rank = 0, reduced_rank = 0;
+  int64_t kept_size[kMaxElementwiseRank], kept_x_stride[kMaxElementwiseRank],
+      kept_out_stride[kMaxElementwiseRank];
+  int64_t reduced_size[kMaxElementwiseRank], reduced_x_stride[kMaxElementwiseRank];
+  int64_t outputs = 1, reduced = 1;  // products of the kept and of the reduced sizes
+  int64_t splits = 1, slice = 0;     // slices of the reduced range, elements per slice
+};
+
+SumToPlan plan_sum_to(const int64_t* shape, int rank, const int64_t* out_strides) {
+  SumToPlan p;
+  int64_t x_stride[kMaxElementwiseRank];
+  int64_t contiguous = 1;
+  for (int d = rank - 1; d >= 0; --d) {
+    x_stride[d] = contiguous;
+    contiguous *= shape[d];
+  }
+  for (int d = 0; d < rank; ++d) {
+    if (shape[d] == 1) continue;
+    if (out_strides[d] != 0) {
+      const int last = p.kept_rank - 1;
+      p.outputs *= shape[d];
+      if (last >= 0 && p.kept_x_stride[last] == x_stride[d] * shape[d] &&
+          p.kept_out_stride[last] == out_strides[d] * shape[d]) {
+        p.kept_size[last] *= shape[d];
+        p.kept_x_stride[last] = x_stride[d];
+        p.kept_out_stride[last] = out_strides[d];
+        continue;
+      }
+      p.kept_size[p.kept_rank] = shape[d];
+      p.kept_x_stride[p.kept_rank] = x_stride[d];
+      p.kept_out_stride[p.kept_rank] = out_strides[d];
+      ++p.kept_rank;
+    } else {
+      const int last = p.reduced_rank - 1;
+      p.reduced *= shape[d];
+      if (last >= 0 && p.reduced_x_stride[last] == x_stride[d] * shape[d]) {
+        p.reduced_size[last] *= shape[d];
+        p.reduced_x_stride[last] = x_stride[d];
+        continue;
+      }
+      p.reduced_size[p.reduced_rank] = shape[d];
+      p.reduced_x_stride[p.reduced_rank] = x_stride[d];
+      ++p.reduced_rank;
+    }
+  }
+  if (p.reduced > 0) {
+    const int64_t column_blocks = ceil_div(p.outputs, kSumToCols);
+    const int64_t wanted = std::max<int64_t>(1, ceil_div(kTargetBlocks, column_blocks));
+    p.splits = std::max<int64_t>(1, std::min(ceil_div(p.reduced, kMinSlice), wanted));
+    p.slice = ceil_div(p.reduced, p.splits);
+    p.splits = ceil_div(p.reduced, p.slice);  // no empty slice
+  }
+  return p;
+}
+
+// Offsets of output `o` (row-major over the kept dimensions) in x and in out.
+__device__ __forceinline__ void kept_offsets(const SumToPlan& p, int64_t o, int64_t& x_off,
+                                             int64_t& out_off) {
+  x_off = out_off = 0;
+  for (int d = p.kept_rank - 1; d >= 0; --d) {
+    const int64_t q = o / p.kept_size[d], idx = o - q * p.kept_size[d];
+    x_off += idx * p.kept_x_stride[d];
+    out_off += idx * p.kept_out_stride[d];
+    o = q;
+  }
+}
+
+__device__ __forceinline__ int64_t reduced_offset(const SumToPlan& p, int64_t r) {
+  int64_t off = 0;
+  for (int d = p.reduced_rank - 1; d > 0; --d) {
+    const int64_t q = r / p.reduced_size[d];
+    off += (r - q * p.reduced_size[d]) * p.reduced_x_stride[d];
+    r = q;
+  }
+  return p.reduced_rank > 0 ? off + r * p.reduced_x_stride[0] : 0;
+}
+
+// Block (kSumToCols, kSumToRows): outputs blockIdx.x * kSumToCols + threadIdx.x, reduced slice
+// blockIdx.y. One slice: the sum goes to out; several: to partial[slice * outputs + o].
+template <typename T>
+__global__ void __launch_bounds__(kSumToThreads)
+    sum_to_kernel(const T* __restrict__ x, const SumToPlan p, T* __restrict__ out,
+                  double* __restrict__ partial) {
+  __shared__ double rows[kSumToRows][kSumToCols];
+  const int64_t o = blockIdx.x * static_cast<int64_t>(kSumToCols) + threadIdx.x;
+  double sum = 0;
+  int64_t x_base = 0, out_off = 0;
+  if (o < p.outputs) {
+    kept_offsets(p, o, x_base, out_off);
+    const int64_t begin = blockIdx.y * p.slice, end = min(p.reduced, begin + p.slice);
+    for (int64_t r = begin + threadIdx.y; r < end; r += kSumToRows)
+      sum += to_double(x[x_base + reduced_offset(p, r)]);
+  }
+  rows[threadIdx.y][threadIdx.x] = sum;
+  __syncthreads();
+  if (threadIdx.y != 0 || o >= p.outputs) return;
+  double total = 0;
+  for (int y = 0; y < kSumToRows; ++y) total += rows[y][threadIdx.x];
+  if (p.splits == 1)
+    out[out_off] = from_double<T>(total);
+  else
+    partial[blockIdx.y * p.outputs + o] = total;
+}
+
+// out[o] = the sum of partial[s * outputs + o] over the slices s, in order.
+template <typename T>
+__global__ void __launch_bounds__(kThreads)
+    sum_slices_kernel(const double* __restrict__ partial, const SumToPlan p, T* __restrict__ out) {
+  for (int64_t o = grid_start(); o < p.outputs; o += grid_step()) {
+    double total = 0;
+    for (int64_t s = 0; s < p.splits; ++s) total += partial[s * p.outputs + o];
+    int64_t x_off, out_off;
+    kept_offsets(p, o, x_off, out_off);
+    out[out_off] = from_double<T>(total);
+  }
+}
+
+bool any_zero(const int64_t* shape, int rank) {
+  return std::any_of(shape, shape + rank, [](int64_t s) { return s == 0; });
+}
+
+}  // namespace
+
+template <typename T>
+void binary_op(BinaryOp op, const int64_t* shape, int rank, const T* a, const int64_t* a_strides,
+               const T* b, const int64_t* b_strides, T* out, cudaStream_t stream) {
+  if (any_zero(shape, rank)) return;
+  const BinaryGeometry g = merge_dims(shape, rank, a_strides, b_strides);
+  int64_t n = 1;
+  for (int d = 0; d < g.rank; ++d) n *= g.shape[d];
+  using D = DeviceType<T>;
+  const D *da = device_ptr(a), *db = device_ptr(b);
+  D* dout = device_ptr(out);
+  switch (op) {
+    case BinaryOp::kAdd:
+      return launch_binary<D, BinaryOp::kAdd>(g, n, da, db, dout, stream);
+    case BinaryOp::kSub:
+      return launch_binary<D, BinaryOp::kSub>(g, n, da, db, dout, stream);
+    case BinaryOp::kMul:
+      return launch_binary<D, BinaryOp::kMul>(g, n, da, db, dout, stream);
+  }
+}
+
+template <typename T>
+void add_inplace(T* dst, const T* src, int64_t n, cudaStream_t stream) {
+  if (n == 0) return;
+  add_inplace_kernel<<<grid_for(n, kThreads), kThreads, 0, stream>>>(device_ptr(dst),
+                                                                     device_ptr(src), n);
+  LATTE_CUDA_CHECK_LAUNCH();
+}
+
+template <typename T>
+void scale(const T* x, T* out, int64_t n, float s, cudaStream_t stream) {
+  if (n == 0) return;
+  scale_kernel<<<grid_for(n, kThreads), kThreads, 0, stream>>>(device_ptr(x), device_ptr(out), n,
+                                                               s);
+  LATTE_CUDA_CHECK_LAUNCH();
+}
+
+template <typename T>
+void sum_all(const T* x, int64_t n, double* workspace, T* out, cudaStream_t stream) {
+  launch_sum_all(device_ptr(x), n, workspace, device_ptr(out), stream);
+}
+
+int64_t sum_to_workspace(const int64_t* shape, int rank, const int64_t* out_strides,
+                         int64_t out_numel) {
+  if (out_numel == 0) return 0;
+  const SumToPlan p = plan_sum_to(shape, rank, out_strides);
+  if (p.kept_rank == 0) return kSumPartials;
+  return p.splits > 1 ? p.splits * p.outputs : 0;
+}
+
+template <typename T>
+void sum_to(const T* x, const int64_t* shape, int rank, T* out, const int64_t* out_strides,
+            int64_t out_numel, double* workspace, cudaStream_t stream) {
+  if (out_numel == 0) return;
+  const SumToPlan p = plan_sum_to(shape, rank, out_strides);
+  using D = DeviceType<T>;
+  if (p.kept_rank == 0) {  // every dimension is reduced
+    launch_sum_all(device_ptr(x), p.reduced, workspace, device_ptr(out), stream);
+    return;
+  }
+  const dim3 grid(static_cast<unsigned>(ceil_div(p.outputs, kSumToCols)),
+                  static_cast<unsigned>(p.splits));
+  sum_to_kernel<D><<<grid, dim3(kSumToCols, kSumToRows), 0, stream>>>(device_ptr(x), p,
+                                                                      device_ptr(out), workspace);
+  LATTE_CUDA_CHECK_LAUNCH();
+  if (p.splits == 1) return;
+  sum_slices_kernel<D>
+      <<<grid_for(p.outputs, kThreads), kThreads, 0, stream>>>(workspace, p, device_ptr(out));
+  LATTE_CUDA_CHECK_LAUNCH();
+}
+
+#define LATTE_ELEMENTWISE(T)                                                                    \
+  template void binary_op<T>(BinaryOp, const int64_t*, int, const T*, const int64_t*, const T*, \
+                             const int64_t*, T*, cudaStream_t);                                 \
+  template void add_inplace<T>(T*, const T*, int64_t, cudaStream_t);                            \
+  template void scale<T>(const T*, T*, int64_t, float, cudaStream_t);                           \
+  template void sum_all<T>(const T*, int64_t, double*, T*, cudaStream_t);                       \
+  template void sum_to<T>(const T*, const int64_t*, int, T*, const int64_t*, int64_t, double*,  \
+                          cudaStream_t);
+LATTE_ELEMENTWISE(float)
+LATTE_ELEMENTWISE(latte::bf16)
+#undef LATTE_ELEMENTWISE
+
+}  // namespace latte::kernels::cuda
