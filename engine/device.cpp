@@ -16,6 +16,12 @@ void device_fill(const Tensor& dst, double value) {
 bool cuda_available() {
   return cuda::device_count() > 0;
 }
+bool cuda_built() {
+  return true;
+}
+void synchronize(Device device) {
+  if (device == Device::CUDA) cuda::synchronize();
+}
 #else
 void device_copy(const Tensor& src, const Tensor& dst) {
   LATTE_FAIL() << "copy from " << src.describe() << " to " << dst.describe()
@@ -27,6 +33,10 @@ void device_fill(const Tensor& dst, double) {
 bool cuda_available() {
   return false;
 }
+bool cuda_built() {
+  return false;
+}
+void synchronize(Device) {}
 #endif
 
 }  // namespace latte

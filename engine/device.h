@@ -12,5 +12,9 @@ void device_copy(const Tensor& src, const Tensor& dst);
 void device_fill(const Tensor& dst, double value);
 // Whether a CUDA device is usable in this process.
 bool cuda_available();
+// Whether this latte was built with the CUDA backend.
+bool cuda_built();
+// Waits for the work queued on `device` (a no-op for the CPU); kernel faults surface here.
+void synchronize(Device device);
 
 }  // namespace latte

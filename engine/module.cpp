@@ -66,6 +66,15 @@ void Module::zero_grad() {
   for (auto& [name, t] : named_parameters()) t.zero_grad();
 }
 
+void Module::to(Device device) {
+  for (auto* group : {&parameters_, &buffers_})
+    for (auto& [name, t] : *group) {
+      t.zero_grad();
+      if (t.device() != device) t.set_data(t.detach().to(device));
+    }
+  for (auto& [name, child] : children_) child->to(device);
+}
+
 void Module::set_training(bool training) {
   training_ = training;
   for (auto& [name, child] : children_) child->set_training(training);

@@ -30,6 +30,10 @@ class Module {
   int64_t parameter_count() const;
   void zero_grad();
 
+  // Moves every parameter and buffer below this module to `device`, in place: handles held by
+  // modules and optimizers keep referring to them. Gradients are dropped.
+  void to(Device device);
+
   // Training mode (dropout, router noise) for this module and its children.
   void set_training(bool training);
   bool training() const { return training_; }

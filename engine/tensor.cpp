@@ -189,6 +189,16 @@ Tensor Tensor::detach() const {
   return make_view(*this, shape(), strides(), offset());
 }
 
+void Tensor::set_data(const Tensor& value) {
+  LATTE_CHECK(impl_ != nullptr && value.defined()) << "set_data: undefined tensor";
+  const Impl& v = value.impl();
+  impl_->storage = v.storage;
+  impl_->offset = v.offset;
+  impl_->shape = v.shape;
+  impl_->strides = v.strides;
+  impl_->dtype = v.dtype;
+}
+
 // ---- autograd slot ----
 
 const std::shared_ptr<AutogradMeta>& Tensor::autograd_meta() const {

@@ -115,6 +115,10 @@ class Tensor {
   std::shared_ptr<Node> grad_fn() const;
   // A handle to the same data without autograd history.
   Tensor detach() const;
+  // Makes this tensor (and every handle sharing it) hold `value`'s memory, shape and dtype; its
+  // autograd metadata (requires_grad, grad) stays. Views taken earlier keep the old memory. How
+  // a model's parameters move to another device without changing identity.
+  void set_data(const Tensor& value);
   // Backpropagates from this one-element tensor (d self / d self = 1).
   void backward() const;
 

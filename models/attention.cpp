@@ -54,7 +54,7 @@ MultiHeadLatentAttention::MultiHeadLatentAttention(const ModelConfig& config,
 Tensor MultiHeadLatentAttention::forward(const Tensor& x, RopeCache& rope) const {
   const int64_t B = x.size(0), T = x.size(1), H = cfg_.num_attention_heads;
   const int64_t nope = cfg_.qk_nope_head_dim, rd = cfg_.qk_rope_head_dim, vd = cfg_.v_head_dim;
-  const RopeTableTensors& tables = rope.get(T);
+  const RopeTableTensors& tables = rope.get(T, x);
 
   // Queries: [q_nope | rope(q_rope)] per head.
   Tensor q = q_proj_ ? q_proj_->forward(x)
@@ -95,7 +95,7 @@ MultiHeadAttention::MultiHeadAttention(const ModelConfig& config, const InitCont
 Tensor MultiHeadAttention::forward(const Tensor& x, RopeCache& rope) const {
   const int64_t B = x.size(0), T = x.size(1), H = cfg_.num_attention_heads,
                 KVH = cfg_.num_key_value_heads, hd = cfg_.head_dim;
-  const RopeTableTensors& tables = rope.get(T);
+  const RopeTableTensors& tables = rope.get(T, x);
   const Tensor q = ops::rope(q_proj_->forward(x).view({B, T, H, hd}), tables.cos, tables.sin, 0,
                              cfg_.rope_interleave);
   const Tensor k = ops::rope(k_proj_->forward(x).view({B, T, KVH, hd}), tables.cos, tables.sin, 0,

@@ -10,7 +10,7 @@ Linear::Linear(int64_t in, int64_t out, bool bias, const InitContext& init) {
 }
 
 Tensor Linear::forward(const Tensor& x) const {
-  return ops::linear(x, weight_, bias_);
+  return ops::linear(x, weight_.to(x.dtype()), bias_.defined() ? bias_.to(x.dtype()) : bias_);
 }
 
 Embedding::Embedding(int64_t vocab, int64_t dim, const InitContext& init) {
@@ -26,7 +26,7 @@ RMSNorm::RMSNorm(int64_t dim, double eps, const InitContext& init) : eps_(eps) {
 }
 
 Tensor RMSNorm::forward(const Tensor& x) const {
-  return ops::rms_norm(x, weight_, eps_);
+  return ops::rms_norm(x, weight_.to(x.dtype()), eps_);
 }
 
 }  // namespace latte

@@ -1,5 +1,7 @@
 // Basic parameterized layers built from engine ops: Linear (weight [out, in], optional bias)
 // and RMSNorm. Weights start from N(0, initializer_range²), biases at 0, norm weights at 1.
+// Layers compute in their input's dtype: parameters (the fp32 master copy in mixed precision)
+// are cast to it on the way in, and gradients flow back through the cast.
 #pragma once
 
 #include <cstdint>

@@ -20,6 +20,7 @@ MtpLayer::MtpLayer(const ModelConfig& config, int64_t layer_index, const InitCon
 DeepSeekModel::DeepSeekModel(const ModelConfig& config, uint64_t seed, DType dtype)
     : config_(config),
       dtype_(dtype),
+      compute_dtype_(dtype),
       rope_(config.rope, rope_dim(config.attention), config.max_position_embeddings, dtype) {
   Generator gen(seed);
   const InitContext init{&gen, config.initializer_range, dtype};
@@ -45,20 +46,21 @@ DeepSeekModel::DeepSeekModel(const ModelConfig& config, uint64_t seed, DType dty
 }
 
 Tensor DeepSeekModel::logits_of(const Tensor& hidden) const {
-  return lm_head_ ? lm_head_->forward(hidden) : ops::linear(hidden, embed_->weight());
+  return lm_head_ ? lm_head_->forward(hidden)
+                  : ops::linear(hidden, embed_->weight().to(hidden.dtype()));
 }
 
 ModelOutput DeepSeekModel::forward(const Tensor& tokens, ForwardContext& ctx) {
   LATTE_CHECK(tokens.dtype() == DType::I32 && tokens.dim() == 2 && tokens.size(1) >= 2)
       << "model forward: tokens must be i32 [batch, length >= 2], got " << tokens.describe();
   const int64_t B = tokens.size(0), L = tokens.size(1);
-  Tensor h = embed_->forward(tokens);
+  Tensor h = embed_->forward(tokens).to(compute_dtype_);
   for (DecoderLayer* layer : layers_) h = layer->forward(h, rope_, ctx);
 
   ModelOutput out;
   out.logits = logits_of(norm_->forward(h));
   // Next-token targets: position i predicts tokens[i + 1]; the last position has none.
-  const Tensor ignore = Tensor::full({B, 1}, -100, DType::I32);
+  const Tensor ignore = Tensor::full({B, 1}, -100, DType::I32, tokens.device());
   const Tensor targets = ops::concat({tokens.narrow(1, 1, L - 1), ignore}, 1);
   out.lm_loss = ops::cross_entropy(out.logits, targets);
 
@@ -74,12 +76,11 @@ ModelOutput DeepSeekModel::forward(const Tensor& tokens, ForwardContext& ctx) {
     const int64_t n = L - static_cast<int64_t>(m) - 1;
     if (n < 2) break;  // no position has a target this deep
     MtpLayer& mtp = *mtp_[m];
-    const Tensor e = embed_->forward(tokens.narrow(1, m + 1, n).contiguous());
+    const Tensor e = embed_->forward(tokens.narrow(1, m + 1, n).contiguous()).to(compute_dtype_);
     const Tensor x = mtp.eh_proj().forward(
         ops::concat({mtp.enorm().forward(e), mtp.hnorm().forward(prev.narrow(1, 0, n))}, 2));
     prev = mtp.forward(x, rope_, ctx);
-    const Tensor mtp_targets =
-        ops::concat({tokens.narrow(1, m + 2, n - 1), Tensor::full({B, 1}, -100, DType::I32)}, 1);
+    const Tensor mtp_targets = ops::concat({tokens.narrow(1, m + 2, n - 1), ignore}, 1);
     const Tensor loss = ops::scale(
         ops::cross_entropy(logits_of(mtp.head_norm().forward(prev)), mtp_targets), mtp_weight);
     mtp_total = mtp_total.defined() ? ops::add(mtp_total, loss) : loss;
@@ -91,7 +92,7 @@ ModelOutput DeepSeekModel::forward(const Tensor& tokens, ForwardContext& ctx) {
 
   Tensor aux;
   for (const Tensor& a : ctx.aux_losses) aux = aux.defined() ? ops::add(aux, a) : a;
-  out.aux_loss = aux.defined() ? aux : Tensor::scalar(0.0, dtype_);
+  out.aux_loss = aux.defined() ? aux : Tensor::scalar(0.0, out.lm_loss.dtype(), tokens.device());
   out.loss = aux.defined() ? ops::add(out.lm_loss, aux) : out.lm_loss;
   return out;
 }

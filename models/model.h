@@ -55,6 +55,10 @@ class DeepSeekModel : public Module {
 
   const ModelConfig& config() const { return config_; }
   DType dtype() const { return dtype_; }
+  // The dtype activations run in (default: the parameters' dtype). BF16 gives mixed precision:
+  // layers cast the fp32 parameters to bf16 on the way in, gradients reach the fp32 copies.
+  void set_compute_dtype(DType dtype) { compute_dtype_ = dtype; }
+  DType compute_dtype() const { return compute_dtype_; }
   std::vector<MoeLayer*> moe_layers();
 
  private:
@@ -62,6 +66,7 @@ class DeepSeekModel : public Module {
 
   ModelConfig config_;
   DType dtype_;
+  DType compute_dtype_;
   Embedding* embed_;
   std::vector<DecoderLayer*> layers_;
   std::vector<MtpLayer*> mtp_;

@@ -82,13 +82,16 @@ Tensor MoeLayer::forward(const Tensor& x, ForwardContext& ctx) {
   const int64_t E = config_.n_routed_experts;
   const Tensor xf = x.reshape({N, hidden_});
 
-  Tensor logits = ops::linear(xf, gate_weight_);
+  // The router runs in the parameters' precision (fp32 also under bf16 mixed precision: top-k
+  // choices are sensitive to rounding); the experts run in the activations' dtype.
+  Tensor logits = ops::linear(xf.to(gate_weight_.dtype()), gate_weight_);
   if (ctx.training && config_.router_noise_std > 0) {
     LATTE_CHECK(ctx.router_noise != nullptr)
         << name_ << ": router_noise_std = " << config_.router_noise_std
         << " needs a generator in ForwardContext::router_noise when training";
     logits = ops::add(logits, randn(logits.shape(), *ctx.router_noise, 0.0,
-                                    config_.router_noise_std, logits.dtype()));
+                                    config_.router_noise_std, logits.dtype())
+                                  .to(logits.device()));
   }
   const Tensor scores = ops::moe_router_scores(logits, router_scoring(config_.scoring_func));
   const bool noaux = config_.topk_method == TopkMethod::kNoauxTc;
@@ -99,9 +102,9 @@ Tensor MoeLayer::forward(const Tensor& x, ForwardContext& ctx) {
 
   ops::MoeExpertWeights weights;
   for (const SwiGluMlp* expert : experts_) {
-    weights.gate_proj.push_back(expert->gate_proj().weight());
-    weights.up_proj.push_back(expert->up_proj().weight());
-    weights.down_proj.push_back(expert->down_proj().weight());
+    weights.gate_proj.push_back(expert->gate_proj().weight().to(xf.dtype()));
+    weights.up_proj.push_back(expert->up_proj().weight().to(xf.dtype()));
+    weights.down_proj.push_back(expert->down_proj().weight().to(xf.dtype()));
   }
   const Tensor routed = ops::moe_expert_mlps(ops::moe_gather(xf, plan), plan, weights);
   Tensor y = ops::moe_combine(routed, choice.weights, plan);

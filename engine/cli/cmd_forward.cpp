@@ -1,11 +1,13 @@
 // `latte forward CONFIG --weights W --tokens T --out O [--grads]` (SPEC §8): the parity
-// interface. Evaluation mode (no dropout, no router noise); float32 on the CPU by default.
+// interface. Evaluation mode (no dropout, no router noise); float32 on the CPU by default,
+// `--device cuda` runs it on the GPU (float32, or bfloat16 activations over fp32 weights).
 #include <iostream>
 #include <optional>
 #include <set>
 
 #include "engine/autograd.h"
 #include "engine/cli/commands.h"
+#include "engine/device.h"
 #include "engine/io/tensor_file.h"
 #include "engine/io/token_text.h"
 #include "models/config_loader.h"
@@ -16,7 +18,7 @@ namespace latte::cli {
 namespace {
 
 struct ForwardArgs {
-  std::string config, weights, tokens, out, dtype = "float32";
+  std::string config, weights, tokens, out, dtype = "float32", device = "cpu";
   std::vector<std::string> overrides;
   bool grads = false;
 };
@@ -24,7 +26,21 @@ struct ForwardArgs {
 DType parse_dtype(const std::string& name) {
   if (name == "float32" || name == "f32") return DType::F32;
   if (name == "float64" || name == "f64") return DType::F64;
-  LATTE_FAIL() << "--dtype: expected float32 or float64, got '" << name << "'";
+  if (name == "bfloat16" || name == "bf16") return DType::BF16;
+  LATTE_FAIL() << "--dtype: expected float32, float64 or bfloat16, got '" << name << "'";
+}
+
+Device parse_device(const std::string& name, DType dtype) {
+  LATTE_CHECK(name == "cpu" || name == "cuda")
+      << "--device: expected cpu or cuda, got '" << name << "'";
+  if (name == "cpu") {
+    LATTE_CHECK(dtype != DType::BF16) << "--dtype bfloat16 needs --device cuda";
+    return Device::CPU;
+  }
+  LATTE_CHECK(dtype != DType::F64) << "--dtype float64 runs on the CPU only";
+  LATTE_CHECK(cuda_available()) << "--device cuda: no usable CUDA device"
+                                << (cuda_built() ? "" : " (latte was built without CUDA)");
+  return Device::CUDA;
 }
 
 void run_forward(const ForwardArgs& args) {
@@ -32,7 +48,10 @@ void run_forward(const ForwardArgs& args) {
   doc.apply_overrides(args.overrides);
   const ModelConfig config = load_model_config(doc);
   const DType dtype = parse_dtype(args.dtype);
-  DeepSeekModel model(config, 0, dtype);
+  const Device device = parse_device(args.device, dtype);
+  // bfloat16 = bf16 activations over fp32 weights, as in training.
+  DeepSeekModel model(config, 0, dtype == DType::BF16 ? DType::F32 : dtype);
+  model.set_compute_dtype(dtype);
   model.set_training(false);
 
   // Every parameter by name; the MoE correction biases are read when present, zero otherwise.
@@ -43,8 +62,9 @@ void run_forward(const ForwardArgs& args) {
     optional.insert(name);
   }
   load_into(args.weights, destinations, optional);
+  model.to(device);
 
-  const Tensor tokens = read_token_text(args.tokens, config.vocab_size);
+  const Tensor tokens = read_token_text(args.tokens, config.vocab_size).to(device);
   LATTE_CHECK(tokens.size(1) >= 2)
       << args.tokens << ": sequences need at least 2 tokens, got " << tokens.size(1);
   ForwardContext ctx;
@@ -60,7 +80,8 @@ void run_forward(const ForwardArgs& args) {
     model.zero_grad();
     out.loss.backward();
     for (auto& [name, p] : model.named_parameters()) {
-      const Tensor g = p.grad().defined() ? p.grad() : Tensor::zeros(p.shape(), p.dtype());
+      const Tensor g =
+          p.grad().defined() ? p.grad() : Tensor::zeros(p.shape(), p.dtype(), p.device());
       results.emplace_back("grad." + name, g.to(DType::F32));
     }
   }
@@ -80,7 +101,9 @@ void add_forward_command(CLI::App& app) {
   cmd->add_option("--tokens", args->tokens, "Token ids: one sequence per line")->required();
   cmd->add_option("--out", args->out, "Output safetensors file")->required();
   cmd->add_flag("--grads", args->grads, "Also write grad.<name> for every parameter");
-  cmd->add_option("--dtype", args->dtype, "float32 or float64")->capture_default_str();
+  cmd->add_option("--dtype", args->dtype, "float32, float64 (cpu) or bfloat16 (cuda)")
+      ->capture_default_str();
+  cmd->add_option("--device", args->device, "cpu or cuda")->capture_default_str();
   cmd->add_option("--set", args->overrides, "Override a config key: section.key=value");
   cmd->callback([args] { run_forward(*args); });
 }

@@ -23,9 +23,13 @@ RunConfig load_run_config(const ConfigDocument& doc) {
   tr.device = t.get_string("device", tr.device);
   if (tr.device != "cpu" && tr.device != "cuda")
     t.fail("device", "expected \"cpu\" or \"cuda\", got \"" + tr.device + "\"");
-  tr.dtype = t.get_string("dtype", tr.dtype);
+  tr.dtype = t.get_string("dtype", tr.device == "cuda" ? "bfloat16" : "float32");
   if (tr.dtype != "float32" && tr.dtype != "float64" && tr.dtype != "bfloat16")
     t.fail("dtype", "expected \"float32\", \"float64\" or \"bfloat16\", got \"" + tr.dtype + "\"");
+  if (tr.dtype == "bfloat16" && tr.device != "cuda")
+    t.fail("dtype", "\"bfloat16\" (mixed precision) needs train.device = \"cuda\"");
+  if (tr.dtype == "float64" && tr.device != "cpu")
+    t.fail("dtype", "\"float64\" runs on the CPU only");
   tr.batch_size = t.get_int("batch_size", tr.batch_size, Bounds::at_least(1));
   tr.seq_len = t.get_int("seq_len", tr.seq_len, Bounds::at_least(2));
   tr.grad_accum = t.get_int("grad_accum", tr.grad_accum, Bounds::at_least(1));

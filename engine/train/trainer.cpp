@@ -15,6 +15,7 @@
 
 #include "engine/allocator.h"
 #include "engine/autograd.h"
+#include "engine/device.h"
 #include "engine/io/atomic_file.h"
 #include "engine/io/text_corpus.h"
 #include "engine/io/token_dataset.h"
@@ -40,11 +41,26 @@ void on_signal(int) {
   g_stop = true;
 }
 
-DType dtype_of_name(const std::string& name) {
-  if (name == "float64") return DType::F64;
-  LATTE_CHECK(name == "float32") << "train.dtype = \"" << name
-                                 << "\" is not available on the CPU (float32 or float64)";
-  return DType::F32;
+// Where and in which precision a run computes (train.device, train.dtype; run_config.cpp has
+// already rejected the combinations that do not exist).
+struct Placement {
+  Device device = Device::CPU;
+  DType params = DType::F32;   // parameters, gradients and optimizer state
+  DType compute = DType::F32;  // activations (bf16: mixed precision)
+};
+
+Placement placement_of(const TrainSection& tc) {
+  Placement p;
+  if (tc.device == "cuda") {
+    LATTE_CHECK(cuda_available()) << "train.device = \"cuda\": no usable CUDA device"
+                                  << (cuda_built()
+                                          ? ""
+                                          : " (this latte was built without the CUDA backend)");
+    p.device = Device::CUDA;
+  }
+  if (tc.dtype == "float64") p.params = p.compute = DType::F64;
+  if (tc.dtype == "bfloat16") p.compute = DType::BF16;
+  return p;
 }
 
 // "fortunes" = the default corpus split; anything else = paths or globs.
@@ -58,15 +74,16 @@ TokenDataset open_dataset(const std::vector<std::string>& spec, bool train_split
   return TokenDataset::open(spec);
 }
 
-// Token windows [rows, seq_len + 1] from a loader batch (inputs plus the last target).
-Tensor window_tokens(const Batch& b) {
+// Token windows [rows, seq_len + 1] from a loader batch (inputs plus the last target), on
+// `device`.
+Tensor window_tokens(const Batch& b, Device device) {
   const int64_t L = b.seq_len + 1;
   std::vector<int32_t> ids(b.batch * L);
   for (int64_t r = 0; r < b.batch; ++r) {
     std::copy_n(b.inputs.data() + r * b.seq_len, b.seq_len, ids.data() + r * L);
     ids[r * L + b.seq_len] = b.targets[r * b.seq_len + b.seq_len - 1];
   }
-  return Tensor::from_vector(ids, {b.batch, L});
+  return Tensor::from_vector(ids, {b.batch, L}).to(device);
 }
 
 int64_t rss_bytes() {
@@ -86,7 +103,7 @@ std::vector<ParamGroup> param_groups(const Module& model, double weight_decay) {
 
 // Mean lm loss over the fixed validation windows of length seq_len.
 double evaluate(DeepSeekModel& model, const TokenDataset& val, int64_t seq_len, int64_t windows,
-                int64_t batch, Communicator& comm) {
+                int64_t batch, Device device, Communicator& comm) {
   const ValidationWindows w(val, seq_len, windows);
   LATTE_CHECK(w.size() > 0) << "eval: validation data has too few tokens for one window of "
                             << seq_len + 1;
@@ -96,7 +113,7 @@ double evaluate(DeepSeekModel& model, const TokenDataset& val, int64_t seq_len, 
   for (int64_t first = comm.rank() * batch; first < w.size(); first += batch * comm.world_size()) {
     const int64_t n = std::min(batch, w.size() - first);
     ForwardContext ctx;
-    const ModelOutput out = model.forward(window_tokens(w.get(first, n)), ctx);
+    const ModelOutput out = model.forward(window_tokens(w.get(first, n), device), ctx);
     acc[0] += out.lm_loss.item() * n;
     acc[1] += n;
   }
@@ -157,12 +174,14 @@ nlohmann::json TrainSummary::to_json() const {
 
 TrainSummary train(const RunConfig& config, const TrainOptions& options, Communicator& comm) {
   const TrainSection& tc = config.train;
-  LATTE_CHECK(tc.device == "cpu") << "train.device = \"cuda\": this build runs training on the CPU";
+  const Placement place = placement_of(tc);
+  LATTE_CHECK(!(options.profile && place.device == Device::CUDA))
+      << "--profile times host-side work and cannot split asynchronous CUDA kernels; profile "
+         "GPU runs with nsys";
   if (tc.threads > 0) {
     omp_set_num_threads(static_cast<int>(tc.threads));
     openblas_set_num_threads(static_cast<int>(tc.threads));
   }
-  const DType dtype = dtype_of_name(tc.dtype);
   const fs::path run_dir(config.output.dir);
   const bool root = comm.is_root();
 
@@ -184,7 +203,10 @@ TrainSummary train(const RunConfig& config, const TrainOptions& options, Communi
     fs::remove(probe, ec);
   }
 
-  DeepSeekModel model(config.model, tc.seed, dtype);
+  // Built on the CPU (the same initial weights on every device), then moved.
+  DeepSeekModel model(config.model, tc.seed, place.params);
+  model.to(place.device);
+  model.set_compute_dtype(place.compute);
   AdamW optimizer(param_groups(model, tc.weight_decay), AdamWOptions{tc.beta1, tc.beta2, tc.eps});
   BatchLoader loader(train_data, tc.batch_size, tc.seq_len, tc.seed, comm.rank(),
                      comm.world_size());
@@ -219,7 +241,7 @@ TrainSummary train(const RunConfig& config, const TrainOptions& options, Communi
   std::ofstream metrics;
   if (root) metrics.open(metrics_path, std::ios::app);
   Progress progress(options.progress && root, tc.steps);
-  Allocator& alloc = allocator_for(Device::CPU);
+  Allocator& alloc = allocator_for(place.device);
   alloc.reset_peak();
   profiler::reset();
   profiler::set_enabled(options.profile);
@@ -263,7 +285,7 @@ TrainSummary train(const RunConfig& config, const TrainOptions& options, Communi
       ForwardContext ctx;
       ctx.training = true;
       ctx.router_noise = &router_noise;
-      const ModelOutput out = model.forward(window_tokens(batch), ctx);
+      const ModelOutput out = model.forward(window_tokens(batch, place.device), ctx);
       ops::scale(out.loss, 1.0 / static_cast<double>(tc.grad_accum)).backward();
       loss_sum += out.loss.item();
       lm_sum += out.lm_loss.item();
@@ -310,7 +332,8 @@ TrainSummary train(const RunConfig& config, const TrainOptions& options, Communi
     const bool eval_now = config.eval.every > 0 && step % config.eval.every == 0 && step < tc.steps;
     double val_now = NAN;
     if (eval_now) {
-      val_now = evaluate(model, val_data, tc.seq_len, config.eval.windows, tc.batch_size, comm);
+      val_now = evaluate(model, val_data, tc.seq_len, config.eval.windows, tc.batch_size,
+                         place.device, comm);
       best_val = std::min(best_val, val_now);
     }
     recent_lm.push_back(losses[1]);
@@ -369,8 +392,8 @@ TrainSummary train(const RunConfig& config, const TrainOptions& options, Communi
   summary.params_total = model.parameter_count();
   if (status == "completed") {
     for (int64_t mult : config.eval.length_multipliers) {
-      const double v =
-          evaluate(model, val_data, tc.seq_len * mult, config.eval.windows, tc.batch_size, comm);
+      const double v = evaluate(model, val_data, tc.seq_len * mult, config.eval.windows,
+                                tc.batch_size, place.device, comm);
       summary.val_loss_at_multiplier[mult] = v;
       if (mult == 1) best_val = std::min(best_val, v);
     }
