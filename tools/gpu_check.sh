@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The one script a GPU session runs (docs/gpu.md): configures a CUDA build for this GPU's
-# architecture only, builds the CUDA test binary, runs the CUDA tests (ctest -L cuda), the kernel
-# benchmarks (latte_cuda_tests --bench) and the PyTorch SDPA baseline (tools/bench_sdpa.py), and
-# prints one summary table. The full log goes to $OUT/gpu_check.log when OUT is set (the device
+# architecture only, builds latte and the CUDA test binary, runs the CUDA tests (ctest -L cuda:
+# kernels and ops against their CPU twins, 20-step GPU-vs-CPU training), the kernel benchmarks
+# (latte_cuda_tests --bench), the PyTorch SDPA baseline (tools/bench_sdpa.py) and whole training
+# steps (latte bench train --device cuda: tokens/s, MFU), and prints one summary table. The full log goes to $OUT/gpu_check.log when OUT is set (the device
 # tool returns files from $OUT), else to build/gpu/gpu_check.log. Ends within 8 minutes on an H200.
 #   tools/gpu_check.sh
 # Debian packages the GPU machine lacks (CLI11, toml11, doctest, OpenBLAS, nlohmann-json) can be
@@ -46,9 +47,9 @@ cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DLATTE_CUDA=ON \
   { tail -n 30 "$build/configure.log"; fail "cmake configure failed (log above)"; }
 echo "configured $build"
 
-section "build latte_cuda_tests (-j16)"
+section "build latte and latte_cuda_tests (-j16)"
 build_start=$(date +%s)
-timeout 300 cmake --build "$build" -j16 --target latte_cuda_tests >"$build/build.log" 2>&1 ||
+timeout 300 cmake --build "$build" -j16 --target latte latte_cuda_tests >"$build/build.log" 2>&1 ||
   { grep -E "error|Error" "$build/build.log" | head -n 40; tail -n 20 "$build/build.log"
     fail "build failed (log above)"; }
 build_s=$(($(date +%s) - build_start))
@@ -64,6 +65,10 @@ bench_status=${PIPESTATUS[0]}
 
 section "PyTorch SDPA baseline: tools/bench_sdpa.py"
 PYTHONUNBUFFERED=1 timeout 120 python3 tools/bench_sdpa.py 2>&1 | tee -a "$build/bench.log"
+
+section "training steps: latte bench train --device cuda"
+timeout 150 "$build/latte" bench train --device cuda 2>&1 | tee -a "$build/bench.log"
+train_status=${PIPESTATUS[0]}
 
 section "summary"
 doctest_line=$(grep -E "^\[doctest\] (test cases|assertions):" "$build/ctest.log" | tr '\n' ' ')
@@ -92,10 +97,20 @@ for qk, v in [("64", "64"), ("128", "128"), ("192", "128")]:
 print("\nMoE layer forward (N=16384, E=64, top-6, 2048 -> 1408), ms")
 for name in ["moe_routing", "moe_permutation", "moe_combine", "moe_expert_gemms"]:
     print(f"  {name:<18} {get(name, key='ms'):>8}")
+train = []
+for line in open(sys.argv[1]):
+    if line.startswith("BENCH name=train "):
+        kv = dict(p.split("=", 1) for p in line.split()[1:])
+        train.append(kv)
+print("\nTraining steps (bf16 mixed precision): tokens/s, model TFLOP/s, MFU")
+for kv in train:
+    print(f"  {kv.get('scale', '-'):<5} {kv.get('model', '-'):<18} {kv.get('tokens_per_s', '-'):>10}"
+          f" {kv.get('tflops', '-'):>9} {float(kv.get('mfu', 'nan')) * 100:>6.1f}%")
 EOF
 echo
 echo "CUDA tests: ${ctest_line:-no ctest result} (exit $test_status)"
 echo "            ${doctest_line:-}"
-echo "benchmarks: exit $bench_status; build ${build_s} s; total $(($(date +%s) - start)) s"
+echo "benchmarks: exit $bench_status, training bench exit $train_status; build ${build_s} s;"\
+  "total $(($(date +%s) - start)) s"
 echo "log: $log"
-[[ $test_status -eq 0 && $bench_status -eq 0 ]]
+[[ $test_status -eq 0 && $bench_status -eq 0 && $train_status -eq 0 ]]

@@ -14,6 +14,8 @@ struct BenchOptions {
   std::string device = "cpu";
   int repeats = 5;     // timed repetitions (best and median reported)
   bool quick = false;  // smaller sizes, for smoke runs
+  // The GPU's dense bf16 peak for MFU; the default is the H100 / H200 SXM datasheet figure.
+  double peak_tflops = 989.4;
 };
 
 struct Benchmark {

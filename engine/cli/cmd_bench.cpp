@@ -11,6 +11,7 @@ namespace latte::cli {
 void bench_attention(const BenchOptions& options);
 void bench_linear(const BenchOptions& options);
 void bench_moe(const BenchOptions& options);
+void bench_train(const BenchOptions& options);
 
 const std::vector<Benchmark>& benchmarks() {
   static const std::vector<Benchmark> all = {
@@ -22,6 +23,10 @@ const std::vector<Benchmark>& benchmarks() {
        "causal attention core fwd / fwd+bwd (B 1, H 8, qk = v = 64, f32): naive vs flash, time "
        "and peak memory",
        bench_attention},
+      {"train",
+       "whole training steps of the MHA baseline and deepseek_v3_small (cpu: cpu scale; cuda: "
+       "seed and gpu scales, bf16): tokens/s, model TFLOP/s, MFU",
+       bench_train},
   };
   return all;
 }
@@ -49,6 +54,8 @@ void add_bench_command(CLI::App& app) {
   cmd->add_option("--device", options->device, "cpu or cuda")->capture_default_str();
   cmd->add_option("--repeats", options->repeats, "Timed repetitions")->capture_default_str();
   cmd->add_flag("--quick", options->quick, "Smaller sizes (smoke runs)");
+  cmd->add_option("--peak-tflops", options->peak_tflops, "GPU bf16 dense peak for MFU (train)")
+      ->capture_default_str();
   cmd->callback([names, options]() {
     for (const auto& n : *names) {
       const bool known = std::any_of(benchmarks().begin(), benchmarks().end(),
