@@ -16,8 +16,9 @@ struct MoeLayerStats {
   std::string layer;                       // module name, e.g. "model.layers.3.mlp"
   std::vector<int64_t> tokens_per_expert;  // routed assignments per expert in this pass
   int64_t dropped_assignments = 0;         // beyond capacity (0 when dropless)
-  double seq_aux_loss = 0;                 // value of each enabled balance loss (0 if off)
-  double switch_loss = 0;
+  // Each enabled balance loss (a scalar detached from autograd; undefined when off). Kept on the
+  // device: reading them is left to whoever reports them, after the step's work is queued.
+  Tensor seq_aux_loss, switch_loss;
 };
 
 struct ForwardContext {

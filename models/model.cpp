@@ -86,7 +86,7 @@ ModelOutput DeepSeekModel::forward(const Tensor& tokens, ForwardContext& ctx) {
     mtp_total = mtp_total.defined() ? ops::add(mtp_total, loss) : loss;
   }
   if (mtp_total.defined()) {
-    out.mtp_loss = mtp_total.item();
+    out.mtp_loss = mtp_total.detach();
     ctx.aux_losses.push_back(mtp_total);
   }
 

@@ -116,12 +116,12 @@ Tensor MoeLayer::forward(const Tensor& x, ForwardContext& ctx) {
   stats.dropped_assignments = plan->dropped;
   if (config_.seq_aux_loss_alpha > 0) {
     Tensor loss = ops::moe_seq_aux_loss(scores, choice.expert_ids, B, config_.seq_aux_loss_alpha);
-    stats.seq_aux_loss = loss.item();
+    stats.seq_aux_loss = loss.detach();
     ctx.aux_losses.push_back(loss);
   }
   if (config_.aux_loss_alpha > 0) {
     Tensor loss = ops::moe_switch_aux_loss(scores, choice.expert_ids, config_.aux_loss_alpha);
-    stats.switch_loss = loss.item();
+    stats.switch_loss = loss.detach();
     ctx.aux_losses.push_back(loss);
   }
   if (ctx.training)

@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "engine/dtype.h"
+
 namespace latte::cli {
 
 struct BenchOptions {
@@ -33,5 +35,18 @@ struct Timing {
 
 // Runs fn once to warm up, then `repeats` times; returns the best and median wall time.
 Timing time_it(const std::function<void()>& fn, int repeats);
+
+// time_it for work that `device` runs asynchronously (CUDA): the clock starts after the device's
+// queue has drained and stops after it has drained again, and each of the `repeats` timings is
+// the mean of as many back-to-back calls as fill kDeviceBatchSeconds (at most
+// kMaxDeviceBatchCalls), so launch latency and the final wait do not dominate short calls. One
+// untimed call warms up (allocator cache, cuBLAS heuristics) and one more sizes the batches.
+inline constexpr double kDeviceBatchSeconds = 0.05;
+inline constexpr int kMaxDeviceBatchCalls = 100;
+Timing time_on_device(const std::function<void()>& fn, int repeats, Device device);
+
+// The device --device names for benchmark `bench` (cpu or cuda); throws latte::Error for other
+// names and when CUDA is asked for but not usable.
+Device bench_device(const std::string& bench, const BenchOptions& options);
 
 }  // namespace latte::cli

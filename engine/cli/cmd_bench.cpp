@@ -1,9 +1,11 @@
 // `latte bench [NAME...]`: runs the named benchmarks (all when none is given).
 #include <algorithm>
+#include <cmath>
 #include <iostream>
 
 #include "engine/cli/bench.h"
 #include "engine/cli/commands.h"
+#include "engine/device.h"
 #include "engine/error.h"
 
 namespace latte::cli {
@@ -41,6 +43,35 @@ Timing time_it(const std::function<void()>& fn, int repeats) {
   }
   std::sort(times.begin(), times.end());
   return {times.front(), times[times.size() / 2]};
+}
+
+Timing time_on_device(const std::function<void()>& fn, int repeats, Device device) {
+  // Seconds per call of `calls` back-to-back calls between two waits for the device.
+  auto batch = [&](int calls) {
+    synchronize(device);
+    const auto t0 = std::chrono::steady_clock::now();
+    for (int i = 0; i < calls; ++i) fn();
+    synchronize(device);
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / calls;
+  };
+  batch(1);
+  const double once = batch(1);
+  const int calls =
+      static_cast<int>(std::clamp(std::ceil(kDeviceBatchSeconds / std::max(once, 1e-9)), 1.0,
+                                  static_cast<double>(kMaxDeviceBatchCalls)));
+  std::vector<double> times;
+  for (int i = 0; i < std::max(repeats, 1); ++i) times.push_back(batch(calls));
+  std::sort(times.begin(), times.end());
+  return {times.front(), times[times.size() / 2]};
+}
+
+Device bench_device(const std::string& bench, const BenchOptions& options) {
+  LATTE_CHECK(options.device == "cpu" || options.device == "cuda")
+      << "bench " << bench << ": --device expects cpu or cuda, got '" << options.device << "'";
+  if (options.device == "cpu") return Device::CPU;
+  LATTE_CHECK(cuda_available()) << "bench " << bench << " --device cuda: no usable CUDA device"
+                                << (cuda_built() ? "" : " (latte was built without CUDA)");
+  return Device::CUDA;
 }
 
 void add_bench_command(CLI::App& app) {

@@ -86,6 +86,10 @@ Tensor window_tokens(const Batch& b, Device device) {
   return Tensor::from_vector(ids, {b.batch, L}).to(device);
 }
 
+double value_or_zero(const Tensor& scalar) {
+  return scalar.defined() ? scalar.item() : 0.0;
+}
+
 int64_t rss_bytes() {
   std::ifstream statm("/proc/self/statm");
   int64_t pages = 0, resident = 0;
@@ -290,7 +294,7 @@ TrainSummary train(const RunConfig& config, const TrainOptions& options, Communi
       loss_sum += out.loss.item();
       lm_sum += out.lm_loss.item();
       aux_sum += out.aux_loss.item();
-      mtp_sum += out.mtp_loss;
+      mtp_sum += out.mtp_loss.defined() ? out.mtp_loss.item() : 0.0;
       if (moe_stats.empty())
         moe_stats = ctx.moe_stats;
       else
@@ -361,8 +365,8 @@ TrainSummary train(const RunConfig& config, const TrainOptions& options, Communi
                               {"max_over_mean", st.max_over_mean},
                               {"cv", st.coefficient_of_variation},
                               {"dropped", s.dropped_assignments},
-                              {"seq_aux_loss", s.seq_aux_loss},
-                              {"switch_loss", s.switch_loss}};
+                              {"seq_aux_loss", value_or_zero(s.seq_aux_loss)},
+                              {"switch_loss", value_or_zero(s.switch_loss)}};
           if (i < moe_layers.size())
             l["bias"] = moe_layers[i]->correction_bias().to_vector<double>();
           layers.push_back(l);

@@ -1,7 +1,9 @@
 #include "kernels/cuda/gemm.cuh"
 
+#include <cstdint>
 #include <limits>
 #include <type_traits>
+#include <utility>
 
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/device_common.cuh"
@@ -62,6 +64,14 @@ struct LtMatmul {
     if (desc) cublasLtMatmulDescDestroy(desc);
   }
 };
+
+// The largest power of two (at most 256) that divides the address.
+uint32_t alignment_of(const void* p) {
+  const auto address = reinterpret_cast<uintptr_t>(p);
+  uint32_t bytes = 256;
+  while (bytes > 1 && address % bytes != 0) bytes /= 2;
+  return bytes;
+}
 
 }  // namespace
 
@@ -124,6 +134,18 @@ void gemm_bias(const BlasHandles& h, cudaStream_t stream, bool trans_a, bool tra
   LATTE_CUBLAS_CHECK(
       cublasLtMatmulPreferenceSetAttribute(mm.pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
                                            &h.workspace_bytes, sizeof(h.workspace_bytes)));
+  // cuBLASLt assumes 256-byte aligned operands unless told otherwise; views (a linear over a
+  // narrowed input) start anywhere, so state each operand's real alignment.
+  const std::pair<cublasLtMatmulPreferenceAttributes_t, const void*> alignments[] = {
+      {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, b},
+      {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, a},
+      {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, c},
+      {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, c}};
+  for (const auto& [attribute, pointer] : alignments) {
+    const uint32_t bytes = alignment_of(pointer);
+    LATTE_CUBLAS_CHECK(
+        cublasLtMatmulPreferenceSetAttribute(mm.pref, attribute, &bytes, sizeof(bytes)));
+  }
   cublasLtMatmulHeuristicResult_t result{};
   int found = 0;
   const cublasStatus_t status = cublasLtMatmulAlgoGetHeuristic(h.lt, mm.desc, mm.a, mm.b, mm.c,

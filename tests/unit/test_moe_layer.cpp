@@ -422,11 +422,11 @@ TEST_CASE("moe layer: statistics and balance loss values match an independent co
   CHECK(std::accumulate(counts.begin(), counts.end(), int64_t{0}) == N * K);
   CHECK(stats.dropped_assignments == 0);
   // Both sides compute the same sums in double in a different order: 1e-12 relative.
-  CHECK(stats.seq_aux_loss == doctest::Approx(seq_loss).epsilon(1e-12));
-  CHECK(stats.switch_loss == doctest::Approx(switch_loss).epsilon(1e-12));
+  CHECK(stats.seq_aux_loss.item() == doctest::Approx(seq_loss).epsilon(1e-12));
+  CHECK(stats.switch_loss.item() == doctest::Approx(switch_loss).epsilon(1e-12));
   REQUIRE(ctx.aux_losses.size() == 2);
-  CHECK(ctx.aux_losses[0].item() == stats.seq_aux_loss);
-  CHECK(ctx.aux_losses[1].item() == stats.switch_loss);
+  CHECK(ctx.aux_losses[0].item() == stats.seq_aux_loss.item());
+  CHECK(ctx.aux_losses[1].item() == stats.switch_loss.item());
 
   // The pending load adds up over training passes and ignores evaluation passes.
   CHECK(layer->pending_load() == counts);
@@ -591,8 +591,8 @@ TEST_CASE("moe layer: float32 matches float64 with the same weights") {
   // float32 rounding (~6e-8) through a few short dot products: 1e-5 relative is generous.
   CHECK(latte::test::max_relative_error(y32.to_vector<double>(), y64) < 1e-5);
   CHECK(ctx32.moe_stats[0].tokens_per_expert == ctx64.moe_stats[0].tokens_per_expert);
-  CHECK(ctx32.moe_stats[0].seq_aux_loss ==
-        doctest::Approx(ctx64.moe_stats[0].seq_aux_loss).epsilon(1e-5));
+  CHECK(ctx32.moe_stats[0].seq_aux_loss.item() ==
+        doctest::Approx(ctx64.moe_stats[0].seq_aux_loss.item()).epsilon(1e-5));
 }
 
 TEST_CASE("moe layer: bad input names the layer") {
