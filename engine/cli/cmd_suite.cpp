@@ -1,5 +1,6 @@
-// `latte suite SUITE.toml [--scale smoke|cpu|seed|gpu] [--repeats N] [--only a,b]`: trains
-// every variant of an experiment and writes the report.
+// `latte suite SUITE.toml [--scale smoke|cpu|seed|gpu] [--repeats N] [--only a,b]
+// [--device cpu|cuda]`: trains every variant of an experiment and writes the report. --device is
+// train.device for every variant, applied after the scale and every --set.
 #include <iostream>
 
 #include "engine/cli/commands.h"
@@ -13,6 +14,7 @@ void add_suite_command(CLI::App& app) {
   auto options = std::make_shared<SuiteOptions>();
   auto no_progress = std::make_shared<bool>(false);
   auto no_plots = std::make_shared<bool>(false);
+  auto device = std::make_shared<std::string>();
   auto* cmd =
       app.add_subcommand("suite", "Train every variant of an experiment and write the report");
   cmd->add_option("suite", *suite_file, "Suite file (TOML), e.g. configs/exp3/suite.toml")
@@ -23,9 +25,12 @@ void add_suite_command(CLI::App& app) {
   cmd->add_option("--only", options->only, "Only these variants")->delimiter(',');
   cmd->add_option("--set", options->overrides, "Override a config key of every variant");
   cmd->add_option("--out", options->output_dir, "Suite folder (default: output_dir/<scale>)");
+  cmd->add_option("--device", *device, "cpu or cuda (train.device of every variant)")
+      ->check(CLI::IsMember({"cpu", "cuda"}));
   cmd->add_flag("--no-progress", *no_progress, "No live progress output");
   cmd->add_flag("--no-plots", *no_plots, "Skip the PNG plots");
-  cmd->callback([suite_file, options, no_progress, no_plots] {
+  cmd->callback([suite_file, options, no_progress, no_plots, device] {
+    if (!device->empty()) options->overrides.push_back("train.device=\"" + *device + "\"");
     options->progress = !*no_progress;
     options->plots = !*no_plots;
     install_stop_handlers();

@@ -1,4 +1,6 @@
-// `latte train CONFIG [--set k=v]...` and `latte train --resume RUN_DIR`: one training run.
+// `latte train CONFIG [--set k=v]... [--device cpu|cuda]` and `latte train --resume RUN_DIR`:
+// one training run. --device is train.device, applied after every --set (a run may resume on
+// another device: checkpoints do not depend on it).
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -11,13 +13,13 @@ namespace latte::cli {
 namespace {
 
 struct TrainArgs {
-  std::string config, resume;
+  std::string config, resume, device;
   std::vector<std::string> overrides;
   bool profile = false, no_progress = false;
   int64_t stop_after = 0;
 };
 
-RunConfig config_of_run(const std::string& run_dir) {
+RunConfig config_of_run(const std::string& run_dir, const std::vector<std::string>& overrides) {
   const std::string path = (std::filesystem::path(run_dir) / "config.json").string();
   std::ifstream in(path);
   LATTE_CHECK(in.good()) << "--resume " << run_dir << ": no config.json (is it a run folder?)";
@@ -27,14 +29,19 @@ RunConfig config_of_run(const std::string& run_dir) {
   } catch (const nlohmann::json::exception& e) {
     LATTE_FAIL() << path << ": invalid JSON (" << e.what() << ")";
   }
-  return load_run_config(ConfigDocument::from_json(json, path));
+  ConfigDocument doc = ConfigDocument::from_json(json, path);
+  doc.apply_overrides(overrides);
+  return load_run_config(doc);
 }
 
 void run_train(const TrainArgs& args) {
   LATTE_CHECK(args.config.empty() != args.resume.empty())
       << "train: give either CONFIG or --resume RUN_DIR";
-  RunConfig config = args.resume.empty() ? load_run_config(args.config, args.overrides)
-                                         : config_of_run(args.resume);
+  std::vector<std::string> overrides =
+      args.resume.empty() ? args.overrides : std::vector<std::string>{};
+  if (!args.device.empty()) overrides.push_back("train.device=\"" + args.device + "\"");
+  RunConfig config = args.resume.empty() ? load_run_config(args.config, overrides)
+                                         : config_of_run(args.resume, overrides);
   if (!args.resume.empty()) config.output.dir = args.resume;
   install_stop_handlers();
   auto comm = make_single_process_communicator();
@@ -59,6 +66,8 @@ void add_train_command(CLI::App& app) {
   cmd->add_option("--resume", args->resume,
                   "Continue the run in this folder from its last checkpoint");
   cmd->add_option("--set", args->overrides, "Override a config key: section.key=value");
+  cmd->add_option("--device", args->device, "cpu or cuda (train.device)")
+      ->check(CLI::IsMember({"cpu", "cuda"}));
   cmd->add_flag("--profile", args->profile, "Print the step time split at the end");
   cmd->add_flag("--no-progress", args->no_progress, "No live progress output");
   cmd->add_option("--stop-after", args->stop_after,

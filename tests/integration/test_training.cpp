@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "engine/device.h"
 #include "engine/io/token_shard.h"
 #include "support/run_command.h"
 #include "support/temp_dir.h"
@@ -120,10 +121,11 @@ TEST_CASE("bad configs and bad data give a message naming the file, key or probl
 
   struct Case {
     std::string name, args, expected;
+    int exit_code = 1;  // latte::Error; command-line usage errors exit with CLI11's codes
   };
   const std::string train =
       "train " + config + " --no-progress --set output.dir=" + (tmp.path() / "run").string();
-  const std::vector<Case> cases = {
+  std::vector<Case> cases = {
       {"wrong magic",
        train + " --set 'data.train=[\"" + tmp.write("magic.bin", wrong_magic) + "\"]'", "magic"},
       {"wrong version",
@@ -153,12 +155,17 @@ TEST_CASE("bad configs and bad data give a message naming the file, key or probl
        "non-finite loss"},
       {"unknown suite scale", "suite " + source("configs/exp3/suite.toml") + " --scale huge",
        "unknown --scale 'huge'"},
+      {"bf16 on the cpu", train + " --set train.dtype=\\\"bfloat16\\\"",
+       "needs train.device = \"cuda\""},
+      {"unknown device", train + " --device gpu", "--device: gpu not in {cpu,cuda}", 105},
   };
+  if (!cuda_available())
+    cases.push_back({"cuda without a GPU", train + " --device cuda", "no usable CUDA device"});
   for (const Case& c : cases) {
     INFO(c.name);
     const auto r = test::run_latte(c.args);
     INFO(r.output);
-    CHECK(r.exit_code == 1);
+    CHECK(r.exit_code == c.exit_code);
     CHECK(r.output.find(c.expected) != std::string::npos);
   }
 }
