@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
-"""PyTorch scaled_dot_product_attention on the shapes `latte_cuda_tests --bench` times, for a
-side-by-side with latte's FlashAttention kernels: bf16, causal, B=4, H=16, T in {1024, 4096,
-8192}, head dims (64,64), (128,128), (192,128), forward and forward+backward, in TFLOP/s with the
-same FLOP count (forward = B*H*T^2*(d_qk + d_v), the causal half of the two products; forward +
-backward = 3.5 forwards). Prints one "BENCH name=sdpa_fwd ..." / "sdpa_fwd_bwd" line per shape;
+"""PyTorch scaled_dot_product_attention on the shapes `latte bench attention --device cuda` times,
+for a side-by-side with latte's FlashAttention: bf16, causal, B=4, H=16, T in {1024, 4096, 8192},
+head dims (64,64), (128,128), (192,128), forward and forward+backward, in TFLOP/s with the same
+FLOP count (forward = 2*B*H*P*(d_qk + d_v) over the P = T(T+1)/2 causal (query, key) pairs;
+forward + backward = 3.5 forwards). Prints one "BENCH name=sdpa_fwd ..." / "sdpa_fwd_bwd" line per shape;
 exits 0 with a note when torch or a GPU is missing, so tools/gpu_check.sh can always run it.
 
     python3 tools/bench_sdpa.py
@@ -44,7 +44,7 @@ def main():
     print(f"{'d(qk,v)':<12} {'T':<6} {'fwd ms':>10} {'TF/s':>7} {'fwd+bwd ms':>12} {'TF/s':>7}")
     for d_qk, d_v in [(64, 64), (128, 128), (192, 128)]:
         for t in [1024, 4096, 8192]:
-            flops = batch * heads * t * t * (d_qk + d_v)
+            flops = batch * heads * t * (t + 1) * (d_qk + d_v)
             tag = f"qk={d_qk} v={d_v} T={t}"
             try:
                 q = torch.randn(batch, heads, t, d_qk, device="cuda", dtype=torch.bfloat16,

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # The one script a GPU session runs (docs/gpu.md): configures a CUDA build for this GPU's
 # architecture only, builds latte and the CUDA test binary, runs the CUDA tests (ctest -L cuda:
-# kernels and ops against their CPU twins, 20-step GPU-vs-CPU training), the kernel benchmarks
-# (latte_cuda_tests --bench), the PyTorch SDPA baseline (tools/bench_sdpa.py) and whole training
-# steps (latte bench train --device cuda: tokens/s, MFU), and prints one summary table. The full log goes to $OUT/gpu_check.log when OUT is set (the device
-# tool returns files from $OUT), else to build/gpu/gpu_check.log. Ends within 8 minutes on an H200.
+# kernels and ops against their CPU twins, 20-step GPU-vs-CPU training), the cuBLAS GEMM peak
+# (latte_cuda_tests --bench), the attention and MoE benchmarks (latte bench attention moe --device
+# cuda), the PyTorch SDPA baseline (tools/bench_sdpa.py) and whole training steps (latte bench
+# train --device cuda: tokens/s, MFU), and prints one summary table. The full log goes to
+# $OUT/gpu_check.log when OUT is set (the device tool returns files from $OUT), else to
+# build/gpu/gpu_check.log. Ends within 8 minutes on an H200.
 #   tools/gpu_check.sh
 # Debian packages the GPU machine lacks (CLI11, toml11, doctest, OpenBLAS, nlohmann-json) can be
 # carried as .deb files in .deps/ (or $LATTE_DEPS_DIR): they are unpacked into / first.
@@ -59,9 +61,13 @@ section "ctest -L cuda"
 timeout 240 ctest --test-dir "$build" -L cuda -V --timeout 220 2>&1 | tee "$build/ctest.log"
 test_status=${PIPESTATUS[0]}
 
-section "benchmarks: latte_cuda_tests --bench"
-timeout 150 "$build/tests/latte_cuda_tests" --bench 2>&1 | tee "$build/bench.log"
+section "cuBLAS GEMM peak: latte_cuda_tests --bench"
+timeout 60 "$build/tests/latte_cuda_tests" --bench 2>&1 | tee "$build/bench.log"
 bench_status=${PIPESTATUS[0]}
+
+section "attention and MoE: latte bench attention moe --device cuda"
+timeout 240 "$build/latte" bench attention moe --device cuda 2>&1 | tee -a "$build/bench.log"
+op_bench_status=${PIPESTATUS[0]}
 
 section "PyTorch SDPA baseline: tools/bench_sdpa.py"
 PYTHONUNBUFFERED=1 timeout 120 python3 tools/bench_sdpa.py 2>&1 | tee -a "$build/bench.log"
@@ -86,17 +92,27 @@ def get(name, qk=None, v=None, t=None, key="tflops"):
     return kv.get(key, "-") if kv and "error" not in kv else "-"
 peak = get("gemm_bf16_8192")
 print(f"cuBLAS bf16 GEMM 8192^3: {peak} TFLOP/s (the practical peak)")
-print("\nFlashAttention bf16 causal B=4 H=16, TFLOP/s      latte vs PyTorch SDPA")
-print(f"{'d(qk,v)':<10} {'T':>5} {'latte fwd':>10} {'sdpa fwd':>9} {'latte f+b':>10} {'sdpa f+b':>9}")
+print("\nAttention bf16 causal B=4 H=16, TFLOP/s: latte flash vs PyTorch SDPA; latte naive")
+print(f"{'d(qk,v)':<10} {'T':>5} {'latte fwd':>10} {'sdpa fwd':>9} {'latte f+b':>10} {'sdpa f+b':>9}"
+      f" {'naive f+b':>10} {'naive MiB':>10}")
 for qk, v in [("64", "64"), ("128", "128"), ("192", "128")]:
     for t in ["1024", "4096", "8192"]:
         label = f"({qk},{v})"
         print(f"{label:<10} {t:>5} "
               f"{get('flash_fwd', qk, v, t):>10} {get('sdpa_fwd', qk, v, t):>9} "
-              f"{get('flash_fwd_bwd', qk, v, t):>10} {get('sdpa_fwd_bwd', qk, v, t):>9}")
-print("\nMoE layer forward (N=16384, E=64, top-6, 2048 -> 1408), ms")
-for name in ["moe_routing", "moe_permutation", "moe_combine", "moe_expert_gemms"]:
-    print(f"  {name:<18} {get(name, key='ms'):>8}")
+              f"{get('flash_fwd_bwd', qk, v, t):>10} {get('sdpa_fwd_bwd', qk, v, t):>9} "
+              f"{get('naive_fwd_bwd', qk, v, t):>10} "
+              f"{get('naive_fwd_bwd', qk, v, t, key='peak_mib'):>10}")
+print("\nMoE layer (N=16384, d=2048, E=64 top-6, width 1408, bf16) vs loops of per-expert GEMMs, ms;"
+      "\nadded = layer - casting loop (routing, permutation, un-permutation), % of the GEMM loop")
+print(f"  {'pass':<8} {'layer':>9} {'casting':>9} {'GEMMs':>9} {'added':>7} (target <= 25%)")
+for suffix, label in [("fwd", "fwd"), ("fwd_bwd", "fwd+bwd")]:
+    print(f"  {label:<8} {get(f'moe_layer_{suffix}', key='ms'):>9}"
+          f" {get(f'moe_loop_cast_{suffix}', key='ms'):>9} {get(f'moe_loop_{suffix}', key='ms'):>9}"
+          f" {get(f'moe_overhead_{suffix}', key='pct'):>6}%")
+steps = ["moe_routing", "moe_dispatch", "moe_gather", "moe_weight_cast", "moe_expert_mlps",
+         "moe_combine"]
+print("  forward steps, ms: " + ", ".join(f"{n[4:]} {get(n, key='ms')}" for n in steps))
 train = []
 for line in open(sys.argv[1]):
     if line.startswith("BENCH name=train "):
@@ -110,7 +126,7 @@ EOF
 echo
 echo "CUDA tests: ${ctest_line:-no ctest result} (exit $test_status)"
 echo "            ${doctest_line:-}"
-echo "benchmarks: exit $bench_status, training bench exit $train_status; build ${build_s} s;"\
-  "total $(($(date +%s) - start)) s"
+echo "benchmarks: GEMM peak exit $bench_status, attention and MoE exit $op_bench_status," \
+  "training exit $train_status; build ${build_s} s; total $(($(date +%s) - start)) s"
 echo "log: $log"
-[[ $test_status -eq 0 && $bench_status -eq 0 && $train_status -eq 0 ]]
+[[ $test_status -eq 0 && $bench_status -eq 0 && $op_bench_status -eq 0 && $train_status -eq 0 ]]

@@ -155,7 +155,7 @@ void bench_attention_cuda(const BenchOptions& options) {
   const int64_t head_dims[3][2] = {{64, 64}, {128, 128}, {192, 128}};
   const std::vector<int64_t> lengths =
       options.quick ? std::vector<int64_t>{256, 1024} : std::vector<int64_t>{1024, 4096, 8192};
-  const double scale_of_backward = 2.5;  // as on the CPU: fwd+bwd counts 3.5 forwards
+  const double backward_factor = 2.5;  // as on the CPU: fwd+bwd counts 3.5 forwards
   Allocator& allocator = allocator_for(Device::CUDA);
   std::string lengths_text;
   for (int64_t T : lengths) lengths_text += (lengths_text.empty() ? "" : " / ") + std::to_string(T);
@@ -167,7 +167,7 @@ void bench_attention_cuda(const BenchOptions& options) {
       "passes: fwd with grad recording off; fwd+bwd through autograd (run_backward with a seed "
       "dO)\nFLOPs: fwd = 2·B·H·P·(qk+v), P = T(T+1)/2 causal (query, key) pairs; fwd+bwd = %.1f "
       "x fwd for both kernels; TFLOP/s from the best time, %% of --peak-tflops %.1f\n",
-      1.0 + scale_of_backward, options.peak_tflops);
+      1.0 + backward_factor, options.peak_tflops);
   std::printf(
       "time: each of %d timings is the mean of back-to-back calls filling >= %.0f ms between two "
       "waits for the GPU; best and median reported\n",
@@ -204,7 +204,7 @@ void bench_attention_cuda(const BenchOptions& options) {
       };
       const double pairs = static_cast<double>(T) * static_cast<double>(T + 1) / 2;
       const double forward_flops = 2.0 * B * H * pairs * (qk + vd);
-      const double flops[2] = {forward_flops, forward_flops * (1.0 + scale_of_backward)};
+      const double flops[2] = {forward_flops, forward_flops * (1.0 + backward_factor)};
 
       for (int ki = 0; ki < 2; ++ki) {
         const ops::AttentionKernel kernel = kernels[ki];

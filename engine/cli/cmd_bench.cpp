@@ -19,11 +19,14 @@ const std::vector<Benchmark>& benchmarks() {
   static const std::vector<Benchmark> all = {
       {"linear", "linear forward+backward (4096 x 512 x 2048, f32) vs raw cblas_sgemm",
        bench_linear},
-      {"moe", "MoE layer fwd+bwd (2048 tokens, 8 experts top-2) vs equal-FLOP dense SwiGLU",
+      {"moe",
+       "MoE layer (cpu: fwd+bwd, 2048 tokens, 8 experts top-2, f32, vs equal-FLOP dense SwiGLU; "
+       "cuda: fwd and fwd+bwd, 16384 tokens, 64 experts top-6, bf16, vs a loop of per-expert "
+       "GEMMs)",
        bench_moe},
       {"attention",
-       "causal attention core fwd / fwd+bwd (B 1, H 8, qk = v = 64, f32): naive vs flash, time "
-       "and peak memory",
+       "causal attention core fwd / fwd+bwd, naive vs flash, time and peak memory (cpu: B 1, "
+       "H 8, qk = v = 64, f32; cuda: B 4, H 16, T up to 8192, three head dims, bf16, TFLOP/s)",
        bench_attention},
       {"train",
        "whole training steps of the MHA baseline and deepseek_v3_small (cpu: cpu scale; cuda: "

@@ -1,8 +1,7 @@
-// Benchmarks of the CUDA kernels, run by `latte_cuda_tests --bench` (tools/gpu_check.sh):
-// FlashAttention forward and forward+backward (bf16, causal, B=4, H=16, T in {1024, 4096, 8192},
-// head dims (64,64), (128,128), (192,128)) in TFLOP/s beside a cuBLAS bf16 GEMM measured in the
-// same run as the machine's practical peak, and one MoE layer's routing and permutation time
-// against its expert GEMMs. Prints a table and one "BENCH key=value ..." line per measurement.
+// The kernel-level benchmark of `latte_cuda_tests --bench` (tools/gpu_check.sh): a cuBLAS bf16
+// 8192^3 GEMM, the practical tensor-core peak of the GPU that the op-level benchmarks of
+// `latte bench attention moe --device cuda` are read against. Prints one line and one
+// "BENCH name=gemm_bf16_8192 ms= tflops=" line.
 #pragma once
 
 namespace latte::test {
