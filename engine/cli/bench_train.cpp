@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -25,7 +26,10 @@ void bench_train(const BenchOptions& options) {
       cuda ? std::vector<std::string>{"seed", "gpu"}
            : std::vector<std::string>{options.quick ? "smoke" : "cpu"};
   const int steps = options.quick ? 8 : 30;
-  const std::string suite_file = std::string(LATTE_SOURCE_DIR) + "/configs/exp3/suite.toml";
+  // The source tree: $LATTE_SOURCE_DIR when set (binaries run away from where they were built).
+  const char* env_source = std::getenv("LATTE_SOURCE_DIR");
+  const std::string source = env_source && *env_source ? env_source : LATTE_SOURCE_DIR;
+  const std::string suite_file = source + "/configs/exp3/suite.toml";
   const std::filesystem::path scratch =
       std::filesystem::temp_directory_path() / ("latte_bench_train_" + std::to_string(::getpid()));
   const auto comm = make_single_process_communicator();

@@ -51,6 +51,26 @@ __global__ void strided_copy_kernel(const Src* __restrict__ src, Dst* __restrict
   }
 }
 
+// The dense case (both operands row-major over the same shape): element i to element i, no
+// index arithmetic; what dtype casts of whole tensors (mixed-precision weights) take.
+template <typename Src, typename Dst>
+__global__ void dense_copy_kernel(const Src* __restrict__ src, Dst* __restrict__ dst, int64_t n) {
+  for (int64_t idx = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; idx < n;
+       idx += static_cast<int64_t>(gridDim.x) * blockDim.x)
+    dst[idx] = convert<Dst>(src[idx]);
+}
+
+// Whether both stride arrays are the row-major strides of `shape` (size-1 dims ignored).
+bool both_dense(const CopyGeometry& g) {
+  int64_t expected = 1;
+  for (int d = g.rank - 1; d >= 0; --d) {
+    if (g.shape[d] == 1) continue;
+    if (g.src_strides[d] != expected || g.dst_strides[d] != expected) return false;
+    expected *= g.shape[d];
+  }
+  return true;
+}
+
 template <typename T>
 __global__ void fill_kernel(T* __restrict__ dst, int64_t n, T value) {
   for (int64_t idx = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; idx < n;
@@ -75,8 +95,12 @@ void strided_copy(const Src* src, const int64_t* src_strides, Dst* dst, const in
     n *= shape[d];
   }
   if (n == 0) return;
-  strided_copy_kernel<<<grid_for(n, kThreads), kThreads, 0, stream>>>(device_ptr(src),
-                                                                      device_ptr(dst), g, n);
+  if (both_dense(g))
+    dense_copy_kernel<<<grid_for(n, kThreads), kThreads, 0, stream>>>(device_ptr(src),
+                                                                      device_ptr(dst), n);
+  else
+    strided_copy_kernel<<<grid_for(n, kThreads), kThreads, 0, stream>>>(device_ptr(src),
+                                                                        device_ptr(dst), g, n);
   LATTE_CUDA_CHECK_LAUNCH();
 }
 

@@ -2,7 +2,9 @@
 // the device side of Tensor::copy_, contiguous(), to(dtype) and fill_.
 // How it computes: one thread per destination element in a grid-stride loop; the flat index is
 // split into coordinates (row-major over `shape`) and each side's offset is the dot product with
-// its strides. Conversions go through float (bf16) or are plain casts.
+// its strides; when both operands are dense over the shape (whole-tensor dtype casts), element i
+// goes to element i without that arithmetic. Conversions go through float (bf16) or are plain
+// casts.
 #pragma once
 
 #include <cuda_runtime_api.h>

@@ -1,5 +1,6 @@
 #include "kernels/cuda/flash_attention.cuh"
 
+#include <cuda_pipeline.h>
 #include <mma.h>
 
 #include <type_traits>
@@ -66,7 +67,9 @@ __device__ __forceinline__ V* region(unsigned char* smem, const FlashParams& p, 
 // Copies `rows_valid` rows (`row_stride` elements apart, `dim` contiguous elements each) from
 // global memory into a [tile_rows, ld] shared tile, zero-filling columns [dim, dim_pad) and rows
 // [rows_valid, tile_rows). With `vec` every row start is 16-byte aligned and whole 16-byte
-// chunks are loaded at once.
+// chunks are loaded at once; for bf16 those go global -> shared by cp.async, all of a thread's
+// chunks in flight together (a synchronous load per chunk left each tile load latency-bound).
+// Returns once the calling thread's copies have landed; callers __syncthreads() before reading.
 template <typename T>
 __device__ void load_tile(T* tile, int ld, int tile_rows, int dim_pad, const T* src,
                           int64_t row_stride, int rows_valid, int dim, bool vec) {
@@ -74,23 +77,34 @@ __device__ void load_tile(T* tile, int ld, int tile_rows, int dim_pad, const T* 
   const int chunks = dim_pad / kVec;
   for (int idx = threadIdx.x; idx < tile_rows * chunks; idx += blockDim.x) {
     const int r = idx / chunks, c = (idx % chunks) * kVec;
+    const T* row = src + r * row_stride;
+    T* dst = tile + r * ld + c;
+    const bool whole = r < rows_valid && vec && c + kVec <= dim;
+    if constexpr (sizeof(T) == 2) {
+      if (whole) {
+        __pipeline_memcpy_async(dst, row + c, 16);  // bf16 leading dims are multiples of 8
+        continue;
+      }
+    }
     union {
       uint4 raw;
       T e[kVec];
     } vals;
-    const T* row = src + r * row_stride;
-    if (r < rows_valid && vec && c + kVec <= dim) {
+    if (whole) {
       vals.raw = *reinterpret_cast<const uint4*>(row + c);
     } else {
       for (int e = 0; e < kVec; ++e)
         vals.e[e] = r < rows_valid && c + e < dim ? row[c + e] : from_float<T>(0.f);
     }
-    T* dst = tile + r * ld + c;
     if constexpr (sizeof(T) == 2) {
-      *reinterpret_cast<uint4*>(dst) = vals.raw;  // bf16 leading dims are multiples of 8
+      *reinterpret_cast<uint4*>(dst) = vals.raw;
     } else {
       for (int e = 0; e < kVec; ++e) dst[e] = vals.e[e];
     }
+  }
+  if constexpr (sizeof(T) == 2) {
+    __pipeline_commit();
+    __pipeline_wait_prior(0);
   }
 }
 

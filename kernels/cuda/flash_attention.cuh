@@ -8,7 +8,8 @@
 // padded in global memory. Tile products are block-level GEMMs whose 16x16 output fragments are
 // spread over the warps: tensor-core WMMA (bf16 in, fp32 accumulate) for bf16 and plain fp32 FMAs
 // for float (the exact path the tests compare at 1e-4). Tile sizes are chosen at run time, the
-// largest that fits the GPU's shared memory (64x64 down to 16x16).
+// largest that fits the GPU's shared memory (64x64 down to 16x16). bf16 tiles arrive by cp.async
+// (every 16-byte chunk of a tile in flight at once).
 // - forward: one block per (query tile, query head, batch) walks the key tiles up to the last key
 //   its rows see, with an online softmax (running row max and sum in fp32, the fp32 output
 //   accumulator rescaled when the max grows); it writes o and the row logsumexp (fp32).

@@ -5,6 +5,7 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <fstream>
 #include <string>
 #include <vector>
@@ -32,8 +33,11 @@ std::vector<StepMetrics> train_and_read(const std::string& config, const std::st
   overrides.push_back("train.device=\"" + device + "\"");
   overrides.push_back("train.dtype=\"" + dtype + "\"");
   overrides.push_back("output.dir=\"" + out + "\"");
-  const RunConfig rc = load_run_config(
-      std::string(LATTE_SOURCE_DIR) + "/tests/integration/configs/" + config, overrides);
+  // $LATTE_SOURCE_DIR when set: the test binary may run away from the tree it was built in.
+  const char* env_source = std::getenv("LATTE_SOURCE_DIR");
+  const std::string source = env_source && *env_source ? env_source : LATTE_SOURCE_DIR;
+  const RunConfig rc =
+      load_run_config(source + "/tests/integration/configs/" + config, overrides);
   TrainOptions options;
   options.progress = false;
   const auto comm = make_single_process_communicator();

@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Packs what a bare GPU machine (CUDA driver and toolkit, none of latte's Debian packages, no
+# network) needs to run latte's GPU checks without building there: latte and latte_cuda_tests
+# built here for one architecture (default sm_90), the shared libraries they use that such a
+# machine lacks (OpenBLAS, gfortran, quadmath, gomp) and the default corpus (Debian's fortunes).
+# The result is build/bundle (about 50 MB) with run.sh, which runs the CUDA tests and the GPU
+# benchmarks, each printing its table; tools/gpu_check.sh is the alternative that builds on the
+# GPU machine itself.
+#   tools/gpu_bundle.sh [ARCH]     (LATTE_BUNDLE_BUILD=DIR reuses a build directory), then on
+#                                  the GPU machine, from the repository root:
+#   bash build/bundle/run.sh       (with build/bundle carried along)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+arch="${1:-90}"
+build="${LATTE_BUNDLE_BUILD:-build/bundle-build}"  # an existing CUDA build dir saves time
+bundle=build/bundle
+cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DLATTE_CUDA=ON \
+  -DCMAKE_CUDA_ARCHITECTURES="$arch" >/dev/null
+cmake --build "$build" -j"$(nproc)" --target latte latte_cuda_tests >/dev/null
+rm -rf "$bundle"
+mkdir -p "$bundle/lib"
+strip -o "$bundle/latte" "$build/latte"
+strip -o "$bundle/latte_cuda_tests" "$build/tests/latte_cuda_tests"
+for lib in libopenblas.so.0 libgfortran.so.5 libquadmath.so.0 libgomp.so.1; do
+  path=$(ldd "$build/latte" | awk -v l="$lib" '$1 == l { print $3 }')
+  [[ -n "$path" ]] && cp -L "$path" "$bundle/lib/"
+done
+cp -r /usr/share/games/fortunes "$bundle/fortunes"
+git rev-parse --short HEAD >"$bundle/commit"
+git diff --quiet || echo "+uncommitted changes" >>"$bundle/commit"
+cat >"$bundle/run.sh" <<'RUN'
+#!/usr/bin/env bash
+# The GPU checks with prebuilt binaries (tools/gpu_bundle.sh): CUDA tests, cuBLAS peak, attention
+# (flash, naive), MoE layer and whole training steps. Logs go to $OUT when set.
+B=build/bundle
+out="${OUT:-$B/out}"
+mkdir -p "$out"
+export LD_LIBRARY_PATH="$PWD/$B/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+# The binaries find the configs under LATTE_SOURCE_DIR and the corpus in its Debian home.
+export LATTE_SOURCE_DIR="$PWD"
+[[ -e /usr/share/games/fortunes ]] || { mkdir -p /usr/share/games && cp -r "$B/fortunes" /usr/share/games/fortunes; }
+start=$(date +%s)
+step() { echo; echo "==== $* [$(($(date +%s) - start)) s]"; }
+step "$(nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader); commit $(tr '\n' ' ' <"$B/commit")"
+step "latte_cuda_tests"
+timeout 240 "$B/latte_cuda_tests" 2>&1 | tail -n 60 | tee "$out/tests.log"
+tests=${PIPESTATUS[0]}
+step "cuBLAS peak"
+timeout 60 "$B/latte_cuda_tests" --bench 2>&1 | tee "$out/bench.log"
+step "latte bench attention moe train --device cuda"
+timeout 400 "$B/latte" bench attention moe train --device cuda 2>&1 | grep -v '^\[' | tee -a "$out/bench.log"
+bench=${PIPESTATUS[0]}
+step "done: tests exit $tests, benchmarks exit $bench"
+RUN
+echo "bundle: $bundle ($(du -sh "$bundle" | cut -f1)); commit $(tr '\n' ' ' <"$bundle/commit")"
