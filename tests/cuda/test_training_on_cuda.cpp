@@ -36,8 +36,7 @@ std::vector<StepMetrics> train_and_read(const std::string& config, const std::st
   // $LATTE_SOURCE_DIR when set: the test binary may run away from the tree it was built in.
   const char* env_source = std::getenv("LATTE_SOURCE_DIR");
   const std::string source = env_source && *env_source ? env_source : LATTE_SOURCE_DIR;
-  const RunConfig rc =
-      load_run_config(source + "/tests/integration/configs/" + config, overrides);
+  const RunConfig rc = load_run_config(source + "/tests/integration/configs/" + config, overrides);
   TrainOptions options;
   options.progress = false;
   const auto comm = make_single_process_communicator();
