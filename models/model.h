@@ -16,11 +16,11 @@ namespace latte {
 class MoeLayer;
 
 struct ModelOutput {
-  Tensor logits;        // [B, L, vocab]
-  Tensor lm_loss;       // mean next-token cross-entropy over positions 0..L-2
-  Tensor aux_loss;      // sum of balance losses and the weighted MTP loss (0 when none)
-  Tensor loss;          // lm_loss + aux_loss
-  Tensor mtp_loss;      // the weighted MTP part of aux_loss (undefined without MTP)
+  Tensor logits;    // [B, L, vocab]
+  Tensor lm_loss;   // mean next-token cross-entropy over positions 0..L-2
+  Tensor aux_loss;  // sum of balance losses and the weighted MTP loss (0 when none)
+  Tensor loss;      // lm_loss + aux_loss
+  Tensor mtp_loss;  // the weighted MTP part of aux_loss (undefined without MTP)
 };
 
 // A plain container module (the "model" prefix, the layer list).

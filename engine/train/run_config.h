@@ -16,11 +16,11 @@ namespace latte {
 
 struct TrainSection {
   uint64_t seed = 1;
-  std::string device = "cpu";     // cpu | cuda
+  std::string device = "cpu";  // cpu | cuda
   // float32 | float64 (CPU) | bfloat16 (CUDA: mixed precision, fp32 master weights); the
   // default is bfloat16 on cuda, float32 on cpu.
   std::string dtype = "float32";
-  int64_t batch_size = 8;         // sequences per optimizer micro-step (per rank)
+  int64_t batch_size = 8;  // sequences per optimizer micro-step (per rank)
   int64_t seq_len = 128;
   int64_t grad_accum = 1;  // micro-steps per optimizer step
   int64_t steps = 200;     // optimizer steps
