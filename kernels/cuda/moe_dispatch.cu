@@ -1,5 +1,8 @@
 #include "kernels/cuda/moe_dispatch.cuh"
 
+#include <cstdint>
+#include <initializer_list>
+
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/device_common.cuh"
 
@@ -139,50 +142,70 @@ __global__ void __launch_bounds__(kWarp)
   }
 }
 
-template <typename T>
+// W consecutive elements moved as one access: 16 bytes when W > 1 (rows whose size is a multiple
+// of 16 bytes at 16-byte aligned bases), so a row is read with the fewest memory transactions.
+template <typename T, int W>
+struct alignas(sizeof(T) * W) Pack {
+  T e[W];
+};
+
+template <typename T, int W>
 __global__ void __launch_bounds__(kRowThreads)
     gather_rows_kernel(const T* __restrict__ x, const int64_t* __restrict__ sorted_assignment,
                        const int64_t* __restrict__ n_kept, int64_t top_k, int64_t dim,
                        T* __restrict__ x_sorted) {
+  using P = Pack<T, W>;
   const int64_t p = blockIdx.x;
   if (p >= *n_kept) return;
-  const T* src = x + (sorted_assignment[p] / top_k) * dim;
-  for (int64_t j = threadIdx.x; j < dim; j += blockDim.x) x_sorted[p * dim + j] = src[j];
+  const P* src = reinterpret_cast<const P*>(x + (sorted_assignment[p] / top_k) * dim);
+  P* dst = reinterpret_cast<P*>(x_sorted + p * dim);
+  for (int64_t j = threadIdx.x; j < dim / W; j += blockDim.x) dst[j] = src[j];
 }
 
-template <typename T>
+// out[j] (+)= Σ_k scale_k · rows_k[j] over one token's kept assignments, k in order (so every W
+// gives the same sums); scale is weights[a] or 1.
+template <typename T, int W>
+__device__ void accumulate_assignments(T* __restrict__ out, const T* __restrict__ rows,
+                                       const float* __restrict__ weights,
+                                       const int64_t* __restrict__ assignment_position, int64_t t,
+                                       int64_t top_k, int64_t dim) {
+  using P = Pack<T, W>;
+  P* o = reinterpret_cast<P*>(out);
+  for (int64_t j = threadIdx.x; j < dim / W; j += blockDim.x) {
+    P v = o[j];
+    float acc[W];
+    for (int w = 0; w < W; ++w) acc[w] = to_float(v.e[w]);
+    for (int64_t k = 0; k < top_k; ++k) {
+      const int64_t a = t * top_k + k, p = assignment_position[a];
+      if (p < 0) continue;
+      const P r = reinterpret_cast<const P*>(rows + p * dim)[j];
+      const float scale = weights ? weights[a] : 1.f;
+      for (int w = 0; w < W; ++w) acc[w] += weights ? scale * to_float(r.e[w]) : to_float(r.e[w]);
+    }
+    for (int w = 0; w < W; ++w) v.e[w] = from_float<T>(acc[w]);
+    o[j] = v;
+  }
+}
+
+template <typename T, int W>
 __global__ void __launch_bounds__(kRowThreads)
     gather_rows_backward_kernel(const T* __restrict__ dx_sorted,
                                 const int64_t* __restrict__ assignment_position, int64_t top_k,
                                 int64_t dim, T* __restrict__ dx) {
   const int64_t t = blockIdx.x;
-  T* out = dx + t * dim;
-  for (int64_t j = threadIdx.x; j < dim; j += blockDim.x) {
-    float acc = to_float(out[j]);
-    for (int64_t k = 0; k < top_k; ++k) {
-      const int64_t p = assignment_position[t * top_k + k];
-      if (p >= 0) acc += to_float(dx_sorted[p * dim + j]);
-    }
-    out[j] = from_float<T>(acc);
-  }
+  accumulate_assignments<T, W>(dx + t * dim, dx_sorted, nullptr, assignment_position, t, top_k,
+                               dim);
 }
 
-template <typename T>
+template <typename T, int W>
 __global__ void __launch_bounds__(kRowThreads)
     combine_forward_kernel(const T* __restrict__ expert_out_sorted,
                            const float* __restrict__ weights,
                            const int64_t* __restrict__ assignment_position, int64_t top_k,
                            int64_t dim, T* __restrict__ y) {
   const int64_t t = blockIdx.x;
-  T* out = y + t * dim;
-  for (int64_t j = threadIdx.x; j < dim; j += blockDim.x) {
-    float acc = to_float(out[j]);
-    for (int64_t k = 0; k < top_k; ++k) {
-      const int64_t a = t * top_k + k, p = assignment_position[a];
-      if (p >= 0) acc += weights[a] * to_float(expert_out_sorted[p * dim + j]);
-    }
-    out[j] = from_float<T>(acc);
-  }
+  accumulate_assignments<T, W>(y + t * dim, expert_out_sorted, weights, assignment_position, t,
+                               top_k, dim);
 }
 
 template <typename T>
@@ -210,6 +233,18 @@ __global__ void __launch_bounds__(kRowThreads)
     dot = block_sum(dot, scratch);
     if (threadIdx.x == 0) dweights[a] += dot;
   }
+}
+
+// Elements per access for rows of `dim` T at these bases: 16 bytes when every row start is
+// 16-byte aligned, else one element.
+template <typename T>
+constexpr int kPackWidth = 16 / sizeof(T);
+template <typename T>
+bool rows_packable(int64_t dim, std::initializer_list<const void*> bases) {
+  if ((dim * static_cast<int64_t>(sizeof(T))) % 16 != 0) return false;
+  for (const void* b : bases)
+    if (reinterpret_cast<uintptr_t>(b) % 16 != 0) return false;
+  return true;
 }
 
 void check_grid(int64_t rows, const char* op) {
@@ -257,8 +292,14 @@ void gather_rows(const T* x, const int64_t* sorted_assignment, const int64_t* n_
                  int64_t max_rows, int64_t top_k, int64_t dim, T* x_sorted, cudaStream_t stream) {
   if (max_rows == 0) return;
   check_grid(max_rows, "cuda gather_rows");
-  gather_rows_kernel<<<static_cast<unsigned>(max_rows), kRowThreads, 0, stream>>>(
-      device_ptr(x), sorted_assignment, n_kept, top_k, dim, device_ptr(x_sorted));
+  const auto launch = [&](auto kernel) {
+    kernel<<<static_cast<unsigned>(max_rows), kRowThreads, 0, stream>>>(
+        device_ptr(x), sorted_assignment, n_kept, top_k, dim, device_ptr(x_sorted));
+  };
+  if (rows_packable<T>(dim, {x, x_sorted}))
+    launch(gather_rows_kernel<DeviceType<T>, kPackWidth<T>>);
+  else
+    launch(gather_rows_kernel<DeviceType<T>, 1>);
   LATTE_CUDA_CHECK_LAUNCH();
 }
 
@@ -267,8 +308,14 @@ void gather_rows_backward(const T* dx_sorted, const int64_t* assignment_position
                           int64_t top_k, int64_t dim, T* dx, cudaStream_t stream) {
   if (n_tokens == 0) return;
   check_grid(n_tokens, "cuda gather_rows_backward");
-  gather_rows_backward_kernel<<<static_cast<unsigned>(n_tokens), kRowThreads, 0, stream>>>(
-      device_ptr(dx_sorted), assignment_position, top_k, dim, device_ptr(dx));
+  const auto launch = [&](auto kernel) {
+    kernel<<<static_cast<unsigned>(n_tokens), kRowThreads, 0, stream>>>(
+        device_ptr(dx_sorted), assignment_position, top_k, dim, device_ptr(dx));
+  };
+  if (rows_packable<T>(dim, {dx_sorted, dx}))
+    launch(gather_rows_backward_kernel<DeviceType<T>, kPackWidth<T>>);
+  else
+    launch(gather_rows_backward_kernel<DeviceType<T>, 1>);
   LATTE_CUDA_CHECK_LAUNCH();
 }
 
@@ -278,8 +325,14 @@ void combine_forward(const T* expert_out_sorted, const float* weights,
                      int64_t dim, T* y, cudaStream_t stream) {
   if (n_tokens == 0) return;
   check_grid(n_tokens, "cuda combine_forward");
-  combine_forward_kernel<<<static_cast<unsigned>(n_tokens), kRowThreads, 0, stream>>>(
-      device_ptr(expert_out_sorted), weights, assignment_position, top_k, dim, device_ptr(y));
+  const auto launch = [&](auto kernel) {
+    kernel<<<static_cast<unsigned>(n_tokens), kRowThreads, 0, stream>>>(
+        device_ptr(expert_out_sorted), weights, assignment_position, top_k, dim, device_ptr(y));
+  };
+  if (rows_packable<T>(dim, {expert_out_sorted, y}))
+    launch(combine_forward_kernel<DeviceType<T>, kPackWidth<T>>);
+  else
+    launch(combine_forward_kernel<DeviceType<T>, 1>);
   LATTE_CUDA_CHECK_LAUNCH();
 }
 

@@ -11,7 +11,9 @@
 // earlier assignments with its expert: the stable order of the CPU. Nothing depends on timing, so
 // the permutation is identical run to run. Rows are then moved one block per row (gather) or per
 // token (combine, gather backward: each token reads its own K assignments in k order, so every
-// write has one owner); dot products for the weight gradients reduce in a fixed tree. Backward
+// write has one owner), 16 bytes per access when the row size and the bases allow (the gather
+// and the combine are bandwidth-bound); dot products for the weight gradients reduce in a fixed
+// tree. Backward
 // kernels and combine_forward ADD into their outputs; callers zero-fill them first.
 #pragma once
 
