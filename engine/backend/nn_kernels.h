@@ -1,12 +1,13 @@
 // Kernel table of the neural-network ops (engine/ops/nn_ops.cpp): embedding, RMSNorm, softmax,
-// fused cross-entropy and dropout. Tensors are contiguous and share the table's device; the
-// inputs and outputs of one call share one floating dtype. What the table allocates itself, the
-// statistics a backward needs (RMSNorm's 1/rms, cross-entropy's logsumexp) and the loss, comes
-// in the dtype its kernels keep it in: the CPU's is the input's, CUDA's fp32 (so the gradient of
-// a CUDA loss, dloss, is fp32 too).
+// fused cross-entropy and dropout. Tensors are contiguous, except RMSNorm's x, and share the
+// table's device; the inputs and outputs of one call share one floating dtype. What the table
+// allocates itself, the statistics a backward needs (RMSNorm's 1/rms, cross-entropy's logsumexp)
+// and the loss, comes in the dtype its kernels keep it in: the CPU's is the input's, CUDA's fp32
+// (so the gradient of a CUDA loss, dloss, is fp32 too).
 #pragma once
 
 #include <cstdint>
+#include <optional>
 
 #include "engine/backend/backend.h"
 #include "engine/tensor.h"
@@ -19,6 +20,26 @@ struct CrossEntropyForward {
   Tensor lse;      // [rows]: logsumexp of each row of logits
   Tensor counted;  // 0-dim i64: the number of rows whose target is not ignore_index
 };
+
+// The distance in elements between consecutive rows of x (its last dimension) when x's last
+// dimension is contiguous and its leading dimensions fold into one uniformly strided row index
+// (dimensions of size 1 place nothing and are skipped); nullopt otherwise. RMSNorm reads such an
+// x in place: MLA's latent c_kv, a narrow of the wider kv_a rows, is normalized without a copy.
+inline std::optional<int64_t> uniform_row_stride(const Tensor& x) {
+  const int64_t cols = x.size(-1);
+  if (cols != 1 && x.stride(-1) != 1) return std::nullopt;
+  std::optional<int64_t> row_stride;  // the stride of the innermost leading dimension > 1
+  int64_t inner_rows = 1;             // rows spanned by the leading dimensions inside d
+  for (int d = x.dim() - 2; d >= 0; --d) {
+    if (x.size(d) == 1) continue;
+    if (!row_stride)
+      row_stride = x.stride(d);
+    else if (x.stride(d) != *row_stride * inner_rows)
+      return std::nullopt;
+    inner_rows *= x.size(d);
+  }
+  return row_stride.value_or(cols);
+}
 
 class NnKernels {
  public:
@@ -36,11 +57,12 @@ class NnKernels {
   virtual void embedding_backward(const Tensor& ids, const Tensor& dout,
                                   const Tensor& dweight) const = 0;
 
-  // y = RMSNorm(x) * weight over the last dimension of x ([rows, cols] in memory); returns
-  // 1/rms per row ([rows]) for the backward.
+  // y = RMSNorm(x) * weight over the last dimension of x, whose rows may lie uniform_row_stride(x)
+  // apart (read in place); y is contiguous. Returns 1/rms per row ([rows]) for the backward.
   virtual Tensor rms_norm_forward(const Tensor& x, const Tensor& weight, const Tensor& y,
                                   double eps) const = 0;
-  // Writes dx and OVERWRITES dweight; rstd is what rms_norm_forward returned.
+  // Writes dx (contiguous, like dy) and OVERWRITES dweight; x is strided as in the forward, rstd
+  // is what rms_norm_forward returned.
   virtual void rms_norm_backward(const Tensor& x, const Tensor& weight, const Tensor& rstd,
                                  const Tensor& dy, const Tensor& dx,
                                  const Tensor& dweight) const = 0;

@@ -26,6 +26,14 @@ int64_t rows_of(const Tensor& x, int64_t cols) {
   return x.numel() / std::max<int64_t>(cols, 1);
 }
 
+// The row stride of RMSNorm's x, which the op passes only when its rows are uniformly strided.
+int64_t row_stride_of(const char* op, const Tensor& x) {
+  const std::optional<int64_t> stride = uniform_row_stride(x);
+  LATTE_CHECK(stride.has_value()) << op << ": the rows of " << x.describe()
+                                  << " are not uniformly strided with a contiguous last dimension";
+  return *stride;
+}
+
 class CudaNnKernels final : public NnKernels {
  public:
   void embedding_forward(const Tensor& ids, const Tensor& weight,
@@ -54,11 +62,12 @@ class CudaNnKernels final : public NnKernels {
   Tensor rms_norm_forward(const Tensor& x, const Tensor& weight, const Tensor& y,
                           double eps) const override {
     const int64_t cols = x.size(-1), rows = rows_of(x, cols);
+    const int64_t stride = row_stride_of("rms_norm", x);
     Tensor rstd = Tensor::empty(Shape{rows}, DType::F32, Device::CUDA);
     visit_gpu_float(x.dtype(), "rms_norm", [&](auto tag) {
       using T = decltype(tag);
-      k::rms_norm_forward(x.data<T>(), weight.data<T>(), y.data<T>(), rstd.data<float>(), rows,
-                          cols, eps, stream());
+      k::rms_norm_forward(x.data<T>(), stride, weight.data<T>(), y.data<T>(), rstd.data<float>(),
+                          rows, cols, eps, stream());
     });
     return rstd;
   }
@@ -66,9 +75,10 @@ class CudaNnKernels final : public NnKernels {
   void rms_norm_backward(const Tensor& x, const Tensor& weight, const Tensor& rstd,
                          const Tensor& dy, const Tensor& dx, const Tensor& dweight) const override {
     const int64_t cols = x.size(-1), rows = rows_of(x, cols);
+    const int64_t stride = row_stride_of("rms_norm backward", x);
     visit_gpu_float(x.dtype(), "rms_norm backward", [&](auto tag) {
       using T = decltype(tag);
-      k::rms_norm_backward(x.data<T>(), weight.data<T>(), rstd.data<float>(), dy.data<T>(),
+      k::rms_norm_backward(x.data<T>(), stride, weight.data<T>(), rstd.data<float>(), dy.data<T>(),
                            dx.data<T>(), dweight.data<T>(), rows, cols, stream());
     });
   }

@@ -54,7 +54,8 @@ Tensor rms_norm(const Tensor& x, const Tensor& weight, double eps) {
   LATTE_CHECK(weight.dim() == 1 && x.dim() >= 1 && weight.size(0) == x.size(-1))
       << "rms_norm: weight " << weight.describe() << " does not match the last dimension of "
       << x.describe();
-  const Tensor xc = x.contiguous(), w = weight.contiguous();
+  // Rows that are uniformly strided (a narrow of wider rows, as MLA's c_kv) are read in place.
+  const Tensor xc = uniform_row_stride(x) ? x : x.contiguous(), w = weight.contiguous();
   Tensor y = Tensor::empty(x.shape(), x.dtype(), x.device());
   const Tensor rstd = kernels(x).rms_norm_forward(xc, w, y, eps);
   return record("rms_norm", y, {x, weight},

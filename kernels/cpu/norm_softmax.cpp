@@ -7,11 +7,11 @@
 namespace latte::kernels::cpu {
 
 template <typename T>
-void rms_norm_forward(const T* x, const T* weight, T* y, T* rstd, int64_t rows, int64_t cols,
-                      double eps) {
+void rms_norm_forward(const T* x, int64_t x_row_stride, const T* weight, T* y, T* rstd,
+                      int64_t rows, int64_t cols, double eps) {
 #pragma omp parallel for schedule(static) if (rows * cols > (1 << 14))
   for (int64_t r = 0; r < rows; ++r) {
-    const T* xr = x + r * cols;
+    const T* xr = x + r * x_row_stride;
     T* yr = y + r * cols;
     double ss = 0;
     for (int64_t j = 0; j < cols; ++j) ss += static_cast<double>(xr[j]) * xr[j];
@@ -22,11 +22,11 @@ void rms_norm_forward(const T* x, const T* weight, T* y, T* rstd, int64_t rows, 
 }
 
 template <typename T>
-void rms_norm_backward(const T* x, const T* weight, const T* rstd, const T* dy, T* dx, T* dweight,
-                       int64_t rows, int64_t cols) {
+void rms_norm_backward(const T* x, int64_t x_row_stride, const T* weight, const T* rstd,
+                       const T* dy, T* dx, T* dweight, int64_t rows, int64_t cols) {
 #pragma omp parallel for schedule(static) if (rows * cols > (1 << 14))
   for (int64_t r = 0; r < rows; ++r) {
-    const T* xr = x + r * cols;
+    const T* xr = x + r * x_row_stride;
     const T* dyr = dy + r * cols;
     T* dxr = dx + r * cols;
     const T inv = rstd[r];
@@ -42,7 +42,7 @@ void rms_norm_backward(const T* x, const T* weight, const T* rstd, const T* dy, 
     const int64_t c1 = std::min(cols, c0 + block);
     for (int64_t j = c0; j < c1; ++j) dweight[j] = T(0);
     for (int64_t r = 0; r < rows; ++r) {
-      const T* xr = x + r * cols;
+      const T* xr = x + r * x_row_stride;
       const T* dyr = dy + r * cols;
       for (int64_t j = c0; j < c1; ++j) dweight[j] += dyr[j] * xr[j] * rstd[r];
     }
@@ -81,9 +81,10 @@ void softmax_backward(const T* y, const T* dy, T* dx, int64_t rows, int64_t cols
 }
 
 #define LATTE_NORM_SOFTMAX(T)                                                                 \
-  template void rms_norm_forward<T>(const T*, const T*, T*, T*, int64_t, int64_t, double);    \
-  template void rms_norm_backward<T>(const T*, const T*, const T*, const T*, T*, T*, int64_t, \
-                                     int64_t);                                                \
+  template void rms_norm_forward<T>(const T*, int64_t, const T*, T*, T*, int64_t, int64_t,    \
+                                    double);                                                  \
+  template void rms_norm_backward<T>(const T*, int64_t, const T*, const T*, const T*, T*, T*, \
+                                     int64_t, int64_t);                                       \
   template void softmax_forward<T>(const T*, T*, int64_t, int64_t);                           \
   template void softmax_backward<T>(const T*, const T*, T*, int64_t, int64_t);
 LATTE_NORM_SOFTMAX(float)

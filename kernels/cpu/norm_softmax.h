@@ -3,6 +3,10 @@
 //   dx = r * (w*dy - x * r^2 * mean(w*dy*x)), dw = sum over rows of dy * x * r.
 // Softmax: max-subtracted exponentials; backward dx = y * (dy - sum(dy*y)).
 // Rows are independent (parallel); dw sums rows in a fixed order.
+// RMSNorm reads x in place with rows x_row_stride elements apart (== cols when contiguous), so a
+// narrowed view such as MLA's latent c_kv (the first kv_lora_rank columns of each kv_a row) is
+// normalized without first copying it out, saving a pass over the activations; y, dy and dx are
+// contiguous [rows, cols].
 #pragma once
 
 #include <cstdint>
@@ -10,12 +14,12 @@
 namespace latte::kernels::cpu {
 
 template <typename T>
-void rms_norm_forward(const T* x, const T* weight, T* y, T* rstd, int64_t rows, int64_t cols,
-                      double eps);
+void rms_norm_forward(const T* x, int64_t x_row_stride, const T* weight, T* y, T* rstd,
+                      int64_t rows, int64_t cols, double eps);
 // Writes dx and OVERWRITES dweight.
 template <typename T>
-void rms_norm_backward(const T* x, const T* weight, const T* rstd, const T* dy, T* dx, T* dweight,
-                       int64_t rows, int64_t cols);
+void rms_norm_backward(const T* x, int64_t x_row_stride, const T* weight, const T* rstd,
+                       const T* dy, T* dx, T* dweight, int64_t rows, int64_t cols);
 
 template <typename T>
 void softmax_forward(const T* x, T* y, int64_t rows, int64_t cols);

@@ -1,10 +1,12 @@
 // Row-wise and elementwise cases: RoPE (both pair layouts, strided, in place, position offset),
-// RMSNorm, softmax, SiLU / SwiGLU / sigmoid, embedding and fused cross-entropy (with the device
-// scalars of its mean), each in f32 and bf16 against the CPU twin; and the device check of ids.
+// RMSNorm (rows contiguous or strided), softmax, SiLU / SwiGLU / sigmoid, embedding and fused
+// cross-entropy (with the device scalars of its mean), each in f32 and bf16 against the CPU twin;
+// and the device check of ids.
 #include <cmath>
 #include <cstdint>
 #include <limits>
 #include <string>
+#include <tuple>
 
 #include "cuda/cuda_test_support.h"
 #include "cuda/kernel_case.h"
@@ -84,31 +86,32 @@ void run_rope(bool interleave, bool in_place, Checks& checks) {
 // ---- RMSNorm ----
 // float: fp32 statistics against the CPU's double sums: 1e-5 (rows of a few hundred to a few
 // thousand elements), and 1e-5 of the scale for dx and dweight, which sum rows in another order.
-// bf16: one output rounding, plus the same fp32 differences.
+// bf16: one output rounding, plus the same fp32 differences. x's rows lie `stride` >= cols
+// elements apart (read in place), the gaps filled with values that would change every result.
 template <typename T>
-void run_rms_norm(int64_t rows, int64_t cols, Checks& checks) {
-  std::mt19937 rng(static_cast<unsigned>(rows * 131 + cols));
-  const std::vector<float> x = random_input<T>(rng, rows * cols, -2.f, 2.f);
+void run_rms_norm(int64_t rows, int64_t cols, int64_t stride, Checks& checks) {
+  std::mt19937 rng(static_cast<unsigned>(rows * 131 + cols + stride));
+  const std::vector<float> x = random_input<T>(rng, rows * stride, -2.f, 2.f);
   const std::vector<float> w = random_input<T>(rng, cols, 0.5f, 1.5f);
   const std::vector<float> dy = random_input<T>(rng, rows * cols);
   const double eps = 1e-6;
   const double rtol = is_bf16<T>() ? kBf16Rounding : 1e-5;
   std::vector<float> y_ref(rows * cols), rstd_ref(rows), dx_ref(rows * cols), dw_ref(cols);
-  kernels::cpu::rms_norm_forward<float>(x.data(), w.data(), y_ref.data(), rstd_ref.data(), rows,
-                                        cols, eps);
-  kernels::cpu::rms_norm_backward<float>(x.data(), w.data(), rstd_ref.data(), dy.data(),
+  kernels::cpu::rms_norm_forward<float>(x.data(), stride, w.data(), y_ref.data(), rstd_ref.data(),
+                                        rows, cols, eps);
+  kernels::cpu::rms_norm_backward<float>(x.data(), stride, w.data(), rstd_ref.data(), dy.data(),
                                          dx_ref.data(), dw_ref.data(), rows, cols);
   DeviceBuffer<T> gx(as_type<T>(x)), gw(as_type<T>(w)), gdy(as_type<T>(dy)), gy(rows * cols),
       gdx(rows * cols), gdw(cols);
   DeviceBuffer<float> grstd(rows);
-  kernels::cuda::rms_norm_forward<T>(gx.get(), gw.get(), gy.get(), grstd.get(), rows, cols, eps,
-                                     cuda::stream());
+  kernels::cuda::rms_norm_forward<T>(gx.get(), stride, gw.get(), gy.get(), grstd.get(), rows, cols,
+                                     eps, cuda::stream());
   checks.expect("y", mismatch_report(as_float(gy.download()), y_ref, rtol, 1e-5 * max_abs(y_ref)));
   checks.expect("rstd", mismatch_report(grstd.download(), rstd_ref, 1e-5, 0));
   // The backward reads the CPU's rstd, so it is checked on its own.
   DeviceBuffer<float> grstd_ref(rstd_ref);
-  kernels::cuda::rms_norm_backward<T>(gx.get(), gw.get(), grstd_ref.get(), gdy.get(), gdx.get(),
-                                      gdw.get(), rows, cols, cuda::stream());
+  kernels::cuda::rms_norm_backward<T>(gx.get(), stride, gw.get(), grstd_ref.get(), gdy.get(),
+                                      gdx.get(), gdw.get(), rows, cols, cuda::stream());
   checks.expect("dx",
                 mismatch_report(as_float(gdx.download()), dx_ref, rtol, 1e-5 * max_abs(dx_ref)));
   checks.expect("dweight",
@@ -317,9 +320,15 @@ void add_cases(std::vector<KernelCase>& cases) {
       cases.push_back({std::string("rope") + t + (interleave ? " interleaved" : " halves") +
                            (in_place ? " in place" : ""),
                        [=](Checks& c) { run_rope<T>(interleave, in_place, c); }});
-  for (auto [rows, cols] : {std::pair<int64_t, int64_t>{37, 300}, {5, 4103}, {1, 7}})
-    cases.push_back({"rms_norm" + t + " " + std::to_string(rows) + "x" + std::to_string(cols),
-                     [=](Checks& c) { run_rms_norm<T>(rows, cols, c); }});
+  // Contiguous rows, then rows of a narrow (MLA's c_kv: 512 of each 576-wide kv_a row).
+  for (auto [rows, cols, stride] : {std::tuple<int64_t, int64_t, int64_t>{37, 300, 300},
+                                    {5, 4103, 4103},
+                                    {1, 7, 7},
+                                    {37, 512, 576},
+                                    {21, 300, 333}})
+    cases.push_back({"rms_norm" + t + " " + std::to_string(rows) + "x" + std::to_string(cols) +
+                         (stride != cols ? " row stride " + std::to_string(stride) : ""),
+                     [=](Checks& c) { run_rms_norm<T>(rows, cols, stride, c); }});
   for (auto [rows, cols] : {std::pair<int64_t, int64_t>{13, 1000}, {4, 9}})
     cases.push_back({"softmax" + t + " " + std::to_string(rows) + "x" + std::to_string(cols),
                      [=](Checks& c) { run_softmax<T>(rows, cols, c); }});

@@ -119,6 +119,13 @@ std::vector<OpCase> build() {
   c.push_back({"rms_norm_view", {{8, 3}, {8}}, [](V x) {
                  return ops::rms_norm(x[0].transpose(0, 1), x[1], 1e-5);
                }});
+  // Rows 12 apart, read in place (MLA's c_kv); then rows that do not fold into one stride.
+  c.push_back({"rms_norm_narrow_view", {{2, 3, 12}, {8}}, [](V x) {
+                 return ops::rms_norm(x[0].narrow(2, 2, 8), x[1], 1e-6);
+               }});
+  c.push_back({"rms_norm_narrow_rows", {{2, 3, 12}, {8}}, [](V x) {
+                 return ops::rms_norm(x[0].narrow(1, 0, 2).narrow(2, 2, 8), x[1], 1e-6);
+               }});
   c.push_back({"softmax", {{4, 6}}, [](V x) { return ops::softmax(x[0]); }});
   c.push_back(
       {"softmax_3d_view", {{3, 2, 5}}, [](V x) { return ops::softmax(x[0].transpose(0, 1)); }});

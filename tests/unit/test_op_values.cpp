@@ -3,6 +3,7 @@
 
 #include <cmath>
 
+#include "engine/backend/nn_kernels.h"
 #include "engine/ops.h"
 
 using namespace latte;
@@ -65,6 +66,21 @@ TEST_CASE("rms_norm") {
   const Tensor y = ops::rms_norm(f64({3, 4, 0, 0}, {2, 2}), f64({1, 2}, {2}), 0.0 + 1e-12);
   const double r = 1 / std::sqrt(12.5 + 1e-12);
   check_values(y, {3 * r, 8 * r, 0, 0});
+}
+
+TEST_CASE("rms_norm of a narrow reads its rows in place and nothing between them") {
+  // Rows [3, 4] and [0, 0], 3 apart: the third column must not enter the norm.
+  const Tensor x = f64({3, 4, 99, 0, 0, -7}, {2, 3});
+  const Tensor y = ops::rms_norm(x.narrow(1, 0, 2), f64({1, 2}, {2}), 1e-12);
+  const double r = 1 / std::sqrt(12.5 + 1e-12);
+  check_values(y, {3 * r, 8 * r, 0, 0});
+  // What rms_norm reads in place: leading dimensions that fold into one row stride.
+  const Tensor t = Tensor::zeros(Shape{2, 3, 12}, DType::F64);
+  CHECK(uniform_row_stride(t) == 12);
+  CHECK(uniform_row_stride(t.narrow(2, 2, 8)) == 12);
+  CHECK(uniform_row_stride(t.narrow(1, 1, 1).narrow(2, 0, 8)) == 36);  // size 1 is skipped
+  CHECK_FALSE(uniform_row_stride(t.narrow(1, 0, 2)).has_value());      // rows 12, then 36 apart
+  CHECK_FALSE(uniform_row_stride(t.transpose(1, 2)).has_value());      // columns 12 apart
 }
 
 TEST_CASE("cross_entropy with ignore_index") {
