@@ -65,9 +65,11 @@ enum class AttentionKernel { kNaive, kFlash };
 // logsumexp and recomputes scores in the backward pass. Same results either way.
 Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, double scale, bool causal,
                  AttentionKernel kernel);
-// Rotary embedding of x [B, T, H, D] (D even) with tables cos/sin [L, D/2]; token t uses table
-// row position_offset + t. interleave: pairs (x0,x1),(x2,x3)…; otherwise halves.
+// Rotary embedding of x [B, T, H, D] with tables cos/sin [L, R/2] over the last R = D − pass
+// features of each head (R even); the first `pass` features are copied unchanged (MLA's
+// [q_nope | q_pe] heads in one pass, without a separate concat). Token t uses table row
+// position_offset + t. interleave: pairs (x0,x1),(x2,x3)…; otherwise halves.
 Tensor rope(const Tensor& x, const Tensor& cos, const Tensor& sin, int64_t position_offset,
-            bool interleave);
+            bool interleave, int64_t pass = 0);
 
 }  // namespace latte::ops

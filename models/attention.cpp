@@ -59,13 +59,9 @@ Tensor MultiHeadLatentAttention::forward(const Tensor& x, RopeCache& rope) const
   // Queries: [q_nope | rope(q_rope)] per head.
   Tensor q = q_proj_ ? q_proj_->forward(x)
                      : q_b_proj_->forward(q_a_layernorm_->forward(q_a_proj_->forward(x)));
-  q = q.view({B, T, H, nope + rd});
-  const Tensor q_pe =
-      ops::rope(q.narrow(3, nope, rd), tables.cos, tables.sin, 0, cfg_.rope_interleave);
-  if (nope > 0)
-    q = ops::concat({q.narrow(3, 0, nope), q_pe}, 3);
-  else
-    q = q_pe;
+  // [q_nope | rope(q_pe)] in one pass over q.
+  q = ops::rope(q.view({B, T, H, nope + rd}), tables.cos, tables.sin, 0, cfg_.rope_interleave,
+                nope);
 
   // Keys and values from the compressed latent c_kv and the one shared rope key k_pe.
   const Tensor kv_a = kv_a_proj_with_mqa_->forward(x);  // [B, T, kv_lora_rank + rd]

@@ -96,37 +96,46 @@ Tensor attention(const Tensor& q_in, const Tensor& k_in, const Tensor& v_in, dou
 }
 
 Tensor rope(const Tensor& x_in, const Tensor& cos, const Tensor& sin, int64_t position_offset,
-            bool interleave) {
+            bool interleave, int64_t pass) {
   const char* op = "rope";
   require_defined(op, x_in);
   require_defined(op, cos);
   require_defined(op, sin);
-  LATTE_CHECK(x_in.dim() == 4 && x_in.size(3) % 2 == 0)
-      << "rope: x must be [batch, tokens, heads, even dim], got " << x_in.describe();
+  LATTE_CHECK(x_in.dim() == 4 && pass >= 0 && pass < x_in.size(3) && (x_in.size(3) - pass) % 2 == 0)
+      << "rope: x must be [batch, tokens, heads, dim] with an even number of rotated features "
+         "after the "
+      << pass << " passed through, got " << x_in.describe();
   require_device(op, "cos", cos, x_in.device());
   require_device(op, "sin", sin, x_in.device());
   const Tensor x = with_unit_last_stride(x_in);
-  const int64_t tokens = x.size(1), dim = x.size(3);
-  LATTE_CHECK(cos.dim() == 2 && cos.shape() == sin.shape() && cos.size(1) == dim / 2 &&
+  const int64_t tokens = x.size(1), dim = x.size(3), rotated = dim - pass;
+  LATTE_CHECK(cos.dim() == 2 && cos.shape() == sin.shape() && cos.size(1) == rotated / 2 &&
               cos.is_contiguous() && sin.is_contiguous())
-      << "rope: tables must be contiguous [length, " << dim / 2 << "], got cos " << cos.describe()
-      << ", sin " << sin.describe();
+      << "rope: tables must be contiguous [length, " << rotated / 2 << "], got cos "
+      << cos.describe() << ", sin " << sin.describe();
   LATTE_CHECK(is_floating(cos.dtype()) && cos.dtype() == sin.dtype())
       << "rope: cos and sin must share a floating dtype, got cos " << cos.describe() << ", sin "
       << sin.describe();
   LATTE_CHECK(position_offset >= 0 && position_offset + tokens <= cos.size(0))
       << "rope: positions [" << position_offset << ", " << position_offset + tokens
       << ") exceed the table length " << cos.size(0);
+  // y = [x[..., :pass] | rope(x[..., pass:])]: each feature is read and written once.
   Tensor y = Tensor::empty(x.shape(), x.dtype(), x.device());
-  attention_kernels(x.device()).rope_forward(x, y, cos, sin, position_offset, interleave);
-  return record(
-      op, y, {x_in},
-      [cos, sin, position_offset, interleave](const Tensor& g) -> std::vector<Tensor> {
-        const Tensor dy = g.contiguous();
-        Tensor dx = Tensor::empty(dy.shape(), dy.dtype(), dy.device());
-        attention_kernels(dy.device()).rope_backward(dy, dx, cos, sin, position_offset, interleave);
-        return {dx};
-      });
+  if (pass > 0) y.narrow(3, 0, pass).copy_(x.narrow(3, 0, pass));
+  attention_kernels(x.device())
+      .rope_forward(x.narrow(3, pass, rotated), y.narrow(3, pass, rotated), cos, sin,
+                    position_offset, interleave);
+  return record(op, y, {x_in},
+                [cos, sin, position_offset, interleave, pass,
+                 rotated](const Tensor& g) -> std::vector<Tensor> {
+                  const Tensor dy = with_unit_last_stride(g);
+                  Tensor dx = Tensor::empty(dy.shape(), dy.dtype(), dy.device());
+                  if (pass > 0) dx.narrow(3, 0, pass).copy_(dy.narrow(3, 0, pass));
+                  attention_kernels(dy.device())
+                      .rope_backward(dy.narrow(3, pass, rotated), dx.narrow(3, pass, rotated), cos,
+                                     sin, position_offset, interleave);
+                  return {dx};
+                });
 }
 
 }  // namespace latte::ops

@@ -161,6 +161,10 @@ std::vector<OpCase> build() {
                  const RopeTestTables t = rope_test_tables(x[0], 3, 3);
                  return ops::rope(x[0].narrow(3, 4, 6), t.cos, t.sin, 0, false);
                }});
+  c.push_back({"rope_pass_through_prefix", {{2, 3, 2, 10}}, [](V x) {
+                 const RopeTestTables t = rope_test_tables(x[0], 4, 3);
+                 return ops::rope(x[0], t.cos, t.sin, 1, true, 4);
+               }});
   return c;
 }
 
