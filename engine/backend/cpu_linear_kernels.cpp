@@ -11,11 +11,6 @@ namespace {
 
 namespace k = kernels::cpu;
 
-template <typename T>
-T* matrix(const MatrixStack& s) {
-  return s.tensor.data<T>() + s.offset;
-}
-
 class CpuLinearKernels final : public LinearKernels {
  public:
   void gemm(bool trans_a, bool trans_b, int64_t batch, int64_t m, int64_t n, int64_t k,
@@ -23,9 +18,9 @@ class CpuLinearKernels final : public LinearKernels {
             const MatrixStack& c) const override {
     visit_float(c.tensor.dtype(), "gemm", [&](auto tag) {
       using T = decltype(tag);
-      k::gemm_batched<T>(trans_a, trans_b, batch, m, n, k, static_cast<T>(alpha), matrix<T>(a),
-                         a.ld, a.batch_stride, matrix<T>(b), b.ld, b.batch_stride,
-                         static_cast<T>(beta), matrix<T>(c), c.ld, c.batch_stride);
+      k::gemm_batched<T>(trans_a, trans_b, batch, m, n, k, static_cast<T>(alpha), a.data<T>(), a.ld,
+                         a.batch_stride, b.data<T>(), b.ld, b.batch_stride, static_cast<T>(beta),
+                         c.data<T>(), c.ld, c.batch_stride);
     });
   }
 

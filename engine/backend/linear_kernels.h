@@ -18,6 +18,12 @@ struct MatrixStack {
   int64_t offset = 0;
   int64_t ld = 0;
   int64_t batch_stride = 0;
+
+  // The first matrix's first element.
+  template <typename T>
+  T* data() const {
+    return tensor.data<T>() + offset;
+  }
 };
 
 class LinearKernels {

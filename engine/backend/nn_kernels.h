@@ -6,10 +6,12 @@
 // (so the gradient of a CUDA loss, dloss, is fp32 too).
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <optional>
 
 #include "engine/backend/backend.h"
+#include "engine/error.h"
 #include "engine/tensor.h"
 
 namespace latte {
@@ -39,6 +41,20 @@ inline std::optional<int64_t> uniform_row_stride(const Tensor& x) {
     inner_rows *= x.size(d);
   }
   return row_stride.value_or(cols);
+}
+
+// The number of rows of x's last dimension.
+inline int64_t rows_of(const Tensor& x) {
+  return x.numel() / std::max<int64_t>(x.size(-1), 1);
+}
+
+// uniform_row_stride(x) for the RMSNorm tables, or latte::Error naming `op` when the rows do not
+// fold into one stride (the op passes such an x as a contiguous copy).
+inline int64_t rms_norm_row_stride(const char* op, const Tensor& x) {
+  const std::optional<int64_t> stride = uniform_row_stride(x);
+  LATTE_CHECK(stride.has_value()) << op << ": the rows of " << x.describe()
+                                  << " are not uniformly strided with a contiguous last dimension";
+  return *stride;
 }
 
 class NnKernels {

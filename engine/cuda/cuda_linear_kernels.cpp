@@ -11,11 +11,6 @@ namespace {
 
 namespace kc = kernels::cuda;
 
-template <typename T>
-T* matrix(const MatrixStack& s) {
-  return s.tensor.data<T>() + s.offset;
-}
-
 class CudaLinearKernels final : public LinearKernels {
  public:
   void gemm(bool trans_a, bool trans_b, int64_t batch, int64_t m, int64_t n, int64_t k,
@@ -24,9 +19,9 @@ class CudaLinearKernels final : public LinearKernels {
     visit_gpu_float(c.tensor.dtype(), "gemm", [&](auto tag) {
       using T = decltype(tag);
       kc::gemm_batched<T>(blas(), stream(), trans_a, trans_b, batch, m, n, k,
-                          static_cast<float>(alpha), matrix<T>(a), a.ld, a.batch_stride,
-                          matrix<T>(b), b.ld, b.batch_stride, static_cast<float>(beta),
-                          matrix<T>(c), c.ld, c.batch_stride);
+                          static_cast<float>(alpha), a.data<T>(), a.ld, a.batch_stride, b.data<T>(),
+                          b.ld, b.batch_stride, static_cast<float>(beta), c.data<T>(), c.ld,
+                          c.batch_stride);
     });
   }
 

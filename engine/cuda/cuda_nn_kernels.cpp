@@ -22,18 +22,6 @@ namespace {
 
 namespace k = kernels::cuda;
 
-int64_t rows_of(const Tensor& x, int64_t cols) {
-  return x.numel() / std::max<int64_t>(cols, 1);
-}
-
-// The row stride of RMSNorm's x, which the op passes only when its rows are uniformly strided.
-int64_t row_stride_of(const char* op, const Tensor& x) {
-  const std::optional<int64_t> stride = uniform_row_stride(x);
-  LATTE_CHECK(stride.has_value()) << op << ": the rows of " << x.describe()
-                                  << " are not uniformly strided with a contiguous last dimension";
-  return *stride;
-}
-
 class CudaNnKernels final : public NnKernels {
  public:
   void embedding_forward(const Tensor& ids, const Tensor& weight,
@@ -61,8 +49,8 @@ class CudaNnKernels final : public NnKernels {
 
   Tensor rms_norm_forward(const Tensor& x, const Tensor& weight, const Tensor& y,
                           double eps) const override {
-    const int64_t cols = x.size(-1), rows = rows_of(x, cols);
-    const int64_t stride = row_stride_of("rms_norm", x);
+    const int64_t cols = x.size(-1), rows = rows_of(x);
+    const int64_t stride = rms_norm_row_stride("rms_norm", x);
     Tensor rstd = Tensor::empty(Shape{rows}, DType::F32, Device::CUDA);
     visit_gpu_float(x.dtype(), "rms_norm", [&](auto tag) {
       using T = decltype(tag);
@@ -74,8 +62,8 @@ class CudaNnKernels final : public NnKernels {
 
   void rms_norm_backward(const Tensor& x, const Tensor& weight, const Tensor& rstd,
                          const Tensor& dy, const Tensor& dx, const Tensor& dweight) const override {
-    const int64_t cols = x.size(-1), rows = rows_of(x, cols);
-    const int64_t stride = row_stride_of("rms_norm backward", x);
+    const int64_t cols = x.size(-1), rows = rows_of(x);
+    const int64_t stride = rms_norm_row_stride("rms_norm backward", x);
     visit_gpu_float(x.dtype(), "rms_norm backward", [&](auto tag) {
       using T = decltype(tag);
       k::rms_norm_backward(x.data<T>(), stride, weight.data<T>(), rstd.data<float>(), dy.data<T>(),
@@ -87,7 +75,7 @@ class CudaNnKernels final : public NnKernels {
     const int64_t cols = x.size(-1);
     visit_gpu_float(x.dtype(), "softmax", [&](auto tag) {
       using T = decltype(tag);
-      k::softmax_forward(x.data<T>(), y.data<T>(), rows_of(x, cols), cols, stream());
+      k::softmax_forward(x.data<T>(), y.data<T>(), rows_of(x), cols, stream());
     });
   }
 
@@ -95,14 +83,13 @@ class CudaNnKernels final : public NnKernels {
     const int64_t cols = y.size(-1);
     visit_gpu_float(y.dtype(), "softmax backward", [&](auto tag) {
       using T = decltype(tag);
-      k::softmax_backward(y.data<T>(), dy.data<T>(), dx.data<T>(), rows_of(y, cols), cols,
-                          stream());
+      k::softmax_backward(y.data<T>(), dy.data<T>(), dx.data<T>(), rows_of(y), cols, stream());
     });
   }
 
   CrossEntropyForward cross_entropy_forward(const Tensor& logits, const Tensor& targets,
                                             int64_t ignore_index) const override {
-    const int64_t vocab = logits.size(-1), rows = rows_of(logits, vocab);
+    const int64_t vocab = logits.size(-1), rows = rows_of(logits);
     // A bad target reads as 0 (a valid id whenever there are rows) until it is reported.
     const Tensor safe = ids_.sanitize("cross_entropy", targets, vocab, ignore_index, 0);
     Tensor lse = Tensor::empty(Shape{rows}, DType::F32, Device::CUDA);
@@ -123,7 +110,7 @@ class CudaNnKernels final : public NnKernels {
   void cross_entropy_backward(const Tensor& logits, const Tensor& targets, const Tensor& lse,
                               const Tensor& counted, const Tensor& dloss, const Tensor& dlogits,
                               int64_t ignore_index) const override {
-    const int64_t vocab = logits.size(-1), rows = rows_of(logits, vocab);
+    const int64_t vocab = logits.size(-1), rows = rows_of(logits);
     const Tensor g = dloss.dtype() == DType::F32 ? dloss : dloss.to(DType::F32);
     const Tensor scale = Tensor::empty(Shape{}, DType::F32, Device::CUDA);
     k::cross_entropy_grad_scale(g.data<float>(), counted.data<int64_t>(), scale.data<float>(),
