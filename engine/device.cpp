@@ -16,9 +16,6 @@ void device_fill(const Tensor& dst, double value) {
 bool cuda_available() {
   return cuda::device_count() > 0;
 }
-bool cuda_built() {
-  return true;
-}
 void synchronize(Device device) {
   if (device == Device::CUDA) cuda::synchronize();
 }
@@ -33,10 +30,16 @@ void device_fill(const Tensor& dst, double) {
 bool cuda_available() {
   return false;
 }
-bool cuda_built() {
-  return false;
-}
 void synchronize(Device) {}
 #endif
+
+void require_cuda(const std::string& what) {
+#ifdef LATTE_WITH_CUDA
+  const char* why = "";
+#else
+  const char* why = " (latte was built without the CUDA backend)";
+#endif
+  LATTE_CHECK(cuda_available()) << what << ": no usable CUDA device" << why;
+}
 
 }  // namespace latte

@@ -2,6 +2,8 @@
 // are in tensor.cpp; these route to the CUDA runtime when latte is built with it.
 #pragma once
 
+#include <string>
+
 #include "engine/tensor.h"
 
 namespace latte {
@@ -12,8 +14,9 @@ void device_copy(const Tensor& src, const Tensor& dst);
 void device_fill(const Tensor& dst, double value);
 // Whether a CUDA device is usable in this process.
 bool cuda_available();
-// Whether this latte was built with the CUDA backend.
-bool cuda_built();
+// Throws latte::Error "<what>: no usable CUDA device" (saying when latte was built without the
+// CUDA backend) unless cuda_available().
+void require_cuda(const std::string& what);
 // Waits for the work queued on `device` (a no-op for the CPU); kernel faults surface here.
 void synchronize(Device device);
 

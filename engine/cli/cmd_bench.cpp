@@ -72,8 +72,7 @@ Device bench_device(const std::string& bench, const BenchOptions& options) {
   LATTE_CHECK(options.device == "cpu" || options.device == "cuda")
       << "bench " << bench << ": --device expects cpu or cuda, got '" << options.device << "'";
   if (options.device == "cpu") return Device::CPU;
-  LATTE_CHECK(cuda_available()) << "bench " << bench << " --device cuda: no usable CUDA device"
-                                << (cuda_built() ? "" : " (latte was built without CUDA)");
+  require_cuda("bench " + bench + " --device cuda");
   return Device::CUDA;
 }
 

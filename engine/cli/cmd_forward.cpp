@@ -38,8 +38,7 @@ Device parse_device(const std::string& name, DType dtype) {
     return Device::CPU;
   }
   LATTE_CHECK(dtype != DType::F64) << "--dtype float64 runs on the CPU only";
-  LATTE_CHECK(cuda_available()) << "--device cuda: no usable CUDA device"
-                                << (cuda_built() ? "" : " (latte was built without CUDA)");
+  require_cuda("--device cuda");
   return Device::CUDA;
 }
 

@@ -52,10 +52,7 @@ struct Placement {
 Placement placement_of(const TrainSection& tc) {
   Placement p;
   if (tc.device == "cuda") {
-    LATTE_CHECK(cuda_available()) << "train.device = \"cuda\": no usable CUDA device"
-                                  << (cuda_built()
-                                          ? ""
-                                          : " (this latte was built without the CUDA backend)");
+    require_cuda("train.device = \"cuda\"");
     p.device = Device::CUDA;
   }
   if (tc.dtype == "float64") p.params = p.compute = DType::F64;
