@@ -11,6 +11,7 @@
 // line per measurement for tools/gpu_check.sh (naive is reported as failed where memory does not
 // allow it).
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdio>
 #include <functional>
@@ -45,23 +46,69 @@ double peak_bytes_during(Device device, const std::function<void()>& fn) {
 
 constexpr double kMiB = 1024.0 * 1024.0;
 
+// fwd+bwd counts 3.5x the forward for both kernels: flash's backward recomputes q kᵀ and does 5
+// matmuls against the forward's 2 (naive's does 4), so equal counts make FLOP/s an inverse time.
+constexpr double kBackwardFactor = 2.5;
+const char* const kPassNames[2] = {"fwd", "fwd+bwd"};
+
+// The FLOPs of the two passes at one shape: fwd = 2·B·H·P·(qk+v) over the P = T(T+1)/2 causal
+// (query, key) pairs, fwd+bwd = (1 + kBackwardFactor) x fwd.
+std::array<double, 2> pass_flops(int64_t B, int64_t H, int64_t T, int64_t qk, int64_t vd) {
+  const double pairs = static_cast<double>(T) * static_cast<double>(T + 1) / 2;
+  const double forward = 2.0 * B * H * pairs * (qk + vd);
+  return {forward, forward * (1.0 + kBackwardFactor)};
+}
+
+void print_pass_conventions(const char* extra) {
+  std::printf(
+      "passes: fwd with grad recording off; fwd+bwd through autograd (run_backward with a seed "
+      "dO)\nFLOPs: fwd = 2·B·H·P·(qk+v), P = T(T+1)/2 causal (query, key) pairs; fwd+bwd = %.1f "
+      "x fwd for both kernels%s\n",
+      1.0 + kBackwardFactor, extra);
+}
+
+// The inputs of one shape (q, k, v requiring gradients; dO) and the two timed passes over them.
+struct AttentionInputs {
+  Tensor q, k, v, d_o;
+
+  AttentionInputs(int64_t B, int64_t T, int64_t H, int64_t qk, int64_t vd, uint64_t seed,
+                  DType dtype, Device device) {
+    Generator gen(seed);
+    q = randn({B, T, H, qk}, gen, 0.0, 1.0, dtype, device);
+    k = randn({B, T, H, qk}, gen, 0.0, 1.0, dtype, device);
+    v = randn({B, T, H, vd}, gen, 0.0, 1.0, dtype, device);
+    d_o = randn({B, T, H, vd}, gen, 0.0, 1.0, dtype, device);
+    for (Tensor* t : {&q, &k, &v}) t->set_requires_grad(true);
+  }
+
+  void zero_grads() {
+    for (Tensor* t : {&q, &k, &v}) t->zero_grad();
+  }
+
+  // Pass 0: forward without recording; pass 1: forward and backward.
+  std::function<void()> pass(int index, double scale, ops::AttentionKernel kernel) {
+    if (index == 0)
+      return [this, scale, kernel] {
+        NoGradGuard no_grad;
+        Tensor o = ops::attention(q, k, v, scale, true, kernel);
+      };
+    return [this, scale, kernel] {
+      Tensor o = ops::attention(q, k, v, scale, true, kernel);
+      run_backward(o, d_o);
+    };
+  }
+};
+
 void bench_attention_cpu(const BenchOptions& options) {
   const int64_t B = 1, H = 8, qk = 64, vd = 64;
   const std::vector<int64_t> lengths =
       options.quick ? std::vector<int64_t>{32, 128, 512} : std::vector<int64_t>{256, 1024, 4096};
   const double scale = 1.0 / std::sqrt(static_cast<double>(qk));
-  // fwd+bwd counts 3.5x the forward for both kernels: flash's backward recomputes q kᵀ and does 5
-  // matmuls against the forward's 2 (naive's does 4), so equal counts make GFLOP/s an inverse time.
-  const double backward_factor = 2.5;
   std::printf("shape: B %lld, H %lld, qk %lld, v %lld, T %lld / %lld / %lld, causal, f32, cpu\n",
               static_cast<long long>(B), static_cast<long long>(H), static_cast<long long>(qk),
               static_cast<long long>(vd), static_cast<long long>(lengths[0]),
               static_cast<long long>(lengths[1]), static_cast<long long>(lengths[2]));
-  std::printf(
-      "passes: fwd with grad recording off; fwd+bwd through autograd (run_backward with a seed "
-      "dO)\nFLOPs: fwd = 2·B·H·P·(qk+v), P = T(T+1)/2 causal (query, key) pairs; fwd+bwd = %.1f "
-      "x fwd for both kernels\n",
-      1.0 + backward_factor);
+  print_pass_conventions("");
   std::printf(
       "peak: highest CPU-allocator bytes during one call above those held before it (the inputs "
       "q, k, v, dO): output, saved probabilities (naive) or logsumexp (flash), gradients and "
@@ -71,7 +118,6 @@ void bench_attention_cpu(const BenchOptions& options) {
   const ops::AttentionKernel kernels[2] = {ops::AttentionKernel::kNaive,
                                            ops::AttentionKernel::kFlash};
   const char* kernel_names[2] = {"naive", "flash"};
-  const char* pass_names[2] = {"fwd", "fwd+bwd"};
   // results[length][kernel][pass]
   std::vector<std::vector<std::vector<Measurement>>> results(
       lengths.size(), std::vector<std::vector<Measurement>>(2, std::vector<Measurement>(2)));
@@ -80,42 +126,23 @@ void bench_attention_cpu(const BenchOptions& options) {
               "GFLOP/s", "peak MiB");
   for (size_t li = 0; li < lengths.size(); ++li) {
     const int64_t T = lengths[li];
-    Generator gen(static_cast<uint64_t>(T));
-    Tensor q = randn({B, T, H, qk}, gen), k = randn({B, T, H, qk}, gen),
-           v = randn({B, T, H, vd}, gen);
-    const Tensor d_o = randn({B, T, H, vd}, gen);
-    for (Tensor* t : {&q, &k, &v}) t->set_requires_grad(true);
-    auto zero_grads = [&] {
-      for (Tensor* t : {&q, &k, &v}) t->zero_grad();
-    };
-    const double pairs = static_cast<double>(T) * static_cast<double>(T + 1) / 2;
-    const double forward_flops = 2.0 * B * H * pairs * (qk + vd);
-    const double flops[2] = {forward_flops, forward_flops * (1.0 + backward_factor)};
-
+    AttentionInputs in(B, T, H, qk, vd, static_cast<uint64_t>(T), DType::F32, Device::CPU);
+    const std::array<double, 2> flops = pass_flops(B, H, T, qk, vd);
     for (int ki = 0; ki < 2; ++ki) {
-      const ops::AttentionKernel kernel = kernels[ki];
-      const std::function<void()> passes[2] = {
-          [&] {
-            NoGradGuard no_grad;
-            Tensor o = ops::attention(q, k, v, scale, true, kernel);
-          },
-          [&] {
-            Tensor o = ops::attention(q, k, v, scale, true, kernel);
-            run_backward(o, d_o);
-          }};
       for (int pi = 0; pi < 2; ++pi) {
+        const std::function<void()> pass = in.pass(pi, scale, kernels[ki]);
         Measurement& m = results[li][ki][pi];
         m.time = time_it(
             [&] {
-              zero_grads();
-              passes[pi]();
+              in.zero_grads();
+              pass();
             },
             options.repeats);
-        zero_grads();
-        m.peak_bytes = peak_bytes_during(Device::CPU, passes[pi]);
-        zero_grads();
+        in.zero_grads();
+        m.peak_bytes = peak_bytes_during(Device::CPU, pass);
+        in.zero_grads();
         std::printf("%6lld  %-6s %-8s %10.2f %10.2f %9.1f %10.2f\n", static_cast<long long>(T),
-                    kernel_names[ki], pass_names[pi], m.time.best_s * 1e3, m.time.median_s * 1e3,
+                    kernel_names[ki], kPassNames[pi], m.time.best_s * 1e3, m.time.median_s * 1e3,
                     flops[pi] / m.time.best_s * 1e-9, m.peak_bytes / kMiB);
         std::fflush(stdout);
       }
@@ -155,7 +182,6 @@ void bench_attention_cuda(const BenchOptions& options) {
   const int64_t head_dims[3][2] = {{64, 64}, {128, 128}, {192, 128}};
   const std::vector<int64_t> lengths =
       options.quick ? std::vector<int64_t>{256, 1024} : std::vector<int64_t>{1024, 4096, 8192};
-  const double backward_factor = 2.5;  // as on the CPU: fwd+bwd counts 3.5 forwards
   Allocator& allocator = allocator_for(Device::CUDA);
   std::string lengths_text;
   for (int64_t T : lengths) lengths_text += (lengths_text.empty() ? "" : " / ") + std::to_string(T);
@@ -163,11 +189,10 @@ void bench_attention_cuda(const BenchOptions& options) {
       "shape: B %lld, H %lld, T %s, head dims (qk, v) (64, 64) / (128, 128) / (192, 128), causal, "
       "bf16 (fp32 accumulation and logsumexp), cuda\n",
       static_cast<long long>(B), static_cast<long long>(H), lengths_text.c_str());
-  std::printf(
-      "passes: fwd with grad recording off; fwd+bwd through autograd (run_backward with a seed "
-      "dO)\nFLOPs: fwd = 2·B·H·P·(qk+v), P = T(T+1)/2 causal (query, key) pairs; fwd+bwd = %.1f "
-      "x fwd for both kernels; TFLOP/s from the best time, %% of --peak-tflops %.1f\n",
-      1.0 + backward_factor, options.peak_tflops);
+  char peak_text[96];
+  std::snprintf(peak_text, sizeof peak_text,
+                "; TFLOP/s from the best time, %% of --peak-tflops %.1f", options.peak_tflops);
+  print_pass_conventions(peak_text);
   std::printf(
       "time: each of %d timings is the mean of back-to-back calls filling >= %.0f ms between two "
       "waits for the GPU; best and median reported\n",
@@ -180,7 +205,6 @@ void bench_attention_cuda(const BenchOptions& options) {
   const ops::AttentionKernel kernels[2] = {ops::AttentionKernel::kFlash,
                                            ops::AttentionKernel::kNaive};
   const char* kernel_names[2] = {"flash", "naive"};
-  const char* pass_names[2] = {"fwd", "fwd+bwd"};
   const char* bench_names[2][2] = {{"flash_fwd", "flash_fwd_bwd"}, {"naive_fwd", "naive_fwd_bwd"}};
   std::printf("%-10s %6s  %-6s %-8s %10s %10s %9s %7s %10s\n", "d(qk,v)", "T", "kernel", "pass",
               "best ms", "median ms", "TFLOP/s", "% peak", "peak MiB");
@@ -193,50 +217,32 @@ void bench_attention_cuda(const BenchOptions& options) {
     for (const int64_t T : lengths) {
       // The previous shape's cached blocks go back to the device before this one allocates.
       allocator.release_cached();
-      Generator gen(static_cast<uint64_t>(T * 1000 + qk));
-      Tensor q = randn({B, T, H, qk}, gen, 0.0, 1.0, DType::BF16, Device::CUDA),
-             k = randn({B, T, H, qk}, gen, 0.0, 1.0, DType::BF16, Device::CUDA),
-             v = randn({B, T, H, vd}, gen, 0.0, 1.0, DType::BF16, Device::CUDA);
-      const Tensor d_o = randn({B, T, H, vd}, gen, 0.0, 1.0, DType::BF16, Device::CUDA);
-      for (Tensor* t : {&q, &k, &v}) t->set_requires_grad(true);
-      auto zero_grads = [&] {
-        for (Tensor* t : {&q, &k, &v}) t->zero_grad();
-      };
-      const double pairs = static_cast<double>(T) * static_cast<double>(T + 1) / 2;
-      const double forward_flops = 2.0 * B * H * pairs * (qk + vd);
-      const double flops[2] = {forward_flops, forward_flops * (1.0 + backward_factor)};
-
+      AttentionInputs in(B, T, H, qk, vd, static_cast<uint64_t>(T * 1000 + qk), DType::BF16,
+                         Device::CUDA);
+      const std::array<double, 2> flops = pass_flops(B, H, T, qk, vd);
       for (int ki = 0; ki < 2; ++ki) {
         const ops::AttentionKernel kernel = kernels[ki];
-        const std::function<void()> passes[2] = {
-            [&] {
-              NoGradGuard no_grad;
-              Tensor o = ops::attention(q, k, v, scale, true, kernel);
-            },
-            [&] {
-              Tensor o = ops::attention(q, k, v, scale, true, kernel);
-              run_backward(o, d_o);
-            }};
         for (int pi = 0; pi < 2; ++pi) {
+          const std::function<void()> pass = in.pass(pi, scale, kernel);
           Measurement m;
           try {
             m.time = time_on_device(
                 [&] {
-                  zero_grads();
-                  passes[pi]();
+                  in.zero_grads();
+                  pass();
                 },
                 options.repeats, Device::CUDA);
-            zero_grads();
-            m.peak_bytes = peak_bytes_during(Device::CUDA, passes[pi]);
-            zero_grads();
+            in.zero_grads();
+            m.peak_bytes = peak_bytes_during(Device::CUDA, pass);
+            in.zero_grads();
           } catch (const Error& e) {
             // The naive kernel's [B, H, T, T] probabilities may not fit the GPU: reported, not
             // fatal. Flash has no such excuse.
             if (kernel == ops::AttentionKernel::kFlash) throw;
-            zero_grads();
+            in.zero_grads();
             allocator.release_cached();
             std::printf("%-10s %6lld  %-6s %-8s not run: %s\n", dims_text,
-                        static_cast<long long>(T), kernel_names[ki], pass_names[pi], e.what());
+                        static_cast<long long>(T), kernel_names[ki], kPassNames[pi], e.what());
             std::printf("BENCH name=%s qk=%lld v=%lld T=%lld error=1\n", bench_names[ki][pi],
                         static_cast<long long>(qk), static_cast<long long>(vd),
                         static_cast<long long>(T));
@@ -245,7 +251,7 @@ void bench_attention_cuda(const BenchOptions& options) {
           }
           const double tflops = flops[pi] / m.time.best_s * 1e-12;
           std::printf("%-10s %6lld  %-6s %-8s %10.3f %10.3f %9.1f %6.1f%% %10.1f\n", dims_text,
-                      static_cast<long long>(T), kernel_names[ki], pass_names[pi],
+                      static_cast<long long>(T), kernel_names[ki], kPassNames[pi],
                       m.time.best_s * 1e3, m.time.median_s * 1e3, tflops,
                       100.0 * tflops / options.peak_tflops, m.peak_bytes / kMiB);
           std::printf(

@@ -19,16 +19,6 @@ namespace {
 using kernels::cpu::BinaryOp;
 using Dims = std::vector<int64_t>;
 
-template <typename T>
-constexpr bool is_bf16() {
-  return !std::is_same_v<T, float>;
-}
-
-template <typename T>
-std::string type_name() {
-  return is_bf16<T>() ? "bf16" : "f32";
-}
-
 std::string str(const Dims& d) {
   std::string s = "[";
   for (size_t i = 0; i < d.size(); ++i) s += (i ? ", " : "") + std::to_string(d[i]);

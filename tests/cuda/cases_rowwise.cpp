@@ -30,16 +30,6 @@ namespace {
 
 using kernels::cpu::AttentionLayout;
 
-template <typename T>
-constexpr bool is_bf16() {
-  return !std::is_same_v<T, float>;
-}
-
-template <typename T>
-std::string type_name() {
-  return is_bf16<T>() ? "bf16" : "f32";
-}
-
 // ---- RoPE ----
 // float: a*c - b*s with or without a fused multiply-add differs by about one ulp of the products
 // (inputs and tables are in [-1, 1]): 1e-6. bf16: one output rounding.

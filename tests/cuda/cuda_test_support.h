@@ -59,6 +59,16 @@ std::vector<float> to_float(const std::vector<bf16>& x);
 // x rounded to the nearest bf16 (as float): the values a bf16 kernel actually reads.
 std::vector<float> round_bf16(const std::vector<float>& x);
 
+// Whether a kernel's element type T (float or bf16) is bf16, and its name in case names.
+template <typename T>
+constexpr bool is_bf16() {
+  return !std::is_same_v<T, float>;
+}
+template <typename T>
+std::string type_name() {
+  return is_bf16<T>() ? "bf16" : "f32";
+}
+
 // Host data in a kernel's element type T (float or bf16) and back to float.
 template <typename T>
 std::vector<T> as_type(const std::vector<float>& x) {
