@@ -5,6 +5,7 @@
 
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/device_common.cuh"
+#include "kernels/cuda/merged_dims.h"
 
 namespace latte::kernels::cuda {
 
@@ -13,13 +14,6 @@ namespace {
 using namespace detail;
 
 constexpr int kThreads = 256;
-
-struct CopyGeometry {
-  int64_t shape[kMaxCopyRank];
-  int64_t src_strides[kMaxCopyRank];
-  int64_t dst_strides[kMaxCopyRank];
-  int rank;
-};
 
 // Element conversion on the device: bf16 goes through float, everything else is a cast.
 template <typename Dst, typename Src>
@@ -37,15 +31,15 @@ __device__ __forceinline__ Dst convert(Src v) {
 
 template <typename Src, typename Dst>
 __global__ void strided_copy_kernel(const Src* __restrict__ src, Dst* __restrict__ dst,
-                                    const CopyGeometry g, int64_t n) {
+                                    const MergedDims g, int64_t n) {
   for (int64_t idx = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; idx < n;
        idx += static_cast<int64_t>(gridDim.x) * blockDim.x) {
     int64_t rest = idx, s = 0, d = 0;
     for (int dim = g.rank - 1; dim >= 0; --dim) {
       const int64_t i = rest % g.shape[dim];
       rest /= g.shape[dim];
-      s += i * g.src_strides[dim];
-      d += i * g.dst_strides[dim];
+      s += i * g.a_stride[dim];
+      d += i * g.b_stride[dim];
     }
     dst[d] = convert<Dst>(src[s]);
   }
@@ -58,17 +52,6 @@ __global__ void dense_copy_kernel(const Src* __restrict__ src, Dst* __restrict__
   for (int64_t idx = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; idx < n;
        idx += static_cast<int64_t>(gridDim.x) * blockDim.x)
     dst[idx] = convert<Dst>(src[idx]);
-}
-
-// Whether both stride arrays are the row-major strides of `shape` (size-1 dims ignored).
-bool both_dense(const CopyGeometry& g) {
-  int64_t expected = 1;
-  for (int d = g.rank - 1; d >= 0; --d) {
-    if (g.shape[d] == 1) continue;
-    if (g.src_strides[d] != expected || g.dst_strides[d] != expected) return false;
-    expected *= g.shape[d];
-  }
-  return true;
 }
 
 template <typename T>
@@ -85,17 +68,11 @@ void strided_copy(const Src* src, const int64_t* src_strides, Dst* dst, const in
                   const int64_t* shape, int rank, cudaStream_t stream) {
   LATTE_CHECK(rank >= 0 && rank <= kMaxCopyRank)
       << "cuda strided_copy: rank " << rank << " exceeds " << kMaxCopyRank;
-  CopyGeometry g{};
-  g.rank = rank;
   int64_t n = 1;
-  for (int d = 0; d < rank; ++d) {
-    g.shape[d] = shape[d];
-    g.src_strides[d] = src_strides[d];
-    g.dst_strides[d] = dst_strides[d];
-    n *= shape[d];
-  }
+  for (int d = 0; d < rank; ++d) n *= shape[d];
   if (n == 0) return;
-  if (both_dense(g))
+  const MergedDims g = merge_dims(shape, rank, src_strides, dst_strides);
+  if (g.dense())
     dense_copy_kernel<<<grid_for(n, kThreads), kThreads, 0, stream>>>(device_ptr(src),
                                                                       device_ptr(dst), n);
   else

@@ -2,8 +2,9 @@
 // the device side of Tensor::copy_, contiguous(), to(dtype) and fill_.
 // How it computes: one thread per destination element in a grid-stride loop; the flat index is
 // split into coordinates (row-major over `shape`) and each side's offset is the dot product with
-// its strides; when both operands are dense over the shape (whole-tensor dtype casts), element i
-// goes to element i without that arithmetic. Conversions go through float (bf16) or are plain
+// its strides, over the dimensions both operands can merge (kernels/cuda/merged_dims.h); when
+// they merge into one dense run (whole-tensor dtype casts), element i goes to element i without
+// that arithmetic. Conversions go through float (bf16) or are plain
 // casts.
 #pragma once
 
@@ -12,10 +13,11 @@
 #include <cstdint>
 
 #include "kernels/cpu/bf16.h"
+#include "kernels/cuda/merged_dims.h"
 
 namespace latte::kernels::cuda {
 
-inline constexpr int kMaxCopyRank = 6;
+inline constexpr int kMaxCopyRank = kMaxMergedRank;
 
 // dst[i] = convert(src[i]) over an n-d index space `shape` (rank <= 6) with element strides.
 // Src, Dst in {float, double, latte::bf16, int32_t, int64_t}. The shape and strides are host

@@ -4,6 +4,7 @@
 
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/device_common.cuh"
+#include "kernels/cuda/merged_dims.h"
 
 namespace latte::kernels::cuda {
 
@@ -54,42 +55,6 @@ __device__ __forceinline__ int64_t grid_step() {
 
 // ---- binary ops ----
 
-// The index space of a binary op after merging dimensions: sizes and both operands' strides.
-struct BinaryGeometry {
-  int rank = 0;
-  int64_t shape[kMaxElementwiseRank];
-  int64_t a_stride[kMaxElementwiseRank];
-  int64_t b_stride[kMaxElementwiseRank];
-};
-
-// Drops size-1 dimensions and merges a dimension into the one before it when both operands
-// continue contiguously across the pair (out is contiguous, so it always does).
-BinaryGeometry merge_dims(const int64_t* shape, int rank, const int64_t* a_strides,
-                          const int64_t* b_strides) {
-  BinaryGeometry g;
-  for (int d = 0; d < rank; ++d) {
-    if (shape[d] == 1) continue;
-    const int last = g.rank - 1;
-    if (last >= 0 && g.a_stride[last] == a_strides[d] * shape[d] &&
-        g.b_stride[last] == b_strides[d] * shape[d]) {
-      g.shape[last] *= shape[d];
-      g.a_stride[last] = a_strides[d];
-      g.b_stride[last] = b_strides[d];
-      continue;
-    }
-    g.shape[g.rank] = shape[d];
-    g.a_stride[g.rank] = a_strides[d];
-    g.b_stride[g.rank] = b_strides[d];
-    ++g.rank;
-  }
-  if (g.rank == 0) {  // a single element
-    g.shape[0] = 1;
-    g.a_stride[0] = g.b_stride[0] = 0;
-    g.rank = 1;
-  }
-  return g;
-}
-
 template <BinaryOp Op>
 __device__ __forceinline__ float apply(float a, float b) {
   if constexpr (Op == BinaryOp::kAdd)
@@ -102,8 +67,8 @@ __device__ __forceinline__ float apply(float a, float b) {
 
 template <typename T, BinaryOp Op>
 __global__ void __launch_bounds__(kThreads)
-    binary_kernel(const BinaryGeometry g, int64_t n, const T* __restrict__ a,
-                  const T* __restrict__ b, T* __restrict__ out) {
+    binary_kernel(const MergedDims g, int64_t n, const T* __restrict__ a, const T* __restrict__ b,
+                  T* __restrict__ out) {
   for (int64_t i = grid_start(); i < n; i += grid_step()) {
     int64_t rest = i, oa = 0, ob = 0;
     for (int d = g.rank - 1; d > 0; --d) {
@@ -119,7 +84,7 @@ __global__ void __launch_bounds__(kThreads)
 }
 
 template <typename T, BinaryOp Op>
-void launch_binary(const BinaryGeometry& g, int64_t n, const T* a, const T* b, T* out,
+void launch_binary(const MergedDims& g, int64_t n, const T* a, const T* b, T* out,
                    cudaStream_t stream) {
   binary_kernel<T, Op><<<grid_for(n, kThreads), kThreads, 0, stream>>>(g, n, a, b, out);
   LATTE_CUDA_CHECK_LAUNCH();
@@ -306,7 +271,7 @@ template <typename T>
 void binary_op(BinaryOp op, const int64_t* shape, int rank, const T* a, const int64_t* a_strides,
                const T* b, const int64_t* b_strides, T* out, cudaStream_t stream) {
   if (any_zero(shape, rank)) return;
-  const BinaryGeometry g = merge_dims(shape, rank, a_strides, b_strides);
+  const MergedDims g = merge_dims(shape, rank, a_strides, b_strides);
   int64_t n = 1;
   for (int d = 0; d < g.rank; ++d) n *= g.shape[d];
   using D = DeviceType<T>;

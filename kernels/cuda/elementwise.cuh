@@ -25,10 +25,11 @@
 
 #include "kernels/cpu/bf16.h"
 #include "kernels/cpu/elementwise.h"
+#include "kernels/cuda/merged_dims.h"
 
 namespace latte::kernels::cuda {
 
-inline constexpr int kMaxElementwiseRank = 6;
+inline constexpr int kMaxElementwiseRank = kMaxMergedRank;
 inline constexpr int kSumPartials = 1024;  // doubles of sum_all's workspace
 
 // out[i] = a[i] (op) b[i] over `shape` (rank <= 6, host array); out contiguous, a and b read
