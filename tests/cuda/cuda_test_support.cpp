@@ -106,4 +106,10 @@ std::string mismatch_report(const std::vector<int32_t>& got, const std::vector<i
   return compare_exact(got, want);
 }
 
+std::string tensor_mismatch(const Tensor& gpu, const Tensor& cpu, double rtol, double atol) {
+  if (gpu.shape() != cpu.shape())
+    return "shape " + gpu.shape().str() + " on the GPU, " + cpu.shape().str() + " on the CPU";
+  return mismatch_report(gpu.to_vector<double>(), cpu.to_vector<double>(), rtol, atol);
+}
+
 }  // namespace latte::test

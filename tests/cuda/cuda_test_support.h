@@ -11,6 +11,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "engine/tensor.h"
 #include "kernels/cpu/bf16.h"
 #include "kernels/cuda/cuda_check.h"
 
@@ -110,6 +111,9 @@ std::string mismatch_report(const std::vector<float>& got, const std::vector<flo
                             double rtol, double atol);
 std::string mismatch_report(const std::vector<double>& got, const std::vector<double>& want,
                             double rtol, double atol);
+// mismatch_report of a GPU tensor against its CPU twin (any dtypes, read as double), with a
+// message about the shapes when they differ.
+std::string tensor_mismatch(const Tensor& gpu, const Tensor& cpu, double rtol, double atol);
 // Exact equality for integer outputs.
 std::string mismatch_report(const std::vector<int64_t>& got, const std::vector<int64_t>& want);
 std::string mismatch_report(const std::vector<int32_t>& got, const std::vector<int32_t>& want);

@@ -5,12 +5,11 @@
 // of the op table run on both devices in test_ops_on_cuda.cpp.)
 #include <doctest/doctest.h>
 
-#include <algorithm>
 #include <cmath>
-#include <sstream>
 #include <string>
 #include <vector>
 
+#include "cuda/cuda_test_support.h"
 #include "engine/cuda/cuda_runtime.h"
 #include "engine/ops.h"
 #include "engine/random.h"
@@ -31,25 +30,9 @@ Tensor leaf(const Tensor& t, DType dtype, Device device) {
   return out;
 }
 
-// "" when |gpu - cpu| <= tol * (|cpu| + max |cpu|) everywhere, else the worst element.
+// "" when |gpu - cpu| <= tol · (|cpu| + max |cpu|) everywhere, else the worst element.
 std::string compare(const Tensor& gpu, const Tensor& cpu, double tol) {
-  if (gpu.shape() != cpu.shape())
-    return "shape " + gpu.shape().str() + " on the GPU, " + cpu.shape().str() + " on the CPU";
-  const std::vector<float> a = gpu.to_vector<float>(), b = cpu.to_vector<float>();
-  double scale = 0;
-  for (float v : b) scale = std::max(scale, std::abs(static_cast<double>(v)));
-  double worst = 0;
-  size_t at = 0;
-  for (size_t i = 0; i < a.size(); ++i) {
-    const double share =
-        std::abs(static_cast<double>(a[i]) - b[i]) / (tol * (std::abs(b[i]) + scale));
-    if (!(share <= worst)) worst = share, at = i;  // also catches NaN
-  }
-  if (worst <= 1.0) return "";
-  std::ostringstream s;
-  s << "element " << at << ": GPU " << a[at] << ", CPU " << b[at] << " (" << worst
-    << " times the allowed error)";
-  return s.str();
+  return tensor_mismatch(gpu, cpu, tol, tol * max_abs(cpu.to_vector<float>()));
 }
 
 // sum(y * upstream) in f32 on y's device, backpropagated.
