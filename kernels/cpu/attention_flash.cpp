@@ -11,8 +11,6 @@
 
 namespace latte::kernels::cpu {
 
-using detail::leading_dim;
-
 namespace {
 
 int64_t ceil_div(int64_t a, int64_t b) {
@@ -92,11 +90,7 @@ struct BackwardPass {
   const T* delta;  // rowsum(d_o * o), [batch, q_heads, q_len]
   T *dq, *dk, *dv;
   int64_t br, bc;  // query rows and key columns per tile
-
-  int64_t ldq() const { return leading_dim(p.q.token_stride, p.qk_dim); }
-  int64_t ldk() const { return leading_dim(p.k.token_stride, p.qk_dim); }
-  int64_t ldv() const { return leading_dim(p.v.token_stride, p.v_dim); }
-  int64_t ldo() const { return leading_dim(p.o.token_stride, p.v_dim); }
+  detail::LeadingDims ld = detail::leading_dims(p);
 
   int64_t q_offset(int64_t b, int64_t h, int64_t i) const {
     return b * p.q.batch_stride + h * p.q.head_stride + i * p.q.token_stride;
@@ -113,12 +107,11 @@ struct BackwardPass {
     const T* kt = k + b * p.k.batch_stride + g * p.k.head_stride + j0 * p.k.token_stride;
     const T* vt = v + b * p.v.batch_stride + g * p.v.head_stride + j0 * p.v.token_stride;
     const T* do_t = d_o + o_offset(b, h, i0);
-    gemm(false, true, rows, cols, p.qk_dim, T(p.scale), q + q_offset(b, h, i0), ldq(), kt, ldk(),
+    gemm(false, true, rows, cols, p.qk_dim, T(p.scale), q + q_offset(b, h, i0), ld.q, kt, ld.k,
          T(0), s, bc);
     probabilities_from_lse(p, s, bc, i0, rows, j0, cols, lse + bh * p.q_len + i0);
-    if (v_grad)
-      gemm(true, false, cols, p.v_dim, rows, T(1), s, bc, do_t, ldo(), T(1), v_grad, ldv());
-    gemm(false, true, rows, cols, p.v_dim, T(1), do_t, ldo(), vt, ldv(), T(0), ds, bc);
+    if (v_grad) gemm(true, false, cols, p.v_dim, rows, T(1), s, bc, do_t, ld.o, T(1), v_grad, ld.v);
+    gemm(false, true, rows, cols, p.v_dim, T(1), do_t, ld.o, vt, ld.v, T(0), ds, bc);
     scores_gradient(s, ds, bc, rows, cols, delta + bh * p.q_len + i0);
   }
 
@@ -136,11 +129,11 @@ struct BackwardPass {
       for (int64_t i0 = p.first_query_seeing(j0); i0 < p.q_len; i0 += br) {
         const int64_t rows = std::min(br, p.q_len - i0);
         scores_gradient_tile(b, h, g, i0, rows, j0, cols, s, ds, dv + v_off);
-        gemm(true, false, cols, p.qk_dim, rows, scale, ds, bc, q + q_offset(b, h, i0), ldq(), T(1),
-             dk + k_off, ldk());
+        gemm(true, false, cols, p.qk_dim, rows, scale, ds, bc, q + q_offset(b, h, i0), ld.q, T(1),
+             dk + k_off, ld.k);
         if (with_dq)
-          gemm(false, false, rows, p.qk_dim, cols, scale, ds, bc, k + k_off, ldk(), T(1),
-               dq + q_offset(b, h, i0), ldq());
+          gemm(false, false, rows, p.qk_dim, cols, scale, ds, bc, k + k_off, ld.k, T(1),
+               dq + q_offset(b, h, i0), ld.q);
       }
     }
   }
@@ -155,7 +148,7 @@ struct BackwardPass {
       const int64_t cols = std::min(bc, kv_end - j0);
       scores_gradient_tile(b, h, g, i0, rows, j0, cols, s, ds, nullptr);
       const T* kt = k + b * p.k.batch_stride + g * p.k.head_stride + j0 * p.k.token_stride;
-      gemm(false, false, rows, p.qk_dim, cols, T(p.scale), ds, bc, kt, ldk(), T(1), dq_t, ldq());
+      gemm(false, false, rows, p.qk_dim, cols, T(p.scale), ds, bc, kt, ld.k, T(1), dq_t, ld.q);
     }
   }
 };
@@ -168,9 +161,7 @@ void flash_attention_forward(const AttentionProblem& p, const T* q, const T* k, 
   const bool use_threads = detail::worth_threads(p);
   const int64_t br = schedule.q_tile, bc = schedule.kv_tile, group = p.group_size();
   const int64_t q_tiles = ceil_div(p.q_len, br), vd = p.v_dim;
-  const int64_t ldq = leading_dim(p.q.token_stride, p.qk_dim);
-  const int64_t ldk = leading_dim(p.k.token_stride, p.qk_dim);
-  const int64_t ldv = leading_dim(p.v.token_stride, vd);
+  const detail::LeadingDims ld = detail::leading_dims(p);
   const T scale = T(p.scale), neg_inf = -std::numeric_limits<T>::infinity();
 #pragma omp parallel if (use_threads)
   {
@@ -189,7 +180,7 @@ void flash_attention_forward(const AttentionProblem& p, const T* q, const T* k, 
       const int64_t kv_end = p.visible_keys(i0 + rows - 1);
       for (int64_t j0 = 0; j0 < kv_end; j0 += bc) {
         const int64_t cols = std::min(bc, kv_end - j0);
-        gemm(false, true, rows, cols, p.qk_dim, scale, qt, ldq, kg + j0 * p.k.token_stride, ldk,
+        gemm(false, true, rows, cols, p.qk_dim, scale, qt, ld.q, kg + j0 * p.k.token_stride, ld.k,
              T(0), s.data(), bc);
         // Online softmax: exponentiate against the running max, rescale what came before.
         for (int64_t r = 0; r < rows; ++r) {
@@ -214,7 +205,7 @@ void flash_attention_forward(const AttentionProblem& p, const T* q, const T* k, 
           }
           row_sum[r] += sum;
         }
-        gemm(false, false, rows, vd, cols, T(1), s.data(), bc, vg + j0 * p.v.token_stride, ldv,
+        gemm(false, false, rows, vd, cols, T(1), s.data(), bc, vg + j0 * p.v.token_stride, ld.v,
              T(1), acc.data(), vd);
       }
       T* ot = o + b * p.o.batch_stride + h * p.o.head_stride + i0 * p.o.token_stride;

@@ -23,4 +23,13 @@ inline int64_t leading_dim(int64_t stride, int64_t cols) {
   return std::max<int64_t>(stride, cols);
 }
 
+// The leading dimensions of q, k, v and o (rows = tokens of one head) for BLAS.
+struct LeadingDims {
+  int64_t q, k, v, o;
+};
+inline LeadingDims leading_dims(const AttentionProblem& p) {
+  return {leading_dim(p.q.token_stride, p.qk_dim), leading_dim(p.k.token_stride, p.qk_dim),
+          leading_dim(p.v.token_stride, p.v_dim), leading_dim(p.o.token_stride, p.v_dim)};
+}
+
 }  // namespace latte::kernels::cpu::detail

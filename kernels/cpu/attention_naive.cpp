@@ -10,8 +10,6 @@
 
 namespace latte::kernels::cpu {
 
-using detail::leading_dim;
-
 namespace {
 
 // Softmax over the first `visible` entries of a row, zero for the rest.
@@ -36,10 +34,7 @@ void naive_attention_forward(const AttentionProblem& p, const T* q, const T* k, 
                              T* probs) {
   const bool use_threads = detail::worth_threads(p);
   const int64_t group = p.group_size(), tq = p.q_len, tk = p.kv_len;
-  const int64_t ldq = leading_dim(p.q.token_stride, p.qk_dim);
-  const int64_t ldk = leading_dim(p.k.token_stride, p.qk_dim);
-  const int64_t ldv = leading_dim(p.v.token_stride, p.v_dim);
-  const int64_t ldo = leading_dim(p.o.token_stride, p.v_dim);
+  const detail::LeadingDims ld = detail::leading_dims(p);
 #pragma omp parallel for schedule(static) if (use_threads)
   for (int64_t bh = 0; bh < p.batch * p.q_heads; ++bh) {
     const int64_t b = bh / p.q_heads, h = bh % p.q_heads, g = h / group;
@@ -48,9 +43,9 @@ void naive_attention_forward(const AttentionProblem& p, const T* q, const T* k, 
     const T* vg = v + b * p.v.batch_stride + g * p.v.head_stride;
     T* oh = o + b * p.o.batch_stride + h * p.o.head_stride;
     T* ph = probs + bh * tq * tk;
-    gemm(false, true, tq, tk, p.qk_dim, T(p.scale), qh, ldq, kg, ldk, T(0), ph, tk);
+    gemm(false, true, tq, tk, p.qk_dim, T(p.scale), qh, ld.q, kg, ld.k, T(0), ph, tk);
     for (int64_t i = 0; i < tq; ++i) masked_softmax_row(ph + i * tk, p.visible_keys(i), tk);
-    gemm(false, false, tq, p.v_dim, tk, T(1), ph, tk, vg, ldv, T(0), oh, ldo);
+    gemm(false, false, tq, p.v_dim, tk, T(1), ph, tk, vg, ld.v, T(0), oh, ld.o);
   }
 }
 
@@ -59,10 +54,7 @@ void naive_attention_backward(const AttentionProblem& p, const T* q, const T* k,
                               const T* probs, const T* d_o, T* dq, T* dk, T* dv) {
   const bool use_threads = detail::worth_threads(p);
   const int64_t group = p.group_size(), tq = p.q_len, tk = p.kv_len;
-  const int64_t ldq = leading_dim(p.q.token_stride, p.qk_dim);
-  const int64_t ldk = leading_dim(p.k.token_stride, p.qk_dim);
-  const int64_t ldv = leading_dim(p.v.token_stride, p.v_dim);
-  const int64_t ldo = leading_dim(p.o.token_stride, p.v_dim);
+  const detail::LeadingDims ld = detail::leading_dims(p);
   const T scale = T(p.scale);
   // One task per (batch, kv head): it owns dk/dv of that head and dq of the query heads reading it,
   // so every output is written by one thread in a fixed order.
@@ -83,8 +75,8 @@ void naive_attention_backward(const AttentionProblem& p, const T* q, const T* k,
         T* dqh = dq + b * p.q.batch_stride + h * p.q.head_stride;
         const T beta = h == g * group ? T(0) : T(1);  // the group's first head overwrites dk/dv
         // dv += probs^T d_o;  d_probs = d_o v^T
-        gemm(true, false, tk, p.v_dim, tq, T(1), ph, tk, doh, ldo, beta, dvg, ldv);
-        gemm(false, true, tq, tk, p.v_dim, T(1), doh, ldo, vg, ldv, T(0), ds.data(), tk);
+        gemm(true, false, tk, p.v_dim, tq, T(1), ph, tk, doh, ld.o, beta, dvg, ld.v);
+        gemm(false, true, tq, tk, p.v_dim, T(1), doh, ld.o, vg, ld.v, T(0), ds.data(), tk);
         // d_scores = probs * (d_probs - rowsum(probs * d_probs)) (softmax Jacobian)
         for (int64_t i = 0; i < tq; ++i) {
           const T* prow = ph + i * tk;
@@ -94,8 +86,8 @@ void naive_attention_backward(const AttentionProblem& p, const T* q, const T* k,
           for (int64_t j = 0; j < tk; ++j) row[j] = prow[j] * (row[j] - dot);
         }
         // dq = scale d_scores k;  dk += scale d_scores^T q
-        gemm(false, false, tq, p.qk_dim, tk, scale, ds.data(), tk, kg, ldk, T(0), dqh, ldq);
-        gemm(true, false, tk, p.qk_dim, tq, scale, ds.data(), tk, qh, ldq, beta, dkg, ldk);
+        gemm(false, false, tq, p.qk_dim, tk, scale, ds.data(), tk, kg, ld.k, T(0), dqh, ld.q);
+        gemm(true, false, tk, p.qk_dim, tq, scale, ds.data(), tk, qh, ld.q, beta, dkg, ld.k);
       }
     }
   }
