@@ -2,14 +2,9 @@
 // matrix in memory, the CUDA twin of kernels/cpu/attention_flash.h (same AttentionProblem: sizes,
 // GQA, causal rule, strided q/k/v/o layouts).
 //
-// How it computes. Every tile lives in shared memory, head dims zero-padded to a multiple of 16,
-// so one kernel per element type serves every qk_dim and v_dim up to 256 (independently): tile
-// rows past the sequence and columns past the head dim are zero-filled and masked, nothing is
-// padded in global memory. Tile products are block-level GEMMs whose 16x16 output fragments are
-// spread over the warps: tensor-core WMMA (bf16 in, fp32 accumulate) for bf16 and plain fp32 FMAs
-// for float (the exact path the tests compare at 1e-4). Tile sizes are chosen at run time, the
-// largest that fits the GPU's shared memory (64x64 down to 16x16). bf16 tiles arrive by cp.async
-// (every 16-byte chunk of a tile in flight at once).
+// How it computes (the kernels: flash_attention_mma.cu, flash_attention_tiled.cu; which problem
+// goes where: flash_attention_common.cuh). Nothing is padded in global memory: tile rows past the
+// sequence and columns past a head dim are zero-filled on chip and masked.
 // - forward: one block per (query tile, query head, batch) walks the key tiles up to the last key
 //   its rows see, with an online softmax (running row max and sum in fp32, the fp32 output
 //   accumulator rescaled when the max grows); it writes o and the row logsumexp (fp32).
@@ -19,6 +14,9 @@
 //   tile, query head, batch), owns dq and recomputes its score tiles. Each output element is
 //   written by one block in a fixed order, so results are bit-identical run to run (the price is
 //   computing q k^T and d_o v^T twice, as the CPU kernel's two-pass schedule does).
+// bf16 problems with qk_dim <= 192 and v_dim <= 128 run on tensor cores with every fragment and
+// accumulator in registers (mma.sync); fp32 (the exact path the tests compare at 1e-4) and larger
+// bf16 head dims run shared-memory tile kernels (WMMA for bf16, fp32 FMAs for float).
 #pragma once
 
 #include <cuda_runtime_api.h>

@@ -303,6 +303,10 @@ std::vector<KernelCase> attention_cases() {
       {1, 2, 2, 40, 40, 256, 256, true, P},
       {1, 2, 2, 41, 57, 256, 16, false, S},
       {1, 3, 3, 50, 50, 20, 36, true, S},  // dims that are not multiples of 16
+      // Several query and key tiles of every bf16 tensor-core kernel, GQA, causal.
+      {1, 4, 2, 300, 300, 192, 128, true, P},
+      {2, 2, 1, 130, 260, 128, 64, true, S},  // v narrower than its instantiation
+      {1, 2, 2, 90, 90, 160, 160, true, P},   // v past the tensor-core kernels: bf16 tiles
   };
   std::vector<KernelCase> cases;
   unsigned seed = 100;

@@ -1,0 +1,135 @@
+// What the flash attention kernel files share (included by .cu files only): the problem as the
+// kernels receive it by value, the causal visibility rule on the device, the tile loader, and the
+// launchers of the two kernel families behind kernels/cuda/flash_attention.cuh:
+// - tensor-core kernels (flash_attention_mma.cu): bf16, fragments and accumulators in registers,
+//   head dims up to kMmaMaxQkDim / kMmaMaxVDim;
+// - shared-memory tile kernels (flash_attention_tiled.cu): fp32 (the exact path the tests
+//   compare at 1e-4) and bf16 head dims beyond the tensor-core kernels', up to 256.
+#pragma once
+
+#include <cuda_pipeline.h>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "kernels/cpu/attention.h"
+#include "kernels/cuda/cuda_check.h"
+#include "kernels/cuda/device_common.cuh"
+
+namespace latte::kernels::cuda::detail {
+
+using cpu::AttentionLayout;
+using cpu::AttentionProblem;
+
+inline constexpr float kLog2e = 1.4426950408889634f;
+inline constexpr float kLn2 = 0.6931471805599453f;
+
+// The problem with 32-bit sizes and element strides, passed to every kernel by value.
+struct FlashParams {
+  int q_heads = 0, group = 0, q_len = 0, kv_len = 0;
+  int qk_dim = 0, v_dim = 0;
+  bool causal = false;
+  float scale = 1.f;       // softmax scale
+  float scale_log2 = 1.f;  // scale * log2(e): scores in the exp2 domain
+  int64_t qb = 0, qt = 0, qh = 0, kb = 0, kt = 0, kh = 0, vb = 0, vt = 0, vh = 0, ob = 0, ot = 0,
+          oh = 0;                                                   // element strides
+  bool vec_q = false, vec_k = false, vec_v = false, vec_o = false;  // 16-byte global loads allowed
+};
+
+// Query i attends keys [0, visible_keys(i)) (AttentionProblem::visible_keys).
+__device__ __forceinline__ int visible_keys(const FlashParams& p, int i) {
+  return p.causal ? min(max(i + p.kv_len - p.q_len + 1, 0), p.kv_len) : p.kv_len;
+}
+// The first query that attends key j (AttentionProblem::first_query_seeing).
+__device__ __forceinline__ int first_query_seeing(const FlashParams& p, int j) {
+  return p.causal ? min(max(j - (p.kv_len - p.q_len), 0), p.q_len) : 0;
+}
+
+// Starts copying `rows_valid` rows (`row_stride` elements apart, `dim` contiguous elements each)
+// from global memory into a [tile_rows, ld] shared tile, zero-filling columns [dim, dim_pad) and
+// rows [rows_valid, tile_rows) (zeros, not garbage: a zero probability times a NaN is NaN). With
+// `vec` every row start is 16-byte aligned and whole 16-byte chunks of bf16 go global -> shared
+// by cp.async, all in flight together; the rest is stored synchronously. The caller commits and
+// waits for the cp.async group (load_tile does both) and __syncthreads() before reading.
+template <typename T>
+__device__ void issue_tile_load(T* tile, int ld, int tile_rows, int dim_pad, const T* src,
+                                int64_t row_stride, int rows_valid, int dim, bool vec) {
+  constexpr int kVec = 16 / sizeof(T);
+  const int chunks = dim_pad / kVec;
+  for (int idx = threadIdx.x; idx < tile_rows * chunks; idx += blockDim.x) {
+    const int r = idx / chunks, c = (idx % chunks) * kVec;
+    const T* row = src + r * row_stride;
+    T* dst = tile + r * ld + c;
+    const bool whole = r < rows_valid && vec && c + kVec <= dim;
+    if constexpr (sizeof(T) == 2) {
+      if (whole) {
+        __pipeline_memcpy_async(dst, row + c, 16);  // bf16 leading dims are multiples of 8
+        continue;
+      }
+    }
+    union {
+      uint4 raw;
+      T e[kVec];
+    } vals;
+    if (whole) {
+      vals.raw = *reinterpret_cast<const uint4*>(row + c);
+    } else {
+      for (int e = 0; e < kVec; ++e)
+        vals.e[e] = r < rows_valid && c + e < dim ? row[c + e] : from_float<T>(0.f);
+    }
+    if constexpr (sizeof(T) == 2) {
+      *reinterpret_cast<uint4*>(dst) = vals.raw;
+    } else {
+      for (int e = 0; e < kVec; ++e) dst[e] = vals.e[e];
+    }
+  }
+}
+
+// issue_tile_load, then waits until the calling thread's copies have landed.
+template <typename T>
+__device__ void load_tile(T* tile, int ld, int tile_rows, int dim_pad, const T* src,
+                          int64_t row_stride, int rows_valid, int dim, bool vec) {
+  issue_tile_load(tile, ld, tile_rows, dim_pad, src, row_stride, rows_valid, dim, vec);
+  if constexpr (sizeof(T) == 2) {
+    __pipeline_commit();
+    __pipeline_wait_prior(0);
+  }
+}
+
+// ---- launchers (host) ----
+
+// Lets `kernel` use `bytes` of dynamic shared memory (above the 48 KB default).
+template <typename Kernel>
+void allow_shared_memory(Kernel* kernel, int64_t bytes) {
+  LATTE_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                        static_cast<int>(bytes)));
+}
+
+// Whether the tensor-core kernels take these head dims.
+inline constexpr int kMmaMaxQkDim = 192, kMmaMaxVDim = 128;
+inline bool mma_kernels_take(const FlashParams& p) {
+  return p.qk_dim <= kMmaMaxQkDim && p.v_dim <= kMmaMaxVDim;
+}
+
+// The tensor-core kernels (bf16; mma_kernels_take(p) must hold).
+void mma_flash_forward(const FlashParams& p, int64_t batch, const __nv_bfloat16* q,
+                       const __nv_bfloat16* k, const __nv_bfloat16* v, __nv_bfloat16* o, float* lse,
+                       cudaStream_t stream);
+void mma_flash_backward(const FlashParams& p, int64_t batch, int64_t kv_heads,
+                        const __nv_bfloat16* q, const __nv_bfloat16* k, const __nv_bfloat16* v,
+                        const __nv_bfloat16* d_o, const float* lse, const float* delta,
+                        __nv_bfloat16* dq, __nv_bfloat16* dk, __nv_bfloat16* dv,
+                        cudaStream_t stream);
+
+// The shared-memory tile kernels (T = float or __nv_bfloat16). Throw latte::Error naming `op` when
+// the tiles do not fit the GPU's shared memory.
+template <typename T>
+void tiled_flash_forward(const FlashParams& p, int64_t batch, const T* q, const T* k, const T* v,
+                         T* o, float* lse, cudaStream_t stream, const char* op);
+template <typename T>
+void tiled_flash_backward(const FlashParams& p, int64_t batch, int64_t kv_heads, const T* q,
+                          const T* k, const T* v, const T* d_o, const float* lse,
+                          const float* delta, T* dq, T* dk, T* dv, cudaStream_t stream,
+                          const char* op);
+
+}  // namespace latte::kernels::cuda::detail

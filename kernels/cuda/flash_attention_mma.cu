@@ -1,0 +1,586 @@
+// FlashAttention-2 for bf16 on tensor cores (sm_80+): o = softmax(scale * q k^T + causal mask) v
+// forward with the row logsumexp, and the recomputing backward (dq, dk, dv), for head dims up to
+// kMmaMaxQkDim (qk) and kMmaMaxVDim (v), chosen independently.
+//
+// How it computes. Each warp owns 16 rows of every product (query rows, or key rows in the dk/dv
+// kernel) and keeps its accumulators and the score tile in registers as mma.sync m16n8k16
+// fragments (bf16 in, fp32 accumulate; mma_sync.cuh): the score fragments become the A operand of
+// the next product directly (the accumulator layout of two adjacent 8-column tiles is the A layout
+// of one 16-wide k step), so probabilities never touch shared memory. Operands stream through
+// shared memory: global -> shared by cp.async, double-buffered (the next tile's copies run while
+// this tile is computed), shared -> registers by ldmatrix (.trans where the product needs the
+// tile's columns). Tile rows carry 8 bf16 of padding, so the 8 row addresses of an ldmatrix fall
+// in different banks. Head dims are compile-time (64/64, 128/128, 192/128 instantiations; a
+// problem takes the smallest that holds its dims); the zero-filled columns past the real dims are
+// skipped at run time in 16-wide steps, so qk 48 in a 64 instantiation does 3 of 4 k steps.
+// Causal blocks skip the key tiles their rows cannot see; only tiles that cross a row's last
+// visible key (or the sequence end) evaluate the mask.
+// - forward: one block of 8 warps per (128 query rows, query head, batch) walks 64-key tiles with
+//   the online softmax in registers (running max and sum per row in the exp2 domain, the output
+//   accumulator rescaled when the max grows; row sums are per lane and reduced once at the end);
+// - backward (deterministic, no atomics), like the shared-memory kernels: one block of 4 warps per
+//   (64 keys, kv head, batch) owns dk and dv of its keys and walks the 32-query tiles of every
+//   query head of its GQA group; one block of 4 warps per (64 query rows, query head, batch) owns
+//   dq and walks 32-key tiles. Both recompute probs = exp2(scores * scale log2 e - lse log2 e) and
+//   d scores = probs * (d probs - delta).
+// Results go registers -> the warp's own rows of a shared tile -> global memory in 16-byte stores.
+#include <cuda_pipeline.h>
+
+#include "kernels/cuda/cuda_check.h"
+#include "kernels/cuda/flash_attention_common.cuh"
+#include "kernels/cuda/mma_sync.cuh"
+
+namespace latte::kernels::cuda::detail {
+
+namespace {
+
+using bf16_t = __nv_bfloat16;
+
+constexpr int kSkew = 8;  // bf16 elements of padding per shared tile row
+
+template <int QK_, int V_>
+struct HeadDims {
+  static constexpr int kQK = QK_, kV = V_;
+  static constexpr int kLdQK = kQK + kSkew, kLdV = kV + kSkew;  // shared tile leading dims
+  static_assert(kQK % 16 == 0 && kV % 16 == 0 && kQK >= kV,
+                "outputs are staged in the rows of a qk-wide tile");
+};
+
+// ---- warp-level fragment helpers (g = lane / 4, t = lane % 4 as in mma_sync.cuh) ----
+
+__device__ __forceinline__ int lane_id() {
+  return static_cast<int>(threadIdx.x) % kWarp;
+}
+
+// The A fragment of the 16x16 block at (row0, col0) of a row-major shared tile.
+__device__ __forceinline__ void load_a(uint32_t (&a)[4], const bf16_t* tile, int ld, int row0,
+                                       int col0) {
+  const int l = lane_id();
+  ldmatrix_x4(a, tile + (row0 + l % 8 + (l / 8) % 2 * 8) * ld + col0 + l / 16 * 8);
+}
+
+// B fragments for k in [k0, k0 + 16) of the two 8-column tiles starting at n0, where
+// B[k][n] = tile[n][k] (the tile holds B's columns as rows, as k does for q k^T): b[0..1] for
+// columns n0.., b[2..3] for n0 + 8...
+__device__ __forceinline__ void load_b_from_rows(uint32_t (&b)[4], const bf16_t* tile, int ld,
+                                                 int n0, int k0) {
+  const int l = lane_id();
+  ldmatrix_x4(b, tile + (n0 + l % 8 + l / 16 * 8) * ld + k0 + (l / 8) % 2 * 8);
+}
+
+// As load_b_from_rows for B[k][n] = tile[k][n] (a row-major B, as v is for probs v).
+__device__ __forceinline__ void load_b_from_cols(uint32_t (&b)[4], const bf16_t* tile, int ld,
+                                                 int k0, int n0) {
+  const int l = lane_id();
+  ldmatrix_x4_trans(b, tile + (k0 + l % 8 + (l / 8) % 2 * 8) * ld + n0 + l / 16 * 8);
+}
+
+// acc[2n], acc[2n + 1] += a * (the two B tiles in b).
+__device__ __forceinline__ void mma_pair(float (&lo)[4], float (&hi)[4], const uint32_t (&a)[4],
+                                         const uint32_t (&b)[4]) {
+  const uint32_t b_lo[2] = {b[0], b[1]}, b_hi[2] = {b[2], b[3]};
+  mma_bf16_16816(lo, a, b_lo);
+  mma_bf16_16816(hi, a, b_hi);
+}
+
+// The A fragment of a 16-wide k step made of two adjacent 8-column accumulator tiles.
+__device__ __forceinline__ void accumulators_as_a(uint32_t (&a)[4], const float (&lo)[4],
+                                                  const float (&hi)[4]) {
+  a[0] = pack_bf16x2(lo[0], lo[1]);
+  a[1] = pack_bf16x2(lo[2], lo[3]);
+  a[2] = pack_bf16x2(hi[0], hi[1]);
+  a[3] = pack_bf16x2(hi[2], hi[3]);
+}
+
+// acc (16 x 8 N) += the warp's 16 rows of `a_tile` (columns [0, k_dim) in 16-wide steps, up to
+// K) times B[k][n] = b_tile[n][k] for n in [0, 8 N).
+template <int K, int N>
+__device__ __forceinline__ void mma_rows_times_rows(float (&acc)[N][4], const bf16_t* a_tile,
+                                                    int lda, int row0, const bf16_t* b_tile,
+                                                    int ldb, int k_dim) {
+#pragma unroll
+  for (int kk = 0; kk < K / 16; ++kk) {
+    if (kk * 16 < k_dim) {
+      uint32_t a[4];
+      load_a(a, a_tile, lda, row0, kk * 16);
+#pragma unroll
+      for (int n = 0; n < N / 2; ++n) {
+        uint32_t b[4];
+        load_b_from_rows(b, b_tile, ldb, n * 16, kk * 16);
+        mma_pair(acc[2 * n], acc[2 * n + 1], a, b);
+      }
+    }
+  }
+}
+
+// acc (16 x 8 N, columns [0, n_dim) computed in 16-wide steps) += the A operand held in the
+// accumulator tiles `a_acc` (16 x 8 KT: k in [0, 8 KT)) times B[k][n] = b_tile[k][n].
+template <int KT, int N>
+__device__ __forceinline__ void mma_acc_times_cols(float (&acc)[N][4], const float (&a_acc)[KT][4],
+                                                   const bf16_t* b_tile, int ldb, int n_dim) {
+#pragma unroll
+  for (int kk = 0; kk < KT / 2; ++kk) {
+    uint32_t a[4];
+    accumulators_as_a(a, a_acc[2 * kk], a_acc[2 * kk + 1]);
+#pragma unroll
+    for (int n = 0; n < N / 2; ++n) {
+      if (n * 16 < n_dim) {
+        uint32_t b[4];
+        load_b_from_cols(b, b_tile, ldb, kk * 16, n * 16);
+        mma_pair(acc[2 * n], acc[2 * n + 1], a, b);
+      }
+    }
+  }
+}
+
+template <int N>
+__device__ __forceinline__ void zero(float (&acc)[N][4]) {
+#pragma unroll
+  for (int n = 0; n < N; ++n)
+    for (int e = 0; e < 4; ++e) acc[n][e] = 0.f;
+}
+
+// Writes the accumulator tiles (16 rows x 8 N, times `factor[r]` for the lane's rows g and g + 8)
+// as bf16 into rows [row0, row0 + 16) of a shared tile, then copies `rows` of them (`cols`
+// columns) to global memory, 16 bytes per store where `vec` allows. One warp; no block barrier.
+template <int N>
+__device__ void store_rows(const float (&acc)[N][4], const float (&factor)[2], bf16_t* stage,
+                           int ld, int row0, bf16_t* dst, int64_t row_stride, int rows, int cols,
+                           bool vec) {
+  const int l = lane_id(), g = l / 4, t = l % 4;
+#pragma unroll
+  for (int n = 0; n < N; ++n)
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      const uint32_t pair = pack_bf16x2(acc[n][2 * r] * factor[r], acc[n][2 * r + 1] * factor[r]);
+      *reinterpret_cast<uint32_t*>(stage + (row0 + g + 8 * r) * ld + n * 8 + 2 * t) = pair;
+    }
+  __syncwarp();
+  constexpr int kChunks = N;  // 8 bf16 per chunk
+  for (int idx = l; idx < rows * kChunks; idx += kWarp) {
+    const int r = idx / kChunks, c = idx % kChunks * 8;
+    if (c >= cols) continue;
+    const bf16_t* src = stage + (row0 + r) * ld + c;
+    bf16_t* out = dst + r * row_stride + c;
+    if (vec && c + 8 <= cols) {
+      *reinterpret_cast<uint4*>(out) = *reinterpret_cast<const uint4*>(src);
+    } else {
+      for (int e = 0; e < 8 && c + e < cols; ++e) out[e] = src[e];
+    }
+  }
+}
+
+// The quad (4 lanes sharing rows g, g + 8) reductions of a fragment row.
+__device__ __forceinline__ float quad_max(float x) {
+  x = fmaxf(x, __shfl_xor_sync(kFullMask, x, 1));
+  return fmaxf(x, __shfl_xor_sync(kFullMask, x, 2));
+}
+__device__ __forceinline__ float quad_sum(float x) {
+  x += __shfl_xor_sync(kFullMask, x, 1);
+  return x + __shfl_xor_sync(kFullMask, x, 2);
+}
+
+// ---- forward ----
+
+template <class D>
+struct ForwardShape {
+  static constexpr int kWarps = 8, kThreads = kWarps * kWarp;
+  static constexpr int kRows = 16 * kWarps, kKeys = 64;
+  static constexpr int kQElems = kRows * D::kLdQK, kKElems = kKeys * D::kLdQK,
+                       kVElems = kKeys * D::kLdV;
+  static constexpr int kSmemBytes = (kQElems + 2 * (kKElems + kVElems)) * sizeof(bf16_t);
+};
+
+template <class D>
+__global__ void __launch_bounds__(ForwardShape<D>::kThreads)
+    mma_forward_kernel(const FlashParams p, const bf16_t* __restrict__ q,
+                       const bf16_t* __restrict__ k, const bf16_t* __restrict__ v,
+                       bf16_t* __restrict__ o, float* __restrict__ lse) {
+  using S = ForwardShape<D>;
+  constexpr int kQK = D::kQK, kV = D::kV, kKeys = S::kKeys;
+  extern __shared__ __align__(128) unsigned char smem[];
+  bf16_t* qs = reinterpret_cast<bf16_t*>(smem);
+  bf16_t* ks = qs + S::kQElems;      // two buffers
+  bf16_t* vs = ks + 2 * S::kKElems;  // two buffers
+
+  const int q_tiles = (p.q_len + S::kRows - 1) / S::kRows;
+  const int i0 = (q_tiles - 1 - static_cast<int>(blockIdx.x)) * S::kRows;  // long rows first
+  const int h = blockIdx.y, b = blockIdx.z, g = h / p.group;
+  const int rows = min(S::kRows, p.q_len - i0);
+  const int row0 = threadIdx.x / kWarp * 16, lane = lane_id(), quad_row = lane / 4;
+  const int col_in_tile = lane % 4 * 2;
+  const bf16_t* kg = k + b * p.kb + g * p.kh;
+  const bf16_t* vg = v + b * p.vb + g * p.vh;
+  // Key tiles past the block's last visible key are not loaded; past the warp's, not computed;
+  // below the warp's first row's last visible key, not masked.
+  const int n_tiles = (visible_keys(p, i0 + rows - 1) + kKeys - 1) / kKeys;
+  const int warp_keys = visible_keys(p, min(i0 + row0 + 15, p.q_len - 1));
+  const int unmasked_keys = visible_keys(p, i0 + row0);
+
+  auto issue_kv = [&](int tile) {
+    const int j0 = tile * kKeys, cols = min(kKeys, p.kv_len - j0);
+    issue_tile_load(ks + tile % 2 * S::kKElems, D::kLdQK, kKeys, kQK, kg + j0 * p.kt, p.kt, cols,
+                    p.qk_dim, p.vec_k);
+    issue_tile_load(vs + tile % 2 * S::kVElems, D::kLdV, kKeys, kV, vg + j0 * p.vt, p.vt, cols,
+                    p.v_dim, p.vec_v);
+  };
+  issue_tile_load(qs, D::kLdQK, S::kRows, kQK, q + b * p.qb + h * p.qh + i0 * p.qt, p.qt, rows,
+                  p.qk_dim, p.vec_q);
+  if (n_tiles > 0) issue_kv(0);
+  __pipeline_commit();
+
+  uint32_t q_frag[kQK / 16][4];
+  float acc[kV / 8][4];
+  zero(acc);
+  float row_max[2] = {-INFINITY, -INFINITY}, row_sum[2] = {0.f, 0.f};  // exp2 domain
+  for (int tile = 0; tile < n_tiles; ++tile) {
+    __pipeline_wait_prior(0);
+    __syncthreads();  // tile landed for every thread; every warp is done with the other buffer
+    if (tile + 1 < n_tiles) issue_kv(tile + 1);
+    __pipeline_commit();
+    if (tile == 0) {
+#pragma unroll
+      for (int kk = 0; kk < kQK / 16; ++kk) load_a(q_frag[kk], qs, D::kLdQK, row0, kk * 16);
+    }
+    const int j0 = tile * kKeys;
+    if (j0 >= warp_keys) continue;
+    const bf16_t* kt = ks + tile % 2 * S::kKElems;
+    const bf16_t* vt = vs + tile % 2 * S::kVElems;
+
+    float s[kKeys / 8][4];
+    zero(s);
+#pragma unroll
+    for (int kk = 0; kk < kQK / 16; ++kk) {
+      if (kk * 16 < p.qk_dim) {
+#pragma unroll
+        for (int n = 0; n < kKeys / 16; ++n) {
+          uint32_t bk[4];
+          load_b_from_rows(bk, kt, D::kLdQK, n * 16, kk * 16);
+          mma_pair(s[2 * n], s[2 * n + 1], q_frag[kk], bk);
+        }
+      }
+    }
+
+    const bool masked = j0 + kKeys > unmasked_keys;
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      const int limit = visible_keys(p, i0 + row0 + quad_row + 8 * r) - j0;
+      float tile_max = -INFINITY;
+#pragma unroll
+      for (int n = 0; n < kKeys / 8; ++n)
+#pragma unroll
+        for (int e = 0; e < 2; ++e) {
+          float& x = s[n][2 * r + e];
+          x = masked && n * 8 + col_in_tile + e >= limit ? -INFINITY : x * p.scale_log2;
+          tile_max = fmaxf(tile_max, x);
+        }
+      const float new_max = fmaxf(row_max[r], quad_max(tile_max));
+      const float shift = new_max == -INFINITY ? 0.f : new_max;  // a row that has seen no key
+      const float rescale = exp2f(row_max[r] - shift);
+      row_max[r] = new_max;
+      float sum = 0.f;
+#pragma unroll
+      for (int n = 0; n < kKeys / 8; ++n)
+#pragma unroll
+        for (int e = 0; e < 2; ++e) {
+          float& x = s[n][2 * r + e];
+          x = exp2f(x - shift);
+          sum += x;
+        }
+      row_sum[r] = row_sum[r] * rescale + sum;
+#pragma unroll
+      for (int n = 0; n < kV / 8; ++n) {
+        acc[n][2 * r] *= rescale;
+        acc[n][2 * r + 1] *= rescale;
+      }
+    }
+    mma_acc_times_cols(acc, s, vt, D::kLdV, p.v_dim);
+  }
+
+  __pipeline_wait_prior(0);  // no copy may land in qs after the warp reuses its rows
+  __syncthreads();
+  float inv_sum[2];
+  float* lse_rows = lse + (static_cast<int64_t>(b) * p.q_heads + h) * p.q_len;
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    const float total = quad_sum(row_sum[r]);
+    inv_sum[r] = total > 0.f ? 1.f / total : 0.f;
+    const int i = i0 + row0 + quad_row + 8 * r;
+    if (lane % 4 == 0 && i < p.q_len)
+      lse_rows[i] = total > 0.f ? row_max[r] * kLn2 + logf(total) : -INFINITY;
+  }
+  store_rows(acc, inv_sum, qs, D::kLdQK, row0, o + b * p.ob + h * p.oh + (i0 + row0) * p.ot, p.ot,
+             max(0, min(16, rows - row0)), p.v_dim, p.vec_o);
+}
+
+// ---- backward: dq ----
+
+template <class D>
+struct DqShape {
+  static constexpr int kWarps = 4, kThreads = kWarps * kWarp;
+  static constexpr int kRows = 16 * kWarps, kKeys = 32;
+  static constexpr int kQElems = kRows * D::kLdQK, kDoElems = kRows * D::kLdV,
+                       kKElems = kKeys * D::kLdQK, kVElems = kKeys * D::kLdV;
+  static constexpr int kSmemBytes = (kQElems + kDoElems + 2 * (kKElems + kVElems)) * sizeof(bf16_t);
+};
+
+template <class D>
+__global__ void __launch_bounds__(DqShape<D>::kThreads)
+    mma_backward_dq_kernel(const FlashParams p, const bf16_t* __restrict__ q,
+                           const bf16_t* __restrict__ k, const bf16_t* __restrict__ v,
+                           const bf16_t* __restrict__ d_o, const float* __restrict__ lse,
+                           const float* __restrict__ delta, bf16_t* __restrict__ dq, bool vec_dq) {
+  using S = DqShape<D>;
+  constexpr int kQK = D::kQK, kV = D::kV, kKeys = S::kKeys;
+  extern __shared__ __align__(128) unsigned char smem[];
+  bf16_t* qs = reinterpret_cast<bf16_t*>(smem);
+  bf16_t* dos = qs + S::kQElems;
+  bf16_t* ks = dos + S::kDoElems;    // two buffers
+  bf16_t* vs = ks + 2 * S::kKElems;  // two buffers
+
+  const int q_tiles = (p.q_len + S::kRows - 1) / S::kRows;
+  const int i0 = (q_tiles - 1 - static_cast<int>(blockIdx.x)) * S::kRows;
+  const int h = blockIdx.y, b = blockIdx.z, g = h / p.group;
+  const int rows = min(S::kRows, p.q_len - i0);
+  const int row0 = threadIdx.x / kWarp * 16, lane = lane_id(), quad_row = lane / 4;
+  const int col_in_tile = lane % 4 * 2;
+  const bf16_t* kg = k + b * p.kb + g * p.kh;
+  const bf16_t* vg = v + b * p.vb + g * p.vh;
+  const int n_tiles = (visible_keys(p, i0 + rows - 1) + kKeys - 1) / kKeys;
+  const int warp_keys = visible_keys(p, min(i0 + row0 + 15, p.q_len - 1));
+  const int unmasked_keys = visible_keys(p, i0 + row0);
+
+  auto issue_kv = [&](int tile) {
+    const int j0 = tile * kKeys, cols = min(kKeys, p.kv_len - j0);
+    issue_tile_load(ks + tile % 2 * S::kKElems, D::kLdQK, kKeys, kQK, kg + j0 * p.kt, p.kt, cols,
+                    p.qk_dim, p.vec_k);
+    issue_tile_load(vs + tile % 2 * S::kVElems, D::kLdV, kKeys, kV, vg + j0 * p.vt, p.vt, cols,
+                    p.v_dim, p.vec_v);
+  };
+  issue_tile_load(qs, D::kLdQK, S::kRows, kQK, q + b * p.qb + h * p.qh + i0 * p.qt, p.qt, rows,
+                  p.qk_dim, p.vec_q);
+  issue_tile_load(dos, D::kLdV, S::kRows, kV, d_o + b * p.ob + h * p.oh + i0 * p.ot, p.ot, rows,
+                  p.v_dim, p.vec_o);
+  if (n_tiles > 0) issue_kv(0);
+  __pipeline_commit();
+
+  // The lane's rows: lse in the exp2 domain (+inf past the sequence: probability 0) and delta.
+  float lse2[2], row_delta[2];
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    const int i = i0 + row0 + quad_row + 8 * r;
+    const int64_t at = (static_cast<int64_t>(b) * p.q_heads + h) * p.q_len + i;
+    lse2[r] = i < p.q_len ? lse[at] * kLog2e : INFINITY;
+    row_delta[r] = i < p.q_len ? delta[at] : 0.f;
+  }
+
+  float acc[kQK / 8][4];
+  zero(acc);
+  for (int tile = 0; tile < n_tiles; ++tile) {
+    __pipeline_wait_prior(0);
+    __syncthreads();
+    if (tile + 1 < n_tiles) issue_kv(tile + 1);
+    __pipeline_commit();
+    const int j0 = tile * kKeys;
+    if (j0 >= warp_keys) continue;
+    const bf16_t* kt = ks + tile % 2 * S::kKElems;
+    const bf16_t* vt = vs + tile % 2 * S::kVElems;
+
+    float s[kKeys / 8][4], dp[kKeys / 8][4];
+    zero(s);
+    zero(dp);
+    mma_rows_times_rows<kQK>(s, qs, D::kLdQK, row0, kt, D::kLdQK, p.qk_dim);
+    mma_rows_times_rows<kV>(dp, dos, D::kLdV, row0, vt, D::kLdV, p.v_dim);
+    const bool masked = j0 + kKeys > unmasked_keys;
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      const int limit = visible_keys(p, i0 + row0 + quad_row + 8 * r) - j0;
+#pragma unroll
+      for (int n = 0; n < kKeys / 8; ++n)
+#pragma unroll
+        for (int e = 0; e < 2; ++e) {
+          const bool seen = !masked || n * 8 + col_in_tile + e < limit;
+          const float prob = seen ? exp2f(s[n][2 * r + e] * p.scale_log2 - lse2[r]) : 0.f;
+          s[n][2 * r + e] = prob * (dp[n][2 * r + e] - row_delta[r]);  // d scores
+        }
+    }
+    mma_acc_times_cols(acc, s, kt, D::kLdQK, p.qk_dim);
+  }
+
+  __pipeline_wait_prior(0);
+  __syncthreads();
+  const float factor[2] = {p.scale, p.scale};
+  store_rows(acc, factor, qs, D::kLdQK, row0, dq + b * p.qb + h * p.qh + (i0 + row0) * p.qt, p.qt,
+             max(0, min(16, rows - row0)), p.qk_dim, vec_dq);
+}
+
+// ---- backward: dk and dv ----
+
+template <class D>
+struct DkDvShape {
+  static constexpr int kWarps = 4, kThreads = kWarps * kWarp;
+  static constexpr int kKeys = 16 * kWarps, kRows = 32;
+  static constexpr int kKElems = kKeys * D::kLdQK, kVElems = kKeys * D::kLdV,
+                       kQElems = kRows * D::kLdQK, kDoElems = kRows * D::kLdV;
+  static constexpr int kTileBytes = (kKElems + kVElems + 2 * (kQElems + kDoElems)) * 2;
+  static constexpr int kSmemBytes = kTileBytes + 2 * 2 * kRows * sizeof(float);
+};
+
+template <class D>
+__global__ void __launch_bounds__(DkDvShape<D>::kThreads)
+    mma_backward_dkdv_kernel(const FlashParams p, const bf16_t* __restrict__ q,
+                             const bf16_t* __restrict__ k, const bf16_t* __restrict__ v,
+                             const bf16_t* __restrict__ d_o, const float* __restrict__ lse,
+                             const float* __restrict__ delta, bf16_t* __restrict__ dk,
+                             bf16_t* __restrict__ dv, bool vec_dk, bool vec_dv) {
+  using S = DkDvShape<D>;
+  constexpr int kQK = D::kQK, kV = D::kV, kRows = S::kRows;
+  extern __shared__ __align__(128) unsigned char smem[];
+  bf16_t* ks = reinterpret_cast<bf16_t*>(smem);
+  bf16_t* vs = ks + S::kKElems;
+  bf16_t* qs = vs + S::kVElems;                                   // two buffers
+  bf16_t* dos = qs + 2 * S::kQElems;                              // two buffers
+  float* lse_s = reinterpret_cast<float*>(smem + S::kTileBytes);  // two buffers, exp2 domain
+  float* delta_s = lse_s + 2 * kRows;                             // two buffers
+
+  const int j0 = blockIdx.x * S::kKeys, g = blockIdx.y, b = blockIdx.z;
+  const int cols = min(S::kKeys, p.kv_len - j0);
+  const int row0 = threadIdx.x / kWarp * 16, lane = lane_id(), quad_row = lane / 4;
+  const int col_in_tile = lane % 4 * 2;
+  const int key0 = j0 + row0;  // the warp's first key
+  // Query tiles start at the first query that sees the block's first key; a warp computes from
+  // the first that sees its own.
+  const int i_start = first_query_seeing(p, j0);
+  const int warp_first_query = first_query_seeing(p, key0);
+  const int tiles_per_head = (p.q_len - i_start + kRows - 1) / kRows;
+  const int n_steps = p.group * tiles_per_head;
+
+  auto issue_q = [&](int step) {
+    const int h = g * p.group + step / tiles_per_head;
+    const int i0 = i_start + step % tiles_per_head * kRows, rows = min(kRows, p.q_len - i0);
+    const int buf = step % 2;
+    issue_tile_load(qs + buf * S::kQElems, D::kLdQK, kRows, kQK,
+                    q + b * p.qb + h * p.qh + i0 * p.qt, p.qt, rows, p.qk_dim, p.vec_q);
+    issue_tile_load(dos + buf * S::kDoElems, D::kLdV, kRows, kV,
+                    d_o + b * p.ob + h * p.oh + i0 * p.ot, p.ot, rows, p.v_dim, p.vec_o);
+    for (int r = threadIdx.x; r < kRows; r += blockDim.x) {
+      const int64_t at = (static_cast<int64_t>(b) * p.q_heads + h) * p.q_len + i0 + r;
+      lse_s[buf * kRows + r] = r < rows ? lse[at] * kLog2e : INFINITY;  // past the end: prob 0
+      delta_s[buf * kRows + r] = r < rows ? delta[at] : 0.f;
+    }
+  };
+  issue_tile_load(ks, D::kLdQK, S::kKeys, kQK, k + b * p.kb + g * p.kh + j0 * p.kt, p.kt, cols,
+                  p.qk_dim, p.vec_k);
+  issue_tile_load(vs, D::kLdV, S::kKeys, kV, v + b * p.vb + g * p.vh + j0 * p.vt, p.vt, cols,
+                  p.v_dim, p.vec_v);
+  if (n_steps > 0) issue_q(0);
+  __pipeline_commit();
+
+  float acc_k[kQK / 8][4], acc_v[kV / 8][4];
+  zero(acc_k);
+  zero(acc_v);
+  for (int step = 0; step < n_steps; ++step) {
+    __pipeline_wait_prior(0);
+    __syncthreads();
+    if (step + 1 < n_steps) issue_q(step + 1);
+    __pipeline_commit();
+    const int i0 = i_start + step % tiles_per_head * kRows;
+    if (i0 + kRows <= warp_first_query) continue;  // no query of the tile sees the warp's keys
+    const int buf = step % 2;
+    const bf16_t* qt = qs + buf * S::kQElems;
+    const bf16_t* dot = dos + buf * S::kDoElems;
+    const float* lse_t = lse_s + buf * kRows;
+    const float* delta_t = delta_s + buf * kRows;
+
+    // Transposed tiles, key rows by query columns: scores^T = k q^T, d probs^T = v d_o^T.
+    float st[kRows / 8][4], dpt[kRows / 8][4];
+    zero(st);
+    zero(dpt);
+    mma_rows_times_rows<kQK>(st, ks, D::kLdQK, row0, qt, D::kLdQK, p.qk_dim);
+    mma_rows_times_rows<kV>(dpt, vs, D::kLdV, row0, dot, D::kLdV, p.v_dim);
+    const bool masked = visible_keys(p, i0) < key0 + 16;
+#pragma unroll
+    for (int n = 0; n < kRows / 8; ++n)
+#pragma unroll
+      for (int e = 0; e < 2; ++e) {
+        const int c = n * 8 + col_in_tile + e;  // the query of the tile
+        const int query_keys = masked ? visible_keys(p, i0 + c) : 0;
+#pragma unroll
+        for (int r = 0; r < 2; ++r) {
+          const bool seen = !masked || key0 + quad_row + 8 * r < query_keys;
+          const float prob = seen ? exp2f(st[n][2 * r + e] * p.scale_log2 - lse_t[c]) : 0.f;
+          st[n][2 * r + e] = prob;
+          dpt[n][2 * r + e] = prob * (dpt[n][2 * r + e] - delta_t[c]);  // d scores^T
+        }
+      }
+    mma_acc_times_cols(acc_v, st, dot, D::kLdV, p.v_dim);
+    mma_acc_times_cols(acc_k, dpt, qt, D::kLdQK, p.qk_dim);
+  }
+
+  __pipeline_wait_prior(0);
+  __syncthreads();
+  const int warp_rows = max(0, min(16, cols - row0));
+  const float k_factor[2] = {p.scale, p.scale}, v_factor[2] = {1.f, 1.f};
+  store_rows(acc_k, k_factor, ks, D::kLdQK, row0, dk + b * p.kb + g * p.kh + key0 * p.kt, p.kt,
+             warp_rows, p.qk_dim, vec_dk);
+  store_rows(acc_v, v_factor, vs, D::kLdV, row0, dv + b * p.vb + g * p.vh + key0 * p.vt, p.vt,
+             warp_rows, p.v_dim, vec_dv);
+}
+
+// Whether a gradient may take 16-byte stores: its operand's strides allow them (vec_q, vec_k,
+// vec_v) and its own base is aligned.
+bool aligned16(const void* ptr) {
+  return reinterpret_cast<uintptr_t>(ptr) % 16 == 0;
+}
+
+// Calls f(HeadDims<...>{}) with the smallest instantiation that holds the problem's head dims.
+template <class F>
+void with_head_dims(const FlashParams& p, F&& f) {
+  if (p.qk_dim <= 64 && p.v_dim <= 64)
+    f(HeadDims<64, 64>{});
+  else if (p.qk_dim <= 128 && p.v_dim <= 128)
+    f(HeadDims<128, 128>{});
+  else
+    f(HeadDims<192, 128>{});
+}
+
+}  // namespace
+
+void mma_flash_forward(const FlashParams& p, int64_t batch, const bf16_t* q, const bf16_t* k,
+                       const bf16_t* v, bf16_t* o, float* lse, cudaStream_t stream) {
+  with_head_dims(p, [&](auto dims) {
+    using D = decltype(dims);
+    using S = ForwardShape<D>;
+    allow_shared_memory(mma_forward_kernel<D>, S::kSmemBytes);
+    const dim3 grid(static_cast<unsigned>(ceil_div(p.q_len, S::kRows)), p.q_heads,
+                    static_cast<unsigned>(batch));
+    mma_forward_kernel<D><<<grid, S::kThreads, S::kSmemBytes, stream>>>(p, q, k, v, o, lse);
+    LATTE_CUDA_CHECK_LAUNCH();
+  });
+}
+
+void mma_flash_backward(const FlashParams& p, int64_t batch, int64_t kv_heads, const bf16_t* q,
+                        const bf16_t* k, const bf16_t* v, const bf16_t* d_o, const float* lse,
+                        const float* delta, bf16_t* dq, bf16_t* dk, bf16_t* dv,
+                        cudaStream_t stream) {
+  with_head_dims(p, [&](auto dims) {
+    using D = decltype(dims);
+    using KV = DkDvShape<D>;
+    allow_shared_memory(mma_backward_dkdv_kernel<D>, KV::kSmemBytes);
+    const dim3 grid_kv(static_cast<unsigned>(ceil_div(p.kv_len, KV::kKeys)),
+                       static_cast<unsigned>(kv_heads), static_cast<unsigned>(batch));
+    mma_backward_dkdv_kernel<D><<<grid_kv, KV::kThreads, KV::kSmemBytes, stream>>>(
+        p, q, k, v, d_o, lse, delta, dk, dv, p.vec_k && aligned16(dk), p.vec_v && aligned16(dv));
+    LATTE_CUDA_CHECK_LAUNCH();
+
+    using Q = DqShape<D>;
+    allow_shared_memory(mma_backward_dq_kernel<D>, Q::kSmemBytes);
+    const dim3 grid_q(static_cast<unsigned>(ceil_div(p.q_len, Q::kRows)), p.q_heads,
+                      static_cast<unsigned>(batch));
+    mma_backward_dq_kernel<D><<<grid_q, Q::kThreads, Q::kSmemBytes, stream>>>(
+        p, q, k, v, d_o, lse, delta, dq, p.vec_q && aligned16(dq));
+    LATTE_CUDA_CHECK_LAUNCH();
+  });
+}
+
+}  // namespace latte::kernels::cuda::detail
