@@ -211,10 +211,11 @@ __global__ void __launch_bounds__(ForwardShape<D>::kThreads)
   const int col_in_tile = lane % 4 * 2;
   const bf16_t* kg = k + b * p.kb + g * p.kh;
   const bf16_t* vg = v + b * p.vb + g * p.vh;
-  // Key tiles past the block's last visible key are not loaded; past the warp's, not computed;
-  // below the warp's first row's last visible key, not masked.
+  // Key tiles past the block's last visible key are not loaded; past the warp's (none for a warp
+  // past the sequence, as in decoding), not computed; below the warp's first row's last visible
+  // key, not masked.
   const int n_tiles = (visible_keys(p, i0 + rows - 1) + kKeys - 1) / kKeys;
-  const int warp_keys = visible_keys(p, min(i0 + row0 + 15, p.q_len - 1));
+  const int warp_keys = i0 + row0 < p.q_len ? visible_keys(p, min(i0 + row0 + 15, p.q_len - 1)) : 0;
   const int unmasked_keys = visible_keys(p, i0 + row0);
 
   auto issue_kv = [&](int tile) {
@@ -347,7 +348,7 @@ __global__ void __launch_bounds__(DqShape<D>::kThreads)
   const bf16_t* kg = k + b * p.kb + g * p.kh;
   const bf16_t* vg = v + b * p.vb + g * p.vh;
   const int n_tiles = (visible_keys(p, i0 + rows - 1) + kKeys - 1) / kKeys;
-  const int warp_keys = visible_keys(p, min(i0 + row0 + 15, p.q_len - 1));
+  const int warp_keys = i0 + row0 < p.q_len ? visible_keys(p, min(i0 + row0 + 15, p.q_len - 1)) : 0;
   const int unmasked_keys = visible_keys(p, i0 + row0);
 
   auto issue_kv = [&](int tile) {
@@ -485,7 +486,8 @@ __global__ void __launch_bounds__(DkDvShape<D>::kThreads)
     if (step + 1 < n_steps) issue_q(step + 1);
     __pipeline_commit();
     const int i0 = i_start + step % tiles_per_head * kRows;
-    if (i0 + kRows <= warp_first_query) continue;  // no query of the tile sees the warp's keys
+    // Idle when the warp has no keys or no query of the tile sees them.
+    if (key0 >= p.kv_len || i0 + kRows <= warp_first_query) continue;
     const int buf = step % 2;
     const bf16_t* qt = qs + buf * S::kQElems;
     const bf16_t* dot = dos + buf * S::kDoElems;
