@@ -37,13 +37,17 @@ class CudaNnKernels final : public NnKernels {
     });
   }
 
-  // Ids outside [0, vocab) contribute nothing here (the forward has reported them).
+  // Ids outside [0, vocab) contribute nothing here (the forward has reported them). The sort of
+  // the tokens by id runs in scratch memory from the caching allocator, reused in stream order.
   void embedding_backward(const Tensor& ids, const Tensor& dout,
                           const Tensor& dweight) const override {
+    const int64_t n = ids.numel(), vocab = dweight.size(0);
+    const int64_t bytes = k::embedding_backward_workspace_bytes(n, vocab);
+    const Tensor workspace = Tensor::empty(Shape{(bytes + 7) / 8}, DType::I64, Device::CUDA);
     visit_gpu_float(dout.dtype(), "embedding backward", [&](auto tag) {
       using T = decltype(tag);
-      k::embedding_backward(ids.data<int32_t>(), dout.data<T>(), dweight.data<T>(), ids.numel(),
-                            dweight.size(0), dweight.size(1), stream());
+      k::embedding_backward(ids.data<int32_t>(), dout.data<T>(), dweight.data<T>(), n, vocab,
+                            dweight.size(1), workspace.raw_data(), stream());
     });
   }
 

@@ -13,6 +13,49 @@ constexpr int kThreads = 256;
 constexpr int kColumnsPerThread = 8;
 constexpr int kTileColumns = kThreads * kColumnsPerThread;
 
+// The radix sort of token positions by id.
+constexpr int kDigitBits = 8;
+constexpr int kBins = 1 << kDigitBits;
+constexpr int kSortThreads = kBins;  // thread b of a sort block owns digit b in the scans
+constexpr int kSortWarps = kSortThreads / kWarp;
+constexpr int kChunk = 1024;                    // tokens per sort block
+constexpr int kWarpSpan = kChunk / kSortWarps;  // consecutive tokens per warp when placing
+constexpr int kSearchThreads = 256;
+
+// Views of the embedding_backward workspace.
+struct BackwardWorkspace {
+  int32_t* keys[2];       // [n] each: ids (outside [0, vocab) mapped to vocab), sorted per pass
+  int32_t* positions[2];  // [n] each: the token position of each key
+  int* chunk_ranks;       // [chunks, kBins]: digit counts of each chunk, then its first ranks
+  int32_t* row_start;     // [vocab + 1]: where each id's tokens start in the sorted keys
+};
+
+int64_t align(int64_t bytes) {
+  return (bytes + 255) / 256 * 256;
+}
+
+BackwardWorkspace carve(void* base, int64_t n) {
+  char* p = static_cast<char*>(base);
+  BackwardWorkspace w;
+  for (int b = 0; b < 2; ++b) {
+    w.keys[b] = reinterpret_cast<int32_t*>(p);
+    p += align(n * sizeof(int32_t));
+    w.positions[b] = reinterpret_cast<int32_t*>(p);
+    p += align(n * sizeof(int32_t));
+  }
+  w.chunk_ranks = reinterpret_cast<int*>(p);
+  p += align(ceil_div(n, kChunk) * kBins * sizeof(int));
+  w.row_start = reinterpret_cast<int32_t*>(p);
+  return w;
+}
+
+// Sort passes for keys in [0, vocab]: 8 bits each.
+int sort_passes(int64_t vocab) {
+  int bits = 1;
+  while ((vocab >> bits) != 0) ++bits;
+  return static_cast<int>(ceil_div(bits, kDigitBits));
+}
+
 template <typename T>
 __global__ void embedding_forward_kernel(const int32_t* __restrict__ ids,
                                          const T* __restrict__ weight, T* __restrict__ out,
@@ -24,37 +67,136 @@ __global__ void embedding_forward_kernel(const int32_t* __restrict__ ids,
   }
 }
 
-// Block (row v = blockIdx.x, column tile blockIdx.y).
-template <typename T>
-__global__ void __launch_bounds__(kThreads)
-    embedding_backward_kernel(const int32_t* __restrict__ ids, const T* __restrict__ dout,
-                              T* __restrict__ dweight, int64_t n, int64_t dim) {
-  __shared__ unsigned matches[kThreads / kWarp];
-  const int32_t row = static_cast<int32_t>(blockIdx.x);
-  const int64_t c0 = static_cast<int64_t>(blockIdx.y) * kTileColumns + threadIdx.x;
-  const int warp = threadIdx.x / kWarp, lane = threadIdx.x % kWarp;
-  float acc[kColumnsPerThread] = {};
-  for (int64_t i0 = 0; i0 < n; i0 += kThreads) {
-    const int64_t i = i0 + threadIdx.x;
-    const bool hit = i < n && ids[i] == row;
-    const unsigned ballot = __ballot_sync(kFullMask, hit);
-    __syncthreads();  // the previous chunk's masks have been read
-    if (lane == 0) matches[warp] = ballot;
-    __syncthreads();
-    // Every thread walks the chunk's tokens in order: warp by warp, lane by lane.
-    for (int w = 0; w < kThreads / kWarp; ++w) {
-      for (unsigned m = matches[w]; m != 0; m &= m - 1) {
-        const int64_t token = i0 + w * kWarp + __ffs(m) - 1;
-        const T* g = dout + token * dim;
-#pragma unroll
-        for (int e = 0; e < kColumnsPerThread; ++e) {
-          const int64_t c = c0 + e * kThreads;
-          if (c < dim) acc[e] += to_float(g[c]);
-        }
-      }
+// The sort key of an id: itself when it is a row, else vocab (sorted last, summed into no row).
+// Keys map to themselves, so every pass applies it to what it reads.
+__device__ __forceinline__ int32_t row_key(int32_t id, int32_t vocab) {
+  return id >= 0 && id < vocab ? id : vocab;
+}
+__device__ __forceinline__ int digit_of(int32_t key, int shift) {
+  return (key >> shift) & (kBins - 1);
+}
+
+// Block c: chunk_ranks[c, d] = the number of the chunk's keys whose digit is d.
+__global__ void __launch_bounds__(kSortThreads)
+    count_digits_kernel(const int32_t* __restrict__ keys, int64_t n, int32_t vocab, int shift,
+                        int* __restrict__ chunk_ranks) {
+  __shared__ int counts[kBins];
+  counts[threadIdx.x] = 0;
+  __syncthreads();
+  const int64_t begin = static_cast<int64_t>(blockIdx.x) * kChunk;
+  const int64_t end = min(n, begin + kChunk);
+  for (int64_t i = begin + threadIdx.x; i < end; i += kSortThreads)
+    atomicAdd(&counts[digit_of(row_key(keys[i], vocab), shift)], 1);  // order-free integer sums
+  __syncthreads();
+  chunk_ranks[static_cast<int64_t>(blockIdx.x) * kBins + threadIdx.x] = counts[threadIdx.x];
+}
+
+// One block: chunk_ranks[c, d] = the number of keys sorted before chunk c's first key with digit
+// d, i.e. the keys of smaller digits plus those of digit d in the chunks before c.
+__global__ void __launch_bounds__(kSortThreads)
+    scan_digits_kernel(int64_t chunks, int* __restrict__ chunk_ranks) {
+  __shared__ int digit_start[kBins];
+  const int d = threadIdx.x;
+  int total = 0;
+  for (int64_t c = 0; c < chunks; ++c) {
+    int& slot = chunk_ranks[c * kBins + d];
+    const int count = slot;
+    slot = total;
+    total += count;
+  }
+  digit_start[d] = total;
+  __syncthreads();
+  if (d == 0) {
+    int sum = 0;
+    for (int b = 0; b < kBins; ++b) {
+      const int count = digit_start[b];
+      digit_start[b] = sum;
+      sum += count;
     }
   }
-  T* out = dweight + static_cast<int64_t>(row) * dim;
+  __syncthreads();
+  for (int64_t c = 0; c < chunks; ++c) chunk_ranks[c * kBins + d] += digit_start[d];
+}
+
+// Block c places chunk c's keys and positions (positions == nullptr: the keys' own indices) at
+// their ranks. Warp w takes the chunk's w-th run of kWarpSpan tokens; its first rank per digit is
+// the chunk's plus the counts of the warps before it.
+__global__ void __launch_bounds__(kSortThreads)
+    place_digits_kernel(const int32_t* __restrict__ keys, const int32_t* __restrict__ positions,
+                        int64_t n, int32_t vocab, int shift, const int* __restrict__ chunk_ranks,
+                        int32_t* __restrict__ sorted_keys, int32_t* __restrict__ sorted_positions) {
+  __shared__ int next_rank[kSortWarps][kBins];
+  const int warp = threadIdx.x / kWarp, lane = threadIdx.x % kWarp;
+  for (int w = 0; w < kSortWarps; ++w) next_rank[w][threadIdx.x] = 0;
+  __syncthreads();
+  const int64_t begin = static_cast<int64_t>(blockIdx.x) * kChunk + warp * kWarpSpan;
+  const int64_t end = min(n, begin + kWarpSpan);
+  for (int64_t i = begin + lane; i < end; i += kWarp)
+    atomicAdd(&next_rank[warp][digit_of(row_key(keys[i], vocab), shift)], 1);
+  __syncthreads();
+  int rank = chunk_ranks[static_cast<int64_t>(blockIdx.x) * kBins + threadIdx.x];
+  for (int w = 0; w < kSortWarps; ++w) {
+    const int count = next_rank[w][threadIdx.x];
+    next_rank[w][threadIdx.x] = rank;
+    rank += count;
+  }
+  __syncthreads();
+  const unsigned earlier_lanes = (1u << lane) - 1;
+  for (int64_t round = begin; round < end; round += kWarp) {  // the same rounds for the warp
+    const int64_t i = round + lane;
+    const bool present = i < end;
+    const int32_t key = present ? row_key(keys[i], vocab) : 0;
+    const int digit = present ? digit_of(key, shift) : -1;
+    const unsigned peers = __match_any_sync(kFullMask, digit);
+    if (present) {
+      const int r = next_rank[warp][digit] + __popc(peers & earlier_lanes);
+      sorted_keys[r] = key;
+      sorted_positions[r] = positions ? positions[i] : static_cast<int32_t>(i);
+    }
+    __syncwarp();  // every lane has read next_rank for this round
+    if (present && lane == __ffs(peers) - 1) next_rank[warp][digit] += __popc(peers);
+    __syncwarp();
+  }
+}
+
+// row_start[v] = the first position of the sorted keys holding a key >= v, for v in [0, vocab].
+__global__ void __launch_bounds__(kSearchThreads)
+    row_starts_kernel(const int32_t* __restrict__ sorted_keys, int64_t n, int32_t vocab,
+                      int32_t* __restrict__ row_start) {
+  for (int64_t v = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; v <= vocab;
+       v += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    int64_t lo = 0, hi = n;
+    while (lo < hi) {
+      const int64_t mid = (lo + hi) / 2;
+      if (sorted_keys[mid] < v)
+        lo = mid + 1;
+      else
+        hi = mid;
+    }
+    row_start[v] = static_cast<int32_t>(lo);
+  }
+}
+
+// Block (row v = blockIdx.x, column tile blockIdx.y): the sum of v's tokens' dout rows, in token
+// order.
+template <typename T>
+__global__ void __launch_bounds__(kThreads)
+    accumulate_rows_kernel(const int32_t* __restrict__ sorted_positions,
+                           const int32_t* __restrict__ row_start, const T* __restrict__ dout,
+                           T* __restrict__ dweight, int64_t dim) {
+  const int64_t row = blockIdx.x;
+  const int64_t c0 = static_cast<int64_t>(blockIdx.y) * kTileColumns + threadIdx.x;
+  const int32_t begin = row_start[row], end = row_start[row + 1];
+  float acc[kColumnsPerThread] = {};
+  for (int32_t p = begin; p < end; ++p) {
+    const T* g = dout + static_cast<int64_t>(sorted_positions[p]) * dim;
+#pragma unroll
+    for (int e = 0; e < kColumnsPerThread; ++e) {
+      const int64_t c = c0 + e * kThreads;
+      if (c < dim) acc[e] += to_float(g[c]);
+    }
+  }
+  T* out = dweight + row * dim;
 #pragma unroll
   for (int e = 0; e < kColumnsPerThread; ++e) {
     const int64_t c = c0 + e * kThreads;
@@ -73,16 +215,46 @@ void embedding_forward(const int32_t* ids, const T* weight, T* out, int64_t n, i
   LATTE_CUDA_CHECK_LAUNCH();
 }
 
+int64_t embedding_backward_workspace_bytes(int64_t n, int64_t vocab) {
+  return 4 * align(n * sizeof(int32_t)) + align(ceil_div(n, kChunk) * kBins * sizeof(int)) +
+         align((vocab + 1) * sizeof(int32_t));
+}
+
 template <typename T>
 void embedding_backward(const int32_t* ids, const T* dout, T* dweight, int64_t n, int64_t vocab,
-                        int64_t dim, cudaStream_t stream) {
+                        int64_t dim, void* workspace, cudaStream_t stream) {
   if (vocab * dim == 0) return;
-  LATTE_CHECK(vocab < (int64_t(1) << 31) && ceil_div(dim, kTileColumns) <= 65535)
-      << "cuda embedding_backward: vocab " << vocab << " x dim " << dim
-      << " exceed the grid limits";
+  LATTE_CHECK(n < (int64_t(1) << 31) && vocab < (int64_t(1) << 31) &&
+              ceil_div(dim, kTileColumns) <= 65535)
+      << "cuda embedding_backward: " << n << " tokens, vocab " << vocab << " x dim " << dim
+      << " exceed the limits (2^31 tokens and rows, 65535 tiles of " << kTileColumns << " columns)";
+  const BackwardWorkspace w = carve(workspace, n);
+  const int32_t rows = static_cast<int32_t>(vocab);
+  const int32_t* sorted_keys = w.keys[0];
+  const int32_t* sorted_positions = nullptr;
+  if (n > 0) {
+    const auto chunks = static_cast<unsigned>(ceil_div(n, kChunk));
+    const int32_t* keys = ids;
+    for (int pass = 0; pass < sort_passes(vocab); ++pass) {
+      const int shift = pass * kDigitBits;
+      count_digits_kernel<<<chunks, kSortThreads, 0, stream>>>(keys, n, rows, shift, w.chunk_ranks);
+      LATTE_CUDA_CHECK_LAUNCH();
+      scan_digits_kernel<<<1, kSortThreads, 0, stream>>>(chunks, w.chunk_ranks);
+      LATTE_CUDA_CHECK_LAUNCH();
+      place_digits_kernel<<<chunks, kSortThreads, 0, stream>>>(
+          keys, sorted_positions, n, rows, shift, w.chunk_ranks, w.keys[pass % 2],
+          w.positions[pass % 2]);
+      LATTE_CUDA_CHECK_LAUNCH();
+      keys = sorted_keys = w.keys[pass % 2];
+      sorted_positions = w.positions[pass % 2];
+    }
+  }
+  row_starts_kernel<<<grid_for(vocab + 1, kSearchThreads), kSearchThreads, 0, stream>>>(
+      sorted_keys, n, rows, w.row_start);
+  LATTE_CUDA_CHECK_LAUNCH();
   const dim3 grid(static_cast<unsigned>(vocab), static_cast<unsigned>(ceil_div(dim, kTileColumns)));
-  embedding_backward_kernel<<<grid, kThreads, 0, stream>>>(ids, device_ptr(dout),
-                                                           device_ptr(dweight), n, dim);
+  accumulate_rows_kernel<<<grid, kThreads, 0, stream>>>(sorted_positions, w.row_start,
+                                                        device_ptr(dout), device_ptr(dweight), dim);
   LATTE_CUDA_CHECK_LAUNCH();
 }
 
@@ -90,7 +262,7 @@ void embedding_backward(const int32_t* ids, const T* dout, T* dweight, int64_t n
   template void embedding_forward<T>(const int32_t*, const T*, T*, int64_t, int64_t,           \
                                      cudaStream_t);                                            \
   template void embedding_backward<T>(const int32_t*, const T*, T*, int64_t, int64_t, int64_t, \
-                                      cudaStream_t);
+                                      void*, cudaStream_t);
 LATTE_EMBEDDING(float)
 LATTE_EMBEDDING(latte::bf16)
 #undef LATTE_EMBEDDING

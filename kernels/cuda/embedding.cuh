@@ -1,11 +1,21 @@
 // Embedding lookup on CUDA, the twin of kernels/cpu/embedding.h: out[i] = weight[ids[i]];
 // backward dweight[v] = sum of dout[i] over the tokens i with ids[i] == v.
-// How it computes: the forward is a grid-stride copy. The backward is deterministic and
-// sort-free: one block per (vocabulary row, tile of 2048 columns) scans all ids in chunks of 256,
-// finds its tokens with warp ballots and adds their dout rows in token order into fp32 registers
-// (8 columns per thread), then writes the row once. Every row has one owner and a fixed summation
-// order (the CPU's), so no atomics and no run-to-run differences; the price is reading the ids
-// once per (row, tile), which is cheap next to the rows themselves for training-sized batches.
+// How it computes: the forward is a grid-stride copy. The backward is deterministic and does
+// O(tokens x dim) work plus writing dweight ([vocab, dim]), never tokens x vocab:
+// (1) a stable LSD radix sort of the token positions by id, 8 bits per pass (1 pass up to vocab
+//     255, 3 for 129k; ids outside [0, vocab) get the key vocab and sort last): per pass, one
+//     block per chunk of 1024 tokens counts the chunk's digits, one block scans the counts into
+//     each chunk's first rank per digit, and one block per chunk places its tokens, each warp
+//     walking 128 consecutive tokens in order, 32 at a time (ranks within a step from
+//     __match_any_sync, a running rank per digit). A token's rank counts the tokens of smaller
+//     digits and the earlier tokens of its digit, so every pass is stable and after the last
+//     one each id's tokens are in increasing position order;
+// (2) one thread per id finds where its tokens start in the sorted keys (binary search);
+// (3) one block per (vocabulary row, tile of 2048 columns) adds its tokens' dout rows in token
+//     order into fp32 registers (8 columns per thread) and writes the row once, zeros when no
+//     token has the id.
+// Every row has one owner and the CPU's summation order: no float atomics (the only atomics count
+// digits in shared memory) and bit-identical results run to run.
 #pragma once
 
 #include <cuda_runtime_api.h>
@@ -20,10 +30,15 @@ template <typename T>
 void embedding_forward(const int32_t* ids, const T* weight, T* out, int64_t n, int64_t dim,
                        cudaStream_t stream);
 
+// Bytes of device workspace embedding_backward needs for n tokens and a vocab-row table.
+int64_t embedding_backward_workspace_bytes(int64_t n, int64_t vocab);
+
 // OVERWRITES dweight ([vocab, dim]) with the accumulated gradient; ids outside [0, vocab)
-// contribute nothing (callers validate ids).
+// contribute nothing (callers validate ids). workspace: embedding_backward_workspace_bytes(n,
+// vocab) bytes of device memory. Throws latte::Error when n or vocab reach 2^31 or dim needs more
+// than 65535 column tiles.
 template <typename T>
 void embedding_backward(const int32_t* ids, const T* dout, T* dweight, int64_t n, int64_t vocab,
-                        int64_t dim, cudaStream_t stream);
+                        int64_t dim, void* workspace, cudaStream_t stream);
 
 }  // namespace latte::kernels::cuda

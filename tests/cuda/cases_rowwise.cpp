@@ -171,28 +171,66 @@ void run_activations(Checks& checks) {
 }
 
 // ---- embedding ----
-// The forward copies rows and the backward adds each row's tokens in token order, as the CPU
-// does: float results are exact. bf16: the same fp32 sums, rounded once.
+// The forward copies rows: exact. The backward adds each row's tokens in token order into fp32,
+// as the CPU twin does, so f32 results are exact (tolerance 0: a token order that is not the
+// CPU's, e.g. an unstable sort, changes the last bits of the sums); bf16 rounds the same fp32 sums
+// once to the nearest even, as the host's bf16 does: equal to the CPU's sums rounded to bf16.
+// Shapes: `pool` > 0 draws the ids from that many random rows (else from all rows); `bad_ids`
+// inserts tokens with ids outside [0, vocab) among them, which must add to no row.
+struct EmbeddingShape {
+  int64_t vocab, dim, n, pool;
+  bool bad_ids;
+};
+
 template <typename T>
-void run_embedding(Checks& checks) {
-  std::mt19937 rng(31);
-  const int64_t vocab = 50, dim = 2100, n = 700;  // two column tiles; ids repeat
-  const std::vector<int32_t> ids = uniform_ints(rng, n, 0, static_cast<int32_t>(vocab - 2));
-  const std::vector<float> weight = random_input<T>(rng, vocab * dim);
-  const std::vector<float> dout = random_input<T>(rng, n * dim);
-  std::vector<float> out_ref(n * dim), dw_ref(vocab * dim);
-  kernels::cpu::embedding_forward<float>(ids.data(), weight.data(), out_ref.data(), n, dim);
-  kernels::cpu::embedding_backward<float>(ids.data(), dout.data(), dw_ref.data(), n, vocab, dim);
+void run_embedding(const EmbeddingShape& s, Checks& checks) {
+  std::mt19937 rng(static_cast<unsigned>(s.vocab * 7 + s.dim * 3 + s.n));
+  const auto last_row = static_cast<int32_t>(s.vocab - 1);
+  std::vector<int32_t> ids = uniform_ints(rng, s.n, 0, last_row);
+  if (s.pool > 0) {
+    const std::vector<int32_t> rows = uniform_ints(rng, s.pool, 0, last_row);
+    for (int32_t& id : ids) id = rows[id % s.pool];
+  }
+  const std::vector<float> weight = random_input<T>(rng, s.vocab * s.dim);
+  const std::vector<float> dout = random_input<T>(rng, s.n * s.dim);
+  std::vector<float> out_ref(s.n * s.dim), dw_ref(s.vocab * s.dim);
+  kernels::cpu::embedding_forward<float>(ids.data(), weight.data(), out_ref.data(), s.n, s.dim);
+  kernels::cpu::embedding_backward<float>(ids.data(), dout.data(), dw_ref.data(), s.n, s.vocab,
+                                          s.dim);
+  if (is_bf16<T>()) dw_ref = round_bf16(dw_ref);
   DeviceBuffer<int32_t> gids(ids);
-  DeviceBuffer<T> gw(as_type<T>(weight)), gout(n * dim), gdout(as_type<T>(dout));
-  // dweight starts as garbage: the kernel must overwrite every row, unused ones with zeros.
-  DeviceBuffer<T> gdw(as_type<T>(std::vector<float>(vocab * dim, 3.f)));
-  kernels::cuda::embedding_forward<T>(gids.get(), gw.get(), gout.get(), n, dim, cuda::stream());
+  DeviceBuffer<T> gw(as_type<T>(weight)), gout(s.n * s.dim);
+  kernels::cuda::embedding_forward<T>(gids.get(), gw.get(), gout.get(), s.n, s.dim, cuda::stream());
   checks.expect("out", mismatch_report(as_float(gout.download()), out_ref, 0, 0));
-  kernels::cuda::embedding_backward<T>(gids.get(), gdout.get(), gdw.get(), n, vocab, dim,
-                                       cuda::stream());
-  checks.expect("dweight", mismatch_report(as_float(gdw.download()), dw_ref,
-                                           is_bf16<T>() ? kBf16Rounding : 0, 0));
+
+  // The backward's tokens: the same and, with bad_ids, these ids (with random gradients) before
+  // the first token, after the last and at two points in between.
+  const std::vector<int32_t> bad = {-1, static_cast<int32_t>(s.vocab),
+                                    std::numeric_limits<int32_t>::max(),
+                                    std::numeric_limits<int32_t>::min()};
+  const auto n_bad = static_cast<int64_t>(bad.size());
+  const std::vector<float> bad_grads = random_input<T>(rng, n_bad * s.dim);
+  std::vector<int32_t> tokens;
+  std::vector<float> grads;
+  for (int64_t i = 0, b = 0; i <= s.n; ++i) {
+    for (; s.bad_ids && b < n_bad && b * s.n / (n_bad - 1) == i; ++b) {
+      tokens.push_back(bad[b]);
+      grads.insert(grads.end(), bad_grads.begin() + b * s.dim, bad_grads.begin() + (b + 1) * s.dim);
+    }
+    if (i == s.n) break;
+    tokens.push_back(ids[i]);
+    grads.insert(grads.end(), dout.begin() + i * s.dim, dout.begin() + (i + 1) * s.dim);
+  }
+  const auto n = static_cast<int64_t>(tokens.size());
+  DeviceBuffer<int32_t> gtokens(tokens);
+  DeviceBuffer<T> gdout(as_type<T>(grads));
+  DeviceBuffer<int64_t> workspace(
+      (kernels::cuda::embedding_backward_workspace_bytes(n, s.vocab) + 7) / 8);
+  // dweight starts as garbage: the kernel must overwrite every row, unused ones with zeros.
+  DeviceBuffer<T> gdw(as_type<T>(std::vector<float>(s.vocab * s.dim, 3.f)));
+  kernels::cuda::embedding_backward<T>(gtokens.get(), gdout.get(), gdw.get(), n, s.vocab, s.dim,
+                                       workspace.get(), cuda::stream());
+  checks.expect("dweight", mismatch_report(as_float(gdw.download()), dw_ref, 0, 0));
 }
 
 // ---- cross-entropy ----
@@ -323,7 +361,20 @@ void add_cases(std::vector<KernelCase>& cases) {
     cases.push_back({"softmax" + t + " " + std::to_string(rows) + "x" + std::to_string(cols),
                      [=](Checks& c) { run_softmax<T>(rows, cols, c); }});
   cases.push_back({"silu swiglu sigmoid" + t, [](Checks& c) { run_activations<T>(c); }});
-  cases.push_back({"embedding" + t, [](Checks& c) { run_embedding<T>(c); }});
+  // Two column tiles; ~1700 tokens on each of 3 rows (5 sort blocks); a large table with few
+  // tokens (3 sort passes, most rows zero); tokens repeating 40 rows all over a large table, with
+  // bad ids (3 passes over 3 sort blocks); 256 rows, ids of one byte, but bad ids sorted after
+  // them in a second pass; no tokens at all.
+  for (const EmbeddingShape& shape : {EmbeddingShape{50, 2100, 700, 0, false},
+                                      {3, 1000, 5000, 0, false},
+                                      {70000, 13, 37, 0, false},
+                                      {70000, 13, 3000, 40, true},
+                                      {256, 7, 1500, 0, true},
+                                      {5, 3, 0, 0, false}})
+    cases.push_back({"embedding" + t + " vocab " + std::to_string(shape.vocab) + " dim " +
+                         std::to_string(shape.dim) + " tokens " + std::to_string(shape.n) +
+                         (shape.bad_ids ? " with bad ids" : ""),
+                     [=](Checks& c) { run_embedding<T>(shape, c); }});
   for (auto [rows, vocab] : {std::pair<int64_t, int64_t>{9, 5003}, {3, 129}})
     cases.push_back({"cross_entropy" + t + " " + std::to_string(rows) + "x" + std::to_string(vocab),
                      [=](Checks& c) { run_cross_entropy<T>(rows, vocab, c); }});
