@@ -6,6 +6,7 @@
 #include "engine/autograd.h"
 #include "engine/device.h"
 #include "engine/dispatch.h"
+#include "engine/profiler.h"
 #include "kernels/cpu/copy.h"
 
 namespace latte {
@@ -146,6 +147,7 @@ double Tensor::item() const {
 }
 
 void Tensor::fill_(double value) {
+  profiler::Scope timing(profiler::Category::kCopy);
   if (device() != Device::CPU) {
     device_fill(*this, value);
     return;
@@ -158,6 +160,7 @@ void Tensor::fill_(double value) {
 }
 
 void Tensor::copy_(const Tensor& src) {
+  profiler::Scope timing(profiler::Category::kCopy);
   LATTE_CHECK(src.shape() == shape())
       << "copy_: source " << src.describe() << " does not match destination " << describe();
   if (device() != Device::CPU || src.device() != Device::CPU) {

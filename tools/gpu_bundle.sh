@@ -31,7 +31,8 @@ git diff --quiet || echo "+uncommitted changes" >>"$bundle/commit"
 cat >"$bundle/run.sh" <<'RUN'
 #!/usr/bin/env bash
 # The GPU checks with prebuilt binaries (tools/gpu_bundle.sh): CUDA tests, cuBLAS peak, attention
-# (flash, naive), MoE layer and whole training steps. Logs go to $OUT when set.
+# (flash, naive), MoE layer, whole training steps and where their GPU time goes (--profile). Logs
+# go to $OUT when set.
 B=build/bundle
 out="${OUT:-$B/out}"
 mkdir -p "$out"
@@ -50,6 +51,9 @@ timeout 60 "$B/latte_cuda_tests" --bench 2>&1 | tee "$out/bench.log"
 step "latte bench attention moe train --device cuda"
 timeout 400 "$B/latte" bench attention moe train --device cuda 2>&1 | grep -v '^\[' | tee -a "$out/bench.log"
 bench=${PIPESTATUS[0]}
-step "done: tests exit $tests, benchmarks exit $bench"
+step "where the step time goes: latte bench train --device cuda --quick --profile"
+timeout 200 "$B/latte" bench train --device cuda --quick --profile 2>&1 | tee "$out/profile.log"
+profile=${PIPESTATUS[0]}
+step "done: tests exit $tests, benchmarks exit $bench, profile exit $profile"
 RUN
 echo "bundle: $bundle ($(du -sh "$bundle" | cut -f1)); commit $(tr '\n' ' ' <"$bundle/commit")"

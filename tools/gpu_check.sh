@@ -4,7 +4,8 @@
 # kernels and ops against their CPU twins, 20-step GPU-vs-CPU training), the cuBLAS GEMM peak
 # (latte_cuda_tests --bench), the attention and MoE benchmarks (latte bench attention moe --device
 # cuda), the PyTorch SDPA baseline (tools/bench_sdpa.py) and whole training steps (latte bench
-# train --device cuda: tokens/s, MFU), and prints one summary table. The full log goes to
+# train --device cuda: tokens/s, MFU) with a short profiled rerun (--quick --profile: the step
+# time split per category of op), and prints one summary table. The full log goes to
 # $OUT/gpu_check.log when OUT is set (the device tool returns files from $OUT), else to
 # build/gpu/gpu_check.log. Ends within 8 minutes on an H200.
 #   tools/gpu_check.sh
@@ -76,6 +77,10 @@ section "training steps: latte bench train --device cuda"
 timeout 150 "$build/latte" bench train --device cuda 2>&1 | tee -a "$build/bench.log"
 train_status=${PIPESTATUS[0]}
 
+section "where the step time goes: latte bench train --device cuda --quick --profile"
+timeout 150 "$build/latte" bench train --device cuda --quick --profile 2>&1 | tee "$build/profile.log"
+profile_status=${PIPESTATUS[0]}
+
 section "summary"
 doctest_line=$(grep -E "^\[doctest\] (test cases|assertions):" "$build/ctest.log" | tr '\n' ' ')
 ctest_line=$(grep -E "tests passed|tests failed" "$build/ctest.log" | tail -n 1)
@@ -124,9 +129,14 @@ for kv in train:
           f" {kv.get('tflops', '-'):>9} {float(kv.get('mfu', 'nan')) * 100:>6.1f}%")
 EOF
 echo
+echo "Step time split (GPU time per category, 8 profiled steps; the log above has each table):"
+grep -E "^\[|^  .* s +-?[0-9.]+%$" "$build/profile.log"
+echo
 echo "CUDA tests: ${ctest_line:-no ctest result} (exit $test_status)"
 echo "            ${doctest_line:-}"
 echo "benchmarks: GEMM peak exit $bench_status, attention and MoE exit $op_bench_status," \
-  "training exit $train_status; build ${build_s} s; total $(($(date +%s) - start)) s"
+  "training exit $train_status, profile exit $profile_status; build ${build_s} s;" \
+  "total $(($(date +%s) - start)) s"
 echo "log: $log"
-[[ $test_status -eq 0 && $bench_status -eq 0 && $op_bench_status -eq 0 && $train_status -eq 0 ]]
+[[ $test_status -eq 0 && $bench_status -eq 0 && $op_bench_status -eq 0 && $train_status -eq 0 &&
+  $profile_status -eq 0 ]]

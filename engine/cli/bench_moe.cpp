@@ -124,11 +124,11 @@ void bench_moe_cpu(const BenchOptions& options) {
               static_cast<double>(max_load) * E / static_cast<double>(N * K));
 
   profiler::reset();
-  profiler::set_enabled(true);
+  profiler::start(profiler::host_timer());
   const auto t0 = std::chrono::steady_clock::now();
   moe_step();
   const double total = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  profiler::set_enabled(false);
+  profiler::stop();
   const double gemm = profiler::seconds(profiler::Category::kGemm);
   const double routing = profiler::seconds(profiler::Category::kMoe);
   std::printf("one MoE step: %.2f ms = GEMMs %.2f + routing/permutation %.2f + other %.2f\n",

@@ -3,7 +3,8 @@
 // On the CPU at the cpu scale (--quick: smoke); on CUDA at the seed and gpu scales in the default
 // bf16 mixed precision. Prints tokens/s per model and, from the models' FLOPs per token
 // (models/model_stats.h: forward matmuls and attention, ×3 for forward+backward, MTP excluded),
-// the achieved model TFLOP/s and, on CUDA, the MFU against --peak-tflops.
+// the achieved model TFLOP/s and, on CUDA, the MFU against --peak-tflops. With --profile every
+// run also prints where its step time goes (engine/profiler.h).
 #include <unistd.h>
 
 #include <cstdio>
@@ -40,6 +41,10 @@ void bench_train(const BenchOptions& options) {
       steps, options.device.c_str(), cuda ? ", bf16 mixed precision" : ", f32");
   std::printf("FLOPs per token = 3 x forward (matmuls + attention scores and values)%s\n",
               cuda ? "; MFU = model FLOP/s / peak" : "");
+  if (options.profile)
+    std::printf(
+        "--profile: each run prints its step time split; the profiled steps end with a "
+        "device sync and time every op, so tokens/s are lower than without it\n");
   std::vector<std::string> rows;
   for (const std::string& scale : scales) {
     SuiteOptions so;
@@ -55,6 +60,7 @@ void bench_train(const BenchOptions& options) {
     so.output_dir = (scratch / scale).string();
     so.progress = false;
     so.plots = false;
+    so.profile = options.profile;
     const SuiteResult result = run_suite(suite_file, so, *comm);
     for (const auto& run : result.results.at("runs")) {
       const double tps = run.at("summary").at("tokens_per_second").get<double>();

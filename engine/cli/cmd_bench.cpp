@@ -87,6 +87,8 @@ void add_bench_command(CLI::App& app) {
   cmd->add_option("--device", options->device, "cpu or cuda")->capture_default_str();
   cmd->add_option("--repeats", options->repeats, "Timed repetitions")->capture_default_str();
   cmd->add_flag("--quick", options->quick, "Smaller sizes (smoke runs)");
+  cmd->add_flag("--profile", options->profile,
+                "train only: print each run's step time split (slows the steps)");
   cmd->add_option("--peak-tflops", options->peak_tflops, "GPU bf16 dense peak for MFU (train)")
       ->capture_default_str();
   cmd->callback([names, options]() {
@@ -99,6 +101,10 @@ void add_bench_command(CLI::App& app) {
         return s;
       }() << ")";
     }
+    LATTE_CHECK(!options->profile ||
+                (!names->empty() && std::all_of(names->begin(), names->end(),
+                                                [](const std::string& n) { return n == "train"; })))
+        << "bench: --profile applies to the train benchmark only (latte bench train --profile)";
     for (const auto& b : benchmarks()) {
       if (!names->empty() && std::find(names->begin(), names->end(), b.name) == names->end())
         continue;

@@ -6,6 +6,8 @@
 #include "engine/allocator.h"
 #include "engine/cuda/caching_allocator.h"
 #include "engine/cuda/cuda_backend.h"
+#include "engine/cuda/event_timer.h"
+#include "engine/profiler.h"
 #include "kernels/cuda/cuda_check.h"
 
 namespace latte::cuda {
@@ -59,6 +61,7 @@ void init() {
     r.blas.workspace_bytes = kLtWorkspaceBytes;
     register_cuda_allocator(std::make_unique<CachingAllocator>());
     register_cuda_backend(backend());
+    profiler::register_device_timer(std::make_unique<EventTimer>(r.stream));
   });
 }
 

@@ -1,5 +1,6 @@
 // The CUDA runtime of the engine: device discovery, one-time initialization (the caching device
-// allocator is registered with allocator_for(Device::CUDA)), the stream every latte kernel runs
+// allocator is registered with allocator_for(Device::CUDA), the kernel tables with backend_for,
+// the CUDA-event timer with profiler::register_device_timer), the stream every latte kernel runs
 // on, and the cuBLAS / cuBLASLt handles with their workspace. One device per process: the one
 // current when init() first runs (data parallelism runs one process per GPU).
 #pragma once

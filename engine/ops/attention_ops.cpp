@@ -98,6 +98,7 @@ Tensor attention(const Tensor& q_in, const Tensor& k_in, const Tensor& v_in, dou
 Tensor rope(const Tensor& x_in, const Tensor& cos, const Tensor& sin, int64_t position_offset,
             bool interleave, int64_t pass) {
   const char* op = "rope";
+  profiler::Scope timing(profiler::Category::kRope);
   require_defined(op, x_in);
   require_defined(op, cos);
   require_defined(op, sin);
@@ -128,6 +129,7 @@ Tensor rope(const Tensor& x_in, const Tensor& cos, const Tensor& sin, int64_t po
   return record(op, y, {x_in},
                 [cos, sin, position_offset, interleave, pass,
                  rotated](const Tensor& g) -> std::vector<Tensor> {
+                  profiler::Scope timing(profiler::Category::kRope);
                   const Tensor dy = with_unit_last_stride(g);
                   Tensor dx = Tensor::empty(dy.shape(), dy.dtype(), dy.device());
                   if (pass > 0) dx.narrow(3, 0, pass).copy_(dy.narrow(3, 0, pass));

@@ -3,6 +3,7 @@
 #include "engine/backend/elementwise_kernels.h"
 #include "engine/ops.h"
 #include "engine/ops/op_support.h"
+#include "engine/profiler.h"
 
 namespace latte::ops {
 
@@ -16,6 +17,7 @@ const ElementwiseKernels& kernels(const Tensor& t) {
 }
 
 Tensor binary(const char* op, BinaryOp kind, const Tensor& a, const Tensor& b) {
+  profiler::Scope timing(profiler::Category::kElementwise);
   require_defined(op, a);
   require_defined(op, b);
   detail::require_same_dtype(op, a, b);
@@ -29,6 +31,7 @@ Tensor binary(const char* op, BinaryOp kind, const Tensor& a, const Tensor& b) {
 // y = kernel(contiguous x), same shape.
 template <typename Kernel>
 Tensor unary(const char* op, const Tensor& x, Kernel kernel) {
+  profiler::Scope timing(profiler::Category::kElementwise);
   require_defined(op, x);
   const Tensor xc = x.contiguous();
   Tensor out = Tensor::empty(x.shape(), x.dtype(), x.device());
@@ -79,6 +82,7 @@ Tensor silu(const Tensor& x) {
         kt.silu_forward(in, o);
       });
   return record("silu", out, {x}, [sx = saved(x)](const Tensor& g) -> std::vector<Tensor> {
+    profiler::Scope timing(profiler::Category::kElementwise);
     const Tensor xc = sx.contiguous(), gc = g.contiguous();
     Tensor dx = Tensor::empty(xc.shape(), xc.dtype(), xc.device());
     kernels(xc).silu_backward(xc, gc, dx);
@@ -92,6 +96,7 @@ Tensor sigmoid(const Tensor& x) {
         kt.sigmoid_forward(in, o);
       });
   return record("sigmoid", out, {x}, [sy = saved(out)](const Tensor& g) -> std::vector<Tensor> {
+    profiler::Scope timing(profiler::Category::kElementwise);
     const Tensor gc = g.contiguous();
     Tensor dx = Tensor::empty(sy.shape(), sy.dtype(), sy.device());
     kernels(sy).sigmoid_backward(sy, gc, dx);
@@ -100,6 +105,7 @@ Tensor sigmoid(const Tensor& x) {
 }
 
 Tensor swiglu(const Tensor& gate, const Tensor& up) {
+  profiler::Scope timing(profiler::Category::kElementwise);
   require_defined("swiglu", gate);
   require_defined("swiglu", up);
   detail::require_same_dtype("swiglu", gate, up);
@@ -110,6 +116,7 @@ Tensor swiglu(const Tensor& gate, const Tensor& up) {
   kernels(gc).swiglu_forward(gc, uc, out);
   return record("swiglu", out, {gate, up},
                 [sg = saved(gc), su = saved(uc)](const Tensor& g) -> std::vector<Tensor> {
+                  profiler::Scope timing(profiler::Category::kElementwise);
                   const Tensor dy = g.contiguous();
                   Tensor dgate = Tensor::empty(sg.shape(), sg.dtype(), sg.device());
                   Tensor dup = Tensor::empty(sg.shape(), sg.dtype(), sg.device());
@@ -119,6 +126,7 @@ Tensor swiglu(const Tensor& gate, const Tensor& up) {
 }
 
 void add_(Tensor& dst, const Tensor& src) {
+  profiler::Scope timing(profiler::Category::kElementwise);
   require_defined("add_", dst);
   require_defined("add_", src);
   detail::require_same_dtype("add_", dst, src);
@@ -129,6 +137,7 @@ void add_(Tensor& dst, const Tensor& src) {
 }
 
 Tensor sum(const Tensor& x) {
+  profiler::Scope timing(profiler::Category::kElementwise);
   require_defined("sum", x);
   const Tensor xc = x.contiguous();
   Tensor out = Tensor::empty(Shape{}, x.dtype(), x.device());
@@ -146,6 +155,7 @@ Tensor mean(const Tensor& x) {
 
 Tensor sum_to(const Tensor& x, const Shape& shape) {
   if (x.shape() == shape) return x;
+  profiler::Scope timing(profiler::Category::kElementwise);
   require_defined("sum_to", x);
   const Shape full = detail::broadcast_shapes("sum_to", x.shape(), shape);
   LATTE_CHECK(full == x.shape()) << "sum_to: " << x.describe() << " does not broadcast from "

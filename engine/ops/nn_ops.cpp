@@ -5,6 +5,7 @@
 #include "engine/backend/nn_kernels.h"
 #include "engine/ops.h"
 #include "engine/ops/op_support.h"
+#include "engine/profiler.h"
 
 namespace latte::ops {
 
@@ -25,6 +26,7 @@ void require_same_device(const char* op, const Tensor& a, const Tensor& b) {
 }  // namespace
 
 Tensor embedding(const Tensor& ids, const Tensor& weight) {
+  profiler::Scope timing(profiler::Category::kEmbedding);
   require_defined("embedding", ids);
   require_defined("embedding", weight);
   require_same_device("embedding", ids, weight);
@@ -39,6 +41,7 @@ Tensor embedding(const Tensor& ids, const Tensor& weight) {
   kernels(w).embedding_forward(idc, w, out);
   return record("embedding", out, {ids, weight},
                 [sid = saved(idc), vocab, dim](const Tensor& g) -> std::vector<Tensor> {
+                  profiler::Scope timing(profiler::Category::kEmbedding);
                   const Tensor gc = g.contiguous();
                   Tensor dw = Tensor::empty(Shape{vocab, dim}, gc.dtype(), gc.device());
                   kernels(gc).embedding_backward(sid, gc, dw);
@@ -47,6 +50,7 @@ Tensor embedding(const Tensor& ids, const Tensor& weight) {
 }
 
 Tensor rms_norm(const Tensor& x, const Tensor& weight, double eps) {
+  profiler::Scope timing(profiler::Category::kNorm);
   require_defined("rms_norm", x);
   require_defined("rms_norm", weight);
   require_same_device("rms_norm", x, weight);
@@ -60,6 +64,7 @@ Tensor rms_norm(const Tensor& x, const Tensor& weight, double eps) {
   const Tensor rstd = kernels(x).rms_norm_forward(xc, w, y, eps);
   return record("rms_norm", y, {x, weight},
                 [sx = saved(xc), sw = saved(w), rstd](const Tensor& g) -> std::vector<Tensor> {
+                  profiler::Scope timing(profiler::Category::kNorm);
                   const Tensor dy = g.contiguous();
                   Tensor dx = Tensor::empty(sx.shape(), sx.dtype(), sx.device());
                   Tensor dw = Tensor::empty(sw.shape(), sw.dtype(), sw.device());
@@ -69,12 +74,14 @@ Tensor rms_norm(const Tensor& x, const Tensor& weight, double eps) {
 }
 
 Tensor softmax(const Tensor& x) {
+  profiler::Scope timing(profiler::Category::kElementwise);
   require_defined("softmax", x);
   detail::require_rank_at_least("softmax", x, 1, "input");
   const Tensor xc = x.contiguous();
   Tensor y = Tensor::empty(x.shape(), x.dtype(), x.device());
   kernels(x).softmax_forward(xc, y);
   return record("softmax", y, {x}, [sy = saved(y)](const Tensor& g) -> std::vector<Tensor> {
+    profiler::Scope timing(profiler::Category::kElementwise);
     const Tensor dy = g.contiguous();
     Tensor dx = Tensor::empty(sy.shape(), sy.dtype(), sy.device());
     kernels(sy).softmax_backward(sy, dy, dx);
@@ -83,6 +90,7 @@ Tensor softmax(const Tensor& x) {
 }
 
 Tensor cross_entropy(const Tensor& logits, const Tensor& targets, int64_t ignore_index) {
+  profiler::Scope timing(profiler::Category::kLoss);
   require_defined("cross_entropy", logits);
   require_defined("cross_entropy", targets);
   require_same_device("cross_entropy", logits, targets);
@@ -98,6 +106,7 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& targets, int64_t ignore
   return record("cross_entropy", f.loss, {logits, targets},
                 [sl = saved(lc), st = saved(tc), lse = f.lse, counted = f.counted,
                  ignore_index](const Tensor& g) -> std::vector<Tensor> {
+                  profiler::Scope timing(profiler::Category::kLoss);
                   Tensor dlogits = Tensor::empty(sl.shape(), sl.dtype(), sl.device());
                   kernels(sl).cross_entropy_backward(sl, st, lse, counted, g, dlogits,
                                                      ignore_index);
@@ -108,6 +117,7 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& targets, int64_t ignore
 Tensor dropout(const Tensor& x, double p, Generator& gen) {
   LATTE_CHECK(p >= 0 && p < 1) << "dropout: probability must be in [0, 1), got " << p;
   if (p == 0) return x;
+  profiler::Scope timing(profiler::Category::kElementwise);
   require_defined("dropout", x);
   const Tensor xc = x.contiguous();
   Tensor y = Tensor::empty(x.shape(), x.dtype(), x.device());

@@ -80,6 +80,7 @@ void AdamW::load_state(const std::vector<std::pair<std::string, Tensor>>& state,
 }
 
 double global_grad_norm(const std::vector<Tensor>& params) {
+  profiler::Scope timing(profiler::Category::kGradNorm);
   std::vector<Tensor> grads;
   for (const Tensor& p : params) {
     const Tensor g = p.grad();

@@ -125,6 +125,7 @@ SuiteResult run_suite(const std::string& suite_file, const SuiteOptions& options
         TrainOptions t;
         t.resume = latest_checkpoint(run_dir.string()).has_value();
         t.progress = options.progress;
+        t.profile = options.profile;
         if (comm.is_root())
           std::cout << "[" << name << " seed " << seed << "] "
                     << (t.resume ? "resuming" : "training") << " -> " << run_dir.string()

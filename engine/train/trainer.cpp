@@ -145,6 +145,28 @@ void truncate_metrics(const fs::path& file, int64_t step) {
   write_file_atomically(file.string(), kept);
 }
 
+// The --profile table: each category's seconds, their sum and the rest of the steps' wall time.
+void print_step_split(int64_t steps, double wall, bool device_timed) {
+  std::printf("step time split over %lld steps, %.3f s of step wall time\n",
+              static_cast<long long>(steps), wall);
+  std::printf(
+      device_timed
+          ? "(GPU time between each category's CUDA events, innermost scope wins: it includes\n"
+            " GPU idle gaps inside a scope, so launch-bound ops look long; each step ends with a\n"
+            " device sync)\n"
+          : "(host wall time, innermost scope wins)\n");
+  double named = 0;
+  for (int c = 0; c < static_cast<int>(profiler::Category::kCount); ++c) {
+    const auto category = static_cast<profiler::Category>(c);
+    const double s = profiler::seconds(category);
+    named += s;
+    std::printf("  %-28s %9.3f s %6.1f%%\n", profiler::category_name(category), s, 100 * s / wall);
+  }
+  std::printf("  %-28s %9.3f s %6.1f%%\n", "sum of the categories", named, 100 * named / wall);
+  std::printf("  %-28s %9.3f s %6.1f%%\n", "other (outside every scope)", wall - named,
+              100 * (wall - named) / wall);
+}
+
 }  // namespace
 
 void install_stop_handlers() {
@@ -176,9 +198,6 @@ nlohmann::json TrainSummary::to_json() const {
 TrainSummary train(const RunConfig& config, const TrainOptions& options, Communicator& comm) {
   const TrainSection& tc = config.train;
   const Placement place = placement_of(tc);
-  LATTE_CHECK(!(options.profile && place.device == Device::CUDA))
-      << "--profile times host-side work and cannot split asynchronous CUDA kernels; profile "
-         "GPU runs with nsys";
   if (tc.threads > 0) {
     omp_set_num_threads(static_cast<int>(tc.threads));
     openblas_set_num_threads(static_cast<int>(tc.threads));
@@ -244,8 +263,12 @@ TrainSummary train(const RunConfig& config, const TrainOptions& options, Communi
   Progress progress(options.progress && root, tc.steps);
   Allocator& alloc = allocator_for(place.device);
   alloc.reset_peak();
+  // --profile: the host clock on the CPU, the CUDA runtime's event timer on the GPU.
+  profiler::Timer* profile_timer = nullptr;
+  if (options.profile)
+    profile_timer =
+        place.device == Device::CUDA ? &profiler::device_timer() : &profiler::host_timer();
   profiler::reset();
-  profiler::set_enabled(options.profile);
 
   auto state_json = [&](int64_t step, double wall) {
     return nlohmann::json{{"step", step},
@@ -278,6 +301,7 @@ TrainSummary train(const RunConfig& config, const TrainOptions& options, Communi
       break;
     }
     const auto t0 = std::chrono::steady_clock::now();
+    if (profile_timer) profiler::start(*profile_timer);
     for (Tensor p : params) p.zero_grad();
     double loss_sum = 0, lm_sum = 0, aux_sum = 0, mtp_sum = 0;
     std::vector<MoeLayerStats> moe_stats;
@@ -323,6 +347,10 @@ TrainSummary train(const RunConfig& config, const TrainOptions& options, Communi
       layer->update_correction_bias(load);
     }
     ++step;
+    if (profile_timer) {  // a profiled step ends when its device work has finished
+      synchronize(place.device);
+      profiler::stop();
+    }
     const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     train_seconds += dt;
     if (step - start_step > 1) {  // the first step of a session warms caches: not timed
@@ -412,21 +440,8 @@ TrainSummary train(const RunConfig& config, const TrainOptions& options, Communi
     if (status == "completed")
       write_file_atomically((run_dir / "summary.json").string(), summary.to_json().dump(2) + "\n");
   }
-  if (options.profile && root) {
-    const double total = train_seconds;
-    double named = 0;
-    std::printf("step time split over %lld steps (%.2f s):\n",
-                static_cast<long long>(step - start_step), total);
-    for (int c = 0; c < static_cast<int>(profiler::Category::kCount); ++c) {
-      const double s = profiler::seconds(static_cast<profiler::Category>(c));
-      named += s;
-      std::printf("  %-28s %8.2f s %6.1f%%\n",
-                  profiler::category_name(static_cast<profiler::Category>(c)), s, 100 * s / total);
-    }
-    std::printf("  %-28s %8.2f s %6.1f%%\n", "other (norms, elementwise, ...)", total - named,
-                100 * (total - named) / total);
-  }
-  profiler::set_enabled(false);
+  if (options.profile && root && step > start_step)
+    print_step_split(step - start_step, train_seconds, place.device == Device::CUDA);
   return summary;
 }
 

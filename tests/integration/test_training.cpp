@@ -2,6 +2,7 @@
 // falling, bit-identical resume, and the messages for bad configs and bad data.
 #include <doctest/doctest.h>
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -9,6 +10,7 @@
 
 #include "engine/device.h"
 #include "engine/io/token_shard.h"
+#include "engine/profiler.h"
 #include "support/run_command.h"
 #include "support/temp_dir.h"
 
@@ -158,9 +160,14 @@ TEST_CASE("bad configs and bad data give a message naming the file, key or probl
       {"bf16 on the cpu", train + " --set train.dtype=\\\"bfloat16\\\"",
        "needs train.device = \"cuda\""},
       {"unknown device", train + " --device gpu", "--device: gpu not in {cpu,cuda}", 105},
+      {"profile outside bench train", "bench linear --profile",
+       "--profile applies to the train benchmark only"},
   };
-  if (!cuda_available())
+  if (!cuda_available()) {
     cases.push_back({"cuda without a GPU", train + " --device cuda", "no usable CUDA device"});
+    cases.push_back({"profiling cuda without a GPU", train + " --profile --device cuda",
+                     "no usable CUDA device"});
+  }
   for (const Case& c : cases) {
     INFO(c.name);
     const auto r = test::run_latte(c.args);
@@ -168,6 +175,36 @@ TEST_CASE("bad configs and bad data give a message naming the file, key or probl
     CHECK(r.exit_code == c.exit_code);
     CHECK(r.output.find(c.expected) != std::string::npos);
   }
+}
+
+TEST_CASE("train --profile prints the step time split: every category, their sum and the rest") {
+  test::TempDir tmp;
+  const auto r =
+      test::run_latte("train " + source("tests/integration/configs/tiny_mha.toml") +
+                      " --no-progress --profile --set output.dir=" + (tmp.path() / "run").string());
+  INFO(r.output);
+  REQUIRE(r.exit_code == 0);
+  const std::string heading = "step time split over 12 steps, ";
+  const size_t header = r.output.find(heading);
+  REQUIRE(header != std::string::npos);
+  const double wall = std::stod(r.output.substr(header + heading.size()));
+  // The seconds on the line that starts with `label` after the header.
+  auto seconds_of = [&](const std::string& label) {
+    const size_t at = r.output.find("\n  " + label, header);
+    REQUIRE_MESSAGE(at != std::string::npos, "no line for " << label);
+    return std::stod(r.output.substr(at + 3 + label.size()));
+  };
+  double sum = 0;
+  for (int c = 0; c < static_cast<int>(profiler::Category::kCount); ++c) {
+    const double s = seconds_of(profiler::category_name(static_cast<profiler::Category>(c)));
+    CHECK(s >= 0);
+    sum += s;
+  }
+  // Printed with 3 decimals: each of the 11 categories rounds by at most 0.0005 s.
+  CHECK(std::abs(seconds_of("sum of the categories") - sum) <= 11 * 0.0005 + 1e-9);
+  CHECK(seconds_of("sum of the categories") <= wall);
+  // "other" is the unrounded wall minus the unrounded sum: two more roundings.
+  CHECK(std::abs(seconds_of("other (outside every scope)") - (wall - sum)) <= 13 * 0.0005 + 1e-9);
 }
 
 TEST_CASE("SIGTERM checkpoints and exits cleanly, and the run then resumes") {
