@@ -14,7 +14,8 @@ cd "$(dirname "$0")/.."
 arch="${1:-90}"
 build="${LATTE_BUNDLE_BUILD:-build/bundle-build}"  # an existing CUDA build dir saves time
 bundle=build/bundle
-cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DLATTE_CUDA=ON \
+# Without MPI (and so without NCCL): the bare machine has no Open MPI to load or launch with.
+cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DLATTE_CUDA=ON -DLATTE_MPI=OFF \
   -DCMAKE_CUDA_ARCHITECTURES="$arch" >/dev/null
 cmake --build "$build" -j"$(nproc)" --target latte latte_cuda_tests >/dev/null
 rm -rf "$bundle"

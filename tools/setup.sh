@@ -6,7 +6,7 @@
 set -euo pipefail
 
 packages=(build-essential cmake pkg-config libcli11-dev libtoml11-dev doctest-dev libopenblas-openmp-dev
-  nlohmann-json3-dev fortunes python3 python3-numpy python3-matplotlib)
+  nlohmann-json3-dev libopenmpi-dev openmpi-bin fortunes python3 python3-numpy python3-matplotlib)
 if [[ "${1:-}" == "--torch" ]]; then packages+=(python3-torch); fi
 
 missing=()

@@ -4,6 +4,7 @@
 #include <iostream>
 
 #include "engine/cli/commands.h"
+#include "engine/dist/distributed.h"
 #include "engine/train/suite.h"
 #include "engine/train/trainer.h"
 
@@ -35,13 +36,14 @@ void add_suite_command(CLI::App& app) {
     options->progress = !*no_progress;
     options->plots = !*no_plots;
     install_stop_handlers();
-    auto comm = make_single_process_communicator();
+    auto comm = make_communicator();
     const SuiteResult r = run_suite(*suite_file, *options, *comm);
     if (r.results.is_null()) {
-      std::cout << "suite interrupted; run the same command again to resume (" << r.dir << ")\n";
+      if (comm->is_root())
+        std::cout << "suite interrupted; run the same command again to resume (" << r.dir << ")\n";
       throw ExitWith{130};
     }
-    std::cout << "report: " << r.dir << "/report.md\n";
+    if (comm->is_root()) std::cout << "report: " << r.dir << "/report.md\n";
   });
 }
 

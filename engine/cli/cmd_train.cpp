@@ -6,6 +6,7 @@
 #include <iostream>
 
 #include "engine/cli/commands.h"
+#include "engine/dist/distributed.h"
 #include "engine/train/trainer.h"
 
 namespace latte::cli {
@@ -44,16 +45,17 @@ void run_train(const TrainArgs& args) {
                                          : config_of_run(args.resume, overrides);
   if (!args.resume.empty()) config.output.dir = args.resume;
   install_stop_handlers();
-  auto comm = make_single_process_communicator();
+  auto comm = make_communicator();
   TrainOptions options;
   options.resume = !args.resume.empty();
   options.progress = !args.no_progress;
   options.profile = args.profile;
   options.stop_after = args.stop_after;
   const TrainSummary s = train(config, options, *comm);
-  std::cout << config.name << ": " << s.status << " at step " << s.steps << ", train loss "
-            << s.final_train_loss << ", best val loss " << s.best_val_loss << " -> "
-            << config.output.dir << "\n";
+  if (comm->is_root())
+    std::cout << config.name << ": " << s.status << " at step " << s.steps << ", train loss "
+              << s.final_train_loss << ", best val loss " << s.best_val_loss << " -> "
+              << config.output.dir << "\n";
   if (s.status != "completed") throw ExitWith{130};
 }
 

@@ -1,5 +1,6 @@
 #include "engine/cuda/cuda_runtime.h"
 
+#include <atomic>
 #include <memory>
 #include <mutex>
 
@@ -29,6 +30,10 @@ Runtime& runtime() {
   return r;
 }
 
+// select_device_for_local_rank's request (-1: none) and whether init() has run.
+std::atomic<int> g_local_rank{-1};
+std::atomic<bool> g_initialized{false};
+
 int query_device_count() {
   int n = 0;
   if (cudaGetDeviceCount(&n) != cudaSuccess) {
@@ -53,6 +58,8 @@ void init() {
     const cudaError_t status = cudaGetDeviceCount(&n);
     LATTE_CHECK(status == cudaSuccess && n > 0)
         << "cuda: no usable CUDA device (" << cudaGetErrorString(status) << ")";
+    if (g_local_rank >= 0) LATTE_CUDA_CHECK(cudaSetDevice(g_local_rank % n));
+    g_initialized = true;
     Runtime& r = runtime();
     LATTE_CUDA_CHECK(cudaStreamCreateWithFlags(&r.stream, cudaStreamNonBlocking));
     LATTE_CUBLAS_CHECK(cublasCreate(&r.blas.blas));
@@ -63,6 +70,13 @@ void init() {
     register_cuda_backend(backend());
     profiler::register_device_timer(std::make_unique<EventTimer>(r.stream));
   });
+}
+
+void select_device_for_local_rank(int local_rank) {
+  LATTE_CHECK(local_rank >= 0) << "cuda: local rank " << local_rank << " is negative";
+  LATTE_CHECK(!g_initialized) << "cuda: select_device_for_local_rank(" << local_rank
+                              << ") after the runtime was initialized";
+  g_local_rank = local_rank;
 }
 
 cudaStream_t stream() {

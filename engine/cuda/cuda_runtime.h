@@ -19,6 +19,11 @@ int device_count();
 // when no CUDA device is usable.
 void init();
 
+// Makes init() run on device `local_rank` % device count: each process of a data-parallel job
+// takes the GPU of its rank among the processes of its node. Call before init() runs; throws
+// latte::Error afterwards.
+void select_device_for_local_rank(int local_rank);
+
 // The stream latte's kernels, copies and GEMMs are issued on (a non-blocking stream created at
 // init). Work on it is ordered, which is what makes reusing freed blocks in the caching allocator
 // safe without events.

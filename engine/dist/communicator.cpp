@@ -10,7 +10,7 @@ class SingleProcessCommunicator final : public Communicator {
   int world_size() const override { return 1; }
   void allreduce_sum(std::vector<double>&) override {}
   void allreduce_sum(std::vector<int64_t>&) override {}
-  void allreduce_mean(Tensor&) override {}
+  void allreduce_mean(const std::vector<Tensor>&) override {}
 };
 
 }  // namespace

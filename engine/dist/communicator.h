@@ -22,8 +22,9 @@ class Communicator {
   // Element-wise sums across ranks, in place.
   virtual void allreduce_sum(std::vector<double>& values) = 0;
   virtual void allreduce_sum(std::vector<int64_t>& values) = 0;
-  // Averages a tensor across ranks in place (gradients).
-  virtual void allreduce_mean(Tensor& tensor) = 0;
+  // Averages each tensor across ranks, in place (gradients). All of them in one call, so an
+  // implementation can batch the transfers; every rank passes the same shapes in the same order.
+  virtual void allreduce_mean(const std::vector<Tensor>& tensors) = 0;
 };
 
 // rank 0 of 1: every reduction is the identity.

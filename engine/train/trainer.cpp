@@ -16,6 +16,7 @@
 #include "engine/allocator.h"
 #include "engine/autograd.h"
 #include "engine/device.h"
+#include "engine/dist/average_gradients.h"
 #include "engine/io/atomic_file.h"
 #include "engine/io/text_corpus.h"
 #include "engine/io/token_dataset.h"
@@ -132,6 +133,37 @@ std::string format_duration(double s) {
   return o.str();
 }
 
+// The router noise seed of `rank` from rank 0's (which is that of a single process): the same
+// noise on every rank would correlate their routing. Every rank draws as many numbers per step,
+// so rank 0's offset (saved in checkpoints) is every rank's.
+uint64_t rank_noise_seed(uint64_t rank0_seed, int rank) {
+  return rank0_seed + static_cast<uint64_t>(rank) * 0x9e3779b97f4a7c15ull;
+}
+
+// Whether a stop was requested on any rank: signals reach the ranks of a job at different steps,
+// and all of them must leave the loop at the same one.
+bool stop_requested_on_any_rank(Communicator& comm) {
+  std::vector<int64_t> requests = {stop_requested() ? 1 : 0};
+  comm.allreduce_sum(requests);
+  return requests[0] > 0;
+}
+
+// Each rank routed its own batch: the metrics report the MoE load of the global batch.
+void sum_moe_loads(std::vector<MoeLayerStats>& stats, Communicator& comm) {
+  if (comm.world_size() == 1) return;
+  std::vector<int64_t> counts;
+  for (const MoeLayerStats& s : stats) {
+    counts.insert(counts.end(), s.tokens_per_expert.begin(), s.tokens_per_expert.end());
+    counts.push_back(s.dropped_assignments);
+  }
+  comm.allreduce_sum(counts);
+  auto next = counts.begin();
+  for (MoeLayerStats& s : stats) {
+    for (int64_t& n : s.tokens_per_expert) n = *next++;
+    s.dropped_assignments = *next++;
+  }
+}
+
 // Keeps the metric lines of steps <= `step` (a resumed run continues the log where its
 // checkpoint was taken, so the log equals that of an uninterrupted run).
 void truncate_metrics(const fs::path& file, int64_t step) {
@@ -230,7 +262,7 @@ TrainSummary train(const RunConfig& config, const TrainOptions& options, Communi
   AdamW optimizer(param_groups(model, tc.weight_decay), AdamWOptions{tc.beta1, tc.beta2, tc.eps});
   BatchLoader loader(train_data, tc.batch_size, tc.seq_len, tc.seed, comm.rank(),
                      comm.world_size());
-  Generator router_noise(tc.seed ^ 0x5eedull);
+  Generator router_noise(rank_noise_seed(tc.seed ^ 0x5eedull, comm.rank()));
   const LrSchedule schedule{tc.lr, tc.min_lr, tc.warmup_steps, tc.steps};
 
   int64_t start_step = 0;
@@ -244,9 +276,20 @@ TrainSummary train(const RunConfig& config, const TrainOptions& options, Communi
     const nlohmann::json state = load_checkpoint(*ckpt, model, optimizer);
     start_step = state.at("step").get<int64_t>();
     loader.restore(state.at("loader").get<LoaderState>());
-    router_noise.set_state(state.at("router_noise_seed").get<uint64_t>(),
-                           state.at("router_noise_offset").get<uint64_t>());
+    router_noise.set_state(
+        rank_noise_seed(state.at("router_noise_seed").get<uint64_t>(), comm.rank()),
+        state.at("router_noise_offset").get<uint64_t>());
     best_val = state.value("best_val_loss", double(INFINITY));
+    // The loader's position counts global windows, but batch_size is per rank: another number of
+    // processes would continue with another global batch, which is not this run.
+    const int saved_world_size = state.value("world_size", 1);
+    LATTE_CHECK(saved_world_size == comm.world_size())
+        << "--resume: checkpoint " << *ckpt << " was written by a run of " << saved_world_size
+        << " process(es), this one has " << comm.world_size()
+        << "; resume with the same number of processes ("
+        << (saved_world_size == 1 ? std::string("without mpirun")
+                                  : "mpirun -np " + std::to_string(saved_world_size))
+        << ")";
     elapsed_before = state.value("wall_seconds", 0.0);
     if (root) truncate_metrics(metrics_path, start_step);
   } else if (root) {
@@ -272,6 +315,7 @@ TrainSummary train(const RunConfig& config, const TrainOptions& options, Communi
 
   auto state_json = [&](int64_t step, double wall) {
     return nlohmann::json{{"step", step},
+                          {"world_size", comm.world_size()},
                           {"loader", loader.state()},
                           {"router_noise_seed", router_noise.seed()},
                           {"router_noise_offset", router_noise.offset()},
@@ -296,7 +340,8 @@ TrainSummary train(const RunConfig& config, const TrainOptions& options, Communi
   Batch batch;
 
   while (step < tc.steps) {
-    if (stop_requested() || (options.stop_after > 0 && step - start_step >= options.stop_after)) {
+    if (stop_requested_on_any_rank(comm) ||
+        (options.stop_after > 0 && step - start_step >= options.stop_after)) {
       status = "interrupted";
       break;
     }
@@ -327,17 +372,14 @@ TrainSummary train(const RunConfig& config, const TrainOptions& options, Communi
     std::vector<double> losses = {loss_sum * inv, lm_sum * inv, aux_sum * inv, mtp_sum * inv};
     comm.allreduce_sum(losses);
     for (double& v : losses) v /= comm.world_size();
+    sum_moe_loads(moe_stats, comm);
     if (!std::isfinite(losses[0])) {
       const auto ckpt = latest_checkpoint(run_dir.string());
       LATTE_FAIL() << "non-finite loss (" << losses[0] << ") at step " << step + 1
                    << "; stopping. Last good checkpoint: "
                    << (ckpt ? *ckpt : std::string("none (no checkpoint written yet)"));
     }
-    for (Tensor p : params)
-      if (p.grad().defined()) {
-        Tensor g = p.grad();
-        comm.allreduce_mean(g);
-      }
+    average_gradients(params, comm);
     const double grad_norm = global_grad_norm(params);
     const double lr = schedule.at(step);
     optimizer.step(lr, clip_scale(grad_norm, tc.grad_clip));
