@@ -11,8 +11,22 @@
 
 namespace latte {
 
+namespace {
+std::atomic<uint64_t> g_storage_versions{0};
+uint64_t next_storage_version() {
+  return g_storage_versions.fetch_add(1, std::memory_order_relaxed) + 1;
+}
+}  // namespace
+
 Storage::Storage(size_t bytes, Device device)
-    : data_(allocator_for(device).allocate(bytes)), bytes_(bytes), device_(device) {}
+    : data_(allocator_for(device).allocate(bytes)),
+      bytes_(bytes),
+      device_(device),
+      version_(next_storage_version()) {}
+
+void Storage::note_access() const {
+  version_.store(next_storage_version(), std::memory_order_relaxed);
+}
 
 Storage::~Storage() {
   allocator_for(device_).deallocate(data_, bytes_);
@@ -121,6 +135,7 @@ bool Tensor::shares_storage_with(const Tensor& other) const {
 
 void* Tensor::raw_data() const {
   const Impl& i = impl();
+  i.storage->note_access();
   return static_cast<char*>(i.storage->data()) + i.offset * dtype_size(i.dtype);
 }
 
@@ -211,6 +226,38 @@ const std::shared_ptr<AutogradMeta>& Tensor::autograd_meta() const {
 void Tensor::set_autograd_meta(std::shared_ptr<AutogradMeta> meta) {
   LATTE_CHECK(impl_ != nullptr) << "set_autograd_meta on an undefined tensor";
   impl_->autograd = std::move(meta);
+}
+
+Tensor Tensor::current_compute_copy(DType target) const {
+  const Impl& i = impl();
+  const bool parameter = requires_grad() && grad_fn() == nullptr;
+  const bool whole_storage =
+      i.offset == 0 && is_contiguous() &&
+      static_cast<size_t>(numel()) * dtype_size(i.dtype) == i.storage->bytes();
+  if (!parameter || !whole_storage || !is_floating(target) ||
+      dtype_size(target) >= dtype_size(i.dtype))
+    return Tensor();
+  AutogradMeta& meta = *i.autograd;
+  const Tensor& held = meta.compute_copy;
+  const bool current = held.defined() && held.dtype() == target && held.device() == device() &&
+                       held.shape() == shape() && meta.compute_copy_version == i.storage->version();
+  if (!current) {
+    Tensor copy = empty(shape(), target, device());
+    copy.copy_(*this);  // reads this parameter: its version moves, then is recorded
+    meta.compute_copy = copy;
+    meta.compute_copy_version = i.storage->version();
+  }
+  return meta.compute_copy;
+}
+
+Tensor Tensor::compute_copy() const {
+  return defined() && impl_->autograd ? impl_->autograd->compute_copy : Tensor();
+}
+
+void Tensor::mark_compute_copy_current() const {
+  LATTE_CHECK(compute_copy().defined())
+      << "mark_compute_copy_current: " << describe() << " has no compute copy";
+  impl_->autograd->compute_copy_version = impl_->storage->version();
 }
 
 bool Tensor::requires_grad() const {

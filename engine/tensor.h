@@ -3,6 +3,7 @@
 // storage; differentiable operations live in engine/ops.h.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -29,10 +30,18 @@ class Storage {
   size_t bytes() const { return bytes_; }
   Device device() const { return device_; }
 
+  // Changes whenever the memory may have been written: Tensor::raw_data() (every pointer handed
+  // to a kernel, reads included) calls note_access(). Versions come from one process-wide
+  // counter, so two storages never share one. What compute copies of parameters are checked
+  // against (AutogradMeta::compute_copy).
+  uint64_t version() const { return version_.load(std::memory_order_relaxed); }
+  void note_access() const;
+
  private:
   void* data_;
   size_t bytes_;
   Device device_;
+  mutable std::atomic<uint64_t> version_;
 };
 
 class Tensor {
@@ -97,6 +106,11 @@ class Tensor {
   Tensor squeeze(int dim) const;
   Tensor contiguous() const;  // this tensor when already contiguous
   Tensor clone() const;       // always a contiguous copy
+  // A parameter (a leaf that requires grad, covering its whole storage) cast to a narrower dtype
+  // keeps the cast as its compute copy and returns it again, without a copy, until the
+  // parameter's memory is accessed (Storage::version); the optimizer rewrites the copy as it
+  // updates the parameter. A pointer to a parameter taken before a cast and written after it
+  // bypasses that check: write parameters through Tensor methods or a fresh data() pointer.
   Tensor to(DType dtype) const;
   Tensor to(Device device) const;
 
@@ -127,11 +141,18 @@ class Tensor {
                           int64_t offset);
   const std::shared_ptr<AutogradMeta>& autograd_meta() const;
   void set_autograd_meta(std::shared_ptr<AutogradMeta> meta);
+  // The compute copy Tensor::to keeps for this parameter (undefined when it has none), and the
+  // mark that it holds the parameter's current values (the optimizer writes both together).
+  Tensor compute_copy() const;
+  void mark_compute_copy_current() const;
 
  private:
   struct Impl;
   explicit Tensor(std::shared_ptr<Impl> impl) : impl_(std::move(impl)) {}
   const Impl& impl() const;
+  // The compute copy of this parameter in `dtype`, cast afresh when missing or stale; undefined
+  // when this tensor is not a parameter covering its storage or `dtype` is not narrower.
+  Tensor current_compute_copy(DType dtype) const;
 
   std::shared_ptr<Impl> impl_;
 };
@@ -141,6 +162,10 @@ struct AutogradMeta {
   bool requires_grad = false;
   Tensor grad;                    // leaves: accumulated gradient
   std::shared_ptr<Node> grad_fn;  // non-leaves: the op that produced the tensor
+  // Parameters in mixed precision: the parameter cast to a narrower compute dtype by Tensor::to,
+  // valid while the parameter's storage version is still compute_copy_version.
+  Tensor compute_copy;
+  uint64_t compute_copy_version = 0;
 };
 
 }  // namespace latte

@@ -56,7 +56,8 @@ class DeepSeekModel : public Module {
   const ModelConfig& config() const { return config_; }
   DType dtype() const { return dtype_; }
   // The dtype activations run in (default: the parameters' dtype). BF16 gives mixed precision:
-  // layers cast the fp32 parameters to bf16 on the way in, gradients reach the fp32 copies.
+  // layers cast the fp32 parameters to bf16 on the way in (the casts are kept as compute copies
+  // that AdamW refreshes, Tensor::to), gradients reach the fp32 masters.
   void set_compute_dtype(DType dtype) { compute_dtype_ = dtype; }
   DType compute_dtype() const { return compute_dtype_; }
   std::vector<MoeLayer*> moe_layers();

@@ -109,13 +109,13 @@ for qk, v in [("64", "64"), ("128", "128"), ("192", "128")]:
               f"{get('naive_fwd_bwd', qk, v, t):>10} "
               f"{get('naive_fwd_bwd', qk, v, t, key='peak_mib'):>10}")
 print("\nMoE layer (N=16384, d=2048, E=64 top-6, width 1408, bf16) vs loops of per-expert GEMMs, ms;"
-      "\nadded = layer - casting loop (routing, permutation, un-permutation), % of the GEMM loop")
-print(f"  {'pass':<8} {'layer':>9} {'casting':>9} {'GEMMs':>9} {'added':>7} (target <= 25%)")
+      "\nadded = layer - GEMM loop (routing, permutation, un-permutation), % of the GEMM loop")
+print(f"  {'pass':<8} {'layer':>9} {'GEMMs':>9} {'added':>7} (target <= 25%)")
 for suffix, label in [("fwd", "fwd"), ("fwd_bwd", "fwd+bwd")]:
     print(f"  {label:<8} {get(f'moe_layer_{suffix}', key='ms'):>9}"
-          f" {get(f'moe_loop_cast_{suffix}', key='ms'):>9} {get(f'moe_loop_{suffix}', key='ms'):>9}"
+          f" {get(f'moe_loop_{suffix}', key='ms'):>9}"
           f" {get(f'moe_overhead_{suffix}', key='pct'):>6}%")
-steps = ["moe_routing", "moe_dispatch", "moe_gather", "moe_weight_cast", "moe_expert_mlps",
+steps = ["moe_routing", "moe_dispatch", "moe_gather", "moe_weights", "moe_expert_mlps",
          "moe_combine"]
 print("  forward steps, ms: " + ", ".join(f"{n[4:]} {get(n, key='ms')}" for n in steps))
 train = []

@@ -1,5 +1,6 @@
 // The CPU table of the optimizer, over kernels/cpu/adamw.h and kernels/cpu/elementwise.h: one
-// kernel call per tensor, parameters, gradients and moments of one dtype (f32 or f64).
+// kernel call per tensor, parameters, gradients and moments of one dtype (f32 or f64); a compute
+// copy is refreshed by a cast after its parameter's update.
 #include "engine/backend/optimizer_kernels.h"
 #include "engine/dispatch.h"
 #include "kernels/cpu/elementwise.h"
@@ -22,6 +23,10 @@ class CpuOptimizerKernels final : public OptimizerKernels {
         k::adamw_update(p.param.data<T>(), p.grad.data<T>(), p.exp_avg.data<T>(),
                         p.exp_avg_sq.data<T>(), p.param.numel(), step);
       });
+      if (p.compute_copy.defined()) {
+        Tensor copy = p.compute_copy;  // a handle to the same memory
+        copy.copy_(p.param);
+      }
     }
   }
 

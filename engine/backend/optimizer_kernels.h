@@ -13,9 +13,11 @@ namespace latte {
 
 using kernels::cpu::AdamWStep;
 
-// One parameter of an AdamW update: the parameter, its gradient and both moments, one shape.
+// One parameter of an AdamW update: the parameter, its gradient and both moments, one shape;
+// when defined, compute_copy (the parameter's cast kept by Tensor::to, same shape) receives the
+// updated parameter in its own dtype.
 struct AdamWParam {
-  Tensor param, grad, exp_avg, exp_avg_sq;
+  Tensor param, grad, exp_avg, exp_avg_sq, compute_copy;
 };
 
 class OptimizerKernels {

@@ -11,10 +11,10 @@
 // small one) built on the CPU and moved with Module::to: fp32 master weights, bf16 activations,
 // fp32 router. Forward and forward+backward (run_backward with a seed dy) against the expert MLP
 // loop: per expert, ops::linear gate and up, the SwiGLU and ops::linear down (cuBLAS GEMMs) over
-// its own equal block of N·K/E rows; once on bf16 copies of the weights (the GEMMs alone) and once
-// casting the fp32 weights to bf16 inside the pass as the layer does. Layer minus the casting
-// loop is what routing, permutation and un-permutation add, reported as a share of the GEMM loop
-// (target: at most 25%). Then the layer's forward step by step. Prints a table and
+// its own equal block of N·K/E rows with the same bf16 weights. The layer reads its fp32 weights'
+// kept bf16 compute copies (Tensor::to; in training AdamW writes them with each update), so layer
+// minus loop is what routing, permutation and un-permutation add, reported as a share of the GEMM
+// loop (target: at most 25%). Then the layer's forward step by step. Prints a table and
 // "BENCH name=moe_... ms=" lines for tools/gpu_check.sh.
 #include <algorithm>
 #include <chrono>
@@ -180,7 +180,7 @@ void bench_moe_cuda(const BenchOptions& options) {
     up_w.push_back(params.at(prefix + "up_proj.weight"));
     down_w.push_back(params.at(prefix + "down_proj.weight"));
   }
-  // bf16 copies of them: trainable leaves of the GEMM loop without casts.
+  // bf16 copies of them: trainable leaves of the GEMM loop.
   std::vector<Tensor> gate_bf16, up_bf16, down_bf16;
   for (int64_t e = 0; e < E; ++e) {
     gate_bf16.push_back(gate_w[e].detach().to(DType::BF16).set_requires_grad(true));
@@ -208,18 +208,15 @@ void bench_moe_cuda(const BenchOptions& options) {
     }
     load = ctx.moe_stats.at(0).tokens_per_expert;
   };
-  // cast: the fp32 weights cast to bf16 in the pass (as the layer does); else the bf16 copies.
-  auto loop = [&](bool backward, bool cast) {
+  auto loop = [&](bool backward) {
     moe.zero_grad();
     std::optional<NoGradGuard> no_grad;
     if (!backward) no_grad.emplace();
     for (int64_t e = 0; e < E; ++e) {
       for (Tensor* t : {&x_blocks[e], &gate_bf16[e], &up_bf16[e], &down_bf16[e]}) t->zero_grad();
       const Tensor& xb = x_blocks[e];
-      const Tensor gate = cast ? gate_w[e].to(DType::BF16) : gate_bf16[e];
-      const Tensor up = cast ? up_w[e].to(DType::BF16) : up_bf16[e];
-      const Tensor down = cast ? down_w[e].to(DType::BF16) : down_bf16[e];
-      const Tensor out = ops::linear(ops::swiglu(ops::linear(xb, gate), ops::linear(xb, up)), down);
+      const Tensor out = ops::linear(
+          ops::swiglu(ops::linear(xb, gate_bf16[e]), ops::linear(xb, up_bf16[e])), down_bf16[e]);
       if (backward) run_backward(out, dy_blocks[e]);
     }
   };
@@ -228,10 +225,7 @@ void bench_moe_cuda(const BenchOptions& options) {
   };
   // [pass]: fwd, fwd+bwd
   const Timing layer_time[2] = {timed([&] { layer(false); }), timed([&] { layer(true); })};
-  const Timing loop_cast_time[2] = {timed([&] { loop(false, true); }),
-                                    timed([&] { loop(true, true); })};
-  const Timing loop_time[2] = {timed([&] { loop(false, false); }),
-                               timed([&] { loop(true, false); })};
+  const Timing loop_time[2] = {timed([&] { loop(false); }), timed([&] { loop(true); })};
   x.zero_grad();
   moe.zero_grad();
   for (int64_t e = 0; e < E; ++e)
@@ -261,7 +255,7 @@ void bench_moe_cuda(const BenchOptions& options) {
   Tensor x_sorted;
   auto gather = [&] { x_sorted = ops::moe_gather(xf, plan); };
   ops::MoeExpertWeights weights;
-  auto cast = [&] {
+  auto weight_lookup = [&] {
     weights = {};
     for (int64_t e = 0; e < E; ++e) {
       weights.gate_proj.push_back(gate_w[e].to(DType::BF16));
@@ -282,7 +276,7 @@ void bench_moe_cuda(const BenchOptions& options) {
       {"routing (router GEMM, sigmoid, noaux_tc top-k)", "moe_routing", route, {}},
       {"dispatch (counting sort, counts to the host)", "moe_dispatch", dispatch, {}},
       {"gather (permutation)", "moe_gather", gather, {}},
-      {"weight casts fp32 -> bf16", "moe_weight_cast", cast, {}},
+      {"expert weights (kept bf16 copies)", "moe_weights", weight_lookup, {}},
       {"expert MLPs (grouped GEMMs + SwiGLU)", "moe_expert_mlps", experts, {}},
       {"combine (un-permutation)", "moe_combine", combine, {}},
   };
@@ -300,8 +294,8 @@ void bench_moe_cuda(const BenchOptions& options) {
       static_cast<long long>(s.top_groups));
   std::printf(
       "GEMM loop: per expert, ops::linear gate and up, SwiGLU, ops::linear down over its own "
-      "block of %lld rows (N·K/E) with bf16 weights; casting loop: the same, casting the fp32 "
-      "weights to bf16 in the pass as the layer does\n",
+      "block of %lld rows (N·K/E) with the bf16 weights the layer reads (its fp32 weights' kept "
+      "compute copies)\n",
       static_cast<long long>(block_rows));
   std::printf(
       "time: each of %d timings is the mean of back-to-back calls filling >= %.0f ms between two "
@@ -315,9 +309,7 @@ void bench_moe_cuda(const BenchOptions& options) {
     const char* bench_name;
     const Timing* time;  // [pass]
   };
-  const Row rows[] = {{"MoE layer", "moe_layer", layer_time},
-                      {"casting loop", "moe_loop_cast", loop_cast_time},
-                      {"GEMM loop", "moe_loop", loop_time}};
+  const Row rows[] = {{"MoE layer", "moe_layer", layer_time}, {"GEMM loop", "moe_loop", loop_time}};
   std::printf("%-24s %-8s %10s %10s %9s\n", "", "pass", "best ms", "median ms", "TFLOP/s");
   for (int pi = 0; pi < 2; ++pi) {
     for (const Row& row : rows) {
@@ -330,10 +322,10 @@ void bench_moe_cuda(const BenchOptions& options) {
     }
   }
   std::printf(
-      "\nrouting + permutation + un-permutation = MoE layer - casting loop (best times), as a "
-      "share of the GEMM loop (target <= 25%%):\n");
+      "\nrouting + permutation + un-permutation = MoE layer - GEMM loop (best times), as a share "
+      "of the GEMM loop (target <= 25%%):\n");
   for (int pi = 0; pi < 2; ++pi) {
-    const double added = layer_time[pi].best_s - loop_cast_time[pi].best_s;
+    const double added = layer_time[pi].best_s - loop_time[pi].best_s;
     const double pct = 100.0 * added / loop_time[pi].best_s;
     std::printf("  %-8s %8.3f ms = %5.1f%% of %.3f ms\n", pass_names[pi], added * 1e3, pct,
                 loop_time[pi].best_s * 1e3);

@@ -26,8 +26,10 @@ void require_gradient_dtype(const char* op, const Tensor& g) {
 
 template <typename G>
 kc::AdamWTensor<G> adamw_tensor(const AdamWParam& p) {
-  return {p.param.data<float>(), p.grad.data<G>(), p.exp_avg.data<float>(),
-          p.exp_avg_sq.data<float>(), p.param.numel()};
+  return {
+      p.param.data<float>(),   p.grad.data<G>(),
+      p.exp_avg.data<float>(), p.exp_avg_sq.data<float>(),
+      p.param.numel(),         p.compute_copy.defined() ? p.compute_copy.data<bf16>() : nullptr};
 }
 
 class CudaOptimizerKernels final : public OptimizerKernels {
@@ -40,6 +42,8 @@ class CudaOptimizerKernels final : public OptimizerKernels {
       require_dtype("AdamW step", "first moment", p.exp_avg, DType::F32);
       require_dtype("AdamW step", "second moment", p.exp_avg_sq, DType::F32);
       require_gradient_dtype("AdamW step", p.grad);
+      if (p.compute_copy.defined())
+        require_dtype("AdamW step", "compute copy", p.compute_copy, DType::BF16);
       if (p.grad.dtype() == DType::F32)
         f32_grads.push_back(adamw_tensor<float>(p));
       else

@@ -172,8 +172,10 @@ Tensor Tensor::clone() const {
 
 Tensor Tensor::to(DType target) const {
   if (target == dtype()) return *this;
-  Tensor out = empty(shape(), target, device());
-  out.copy_(*this);
+  const Tensor kept = current_compute_copy(target);
+  Tensor out =
+      kept.defined() ? make_view(kept, shape(), strides(), 0) : empty(shape(), target, device());
+  if (!kept.defined()) out.copy_(*this);
   if (!is_floating(target)) return out;
   const DType source = dtype();
   return record("to_dtype", out, {*this},

@@ -36,7 +36,7 @@ void AdamW::step(double lr, double grad_scale) {
       LATTE_CHECK(g.device() == s.param.device() && g.shape() == s.param.shape())
           << "AdamW step: gradient " << g.describe() << " of parameter '" << s.name << "' "
           << s.param.describe() << " differs in shape or device";
-      run.push_back({s.param, g.contiguous(), s.exp_avg, s.exp_avg_sq});
+      run.push_back({s.param, g.contiguous(), s.exp_avg, s.exp_avg_sq, s.param.compute_copy()});
     }
     const bool run_ends = i + 1 == slots_.size() || slots_[i + 1].weight_decay != s.weight_decay ||
                           slots_[i + 1].param.device() != s.param.device();
@@ -49,6 +49,8 @@ void AdamW::step(double lr, double grad_scale) {
                        .grad_scale = grad_scale,
                        .step = step_};
     optimizer_kernels(s.param.device()).adamw_update(run, hp);
+    for (const AdamWParam& p : run)
+      if (p.compute_copy.defined()) p.param.mark_compute_copy_current();
     run.clear();
   }
 }

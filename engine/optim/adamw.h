@@ -1,6 +1,8 @@
 // AdamW with decoupled weight decay and bias correction, over parameter groups that each carry
 // their own weight decay (matrices decay, norms and biases do not). Gradient clipping is folded
-// into the update as a scale on the gradient, so clipping costs no extra pass over memory.
+// into the update as a scale on the gradient, so clipping costs no extra pass over memory. A
+// parameter's compute copy (mixed precision: its bf16 cast kept by Tensor::to) is written by the
+// same update, so the next forward pass reuses it instead of casting again.
 #pragma once
 
 #include <string>

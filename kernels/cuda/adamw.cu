@@ -15,9 +15,20 @@ using namespace detail;
 constexpr int kThreads = 256;
 constexpr int64_t kChunk = 4096;
 
+// AdamWTensor with device element types.
+template <typename G>
+struct DeviceAdamWTensor {
+  float* param;
+  const G* grad;
+  float* m;
+  float* v;
+  int64_t n;
+  __nv_bfloat16* compute_copy;
+};
+
 template <typename G>
 struct AdamWLaunch {
-  AdamWTensor<G> tensors[kAdamWTensorsPerLaunch];
+  DeviceAdamWTensor<G> tensors[kAdamWTensorsPerLaunch];
   int64_t chunk_start[kAdamWTensorsPerLaunch + 1];  // first chunk of each tensor, then the total
   int count;
   float b1, b2, lr, wd, eps, grad_scale, inv_c1, inv_sqrt_c2;
@@ -28,7 +39,7 @@ __global__ void __launch_bounds__(kThreads) adamw_kernel(const AdamWLaunch<G> a)
   int t = 0;
   for (int64_t chunk = blockIdx.x; chunk < a.chunk_start[a.count]; chunk += gridDim.x) {
     while (a.chunk_start[t + 1] <= chunk) ++t;  // chunks only grow along the loop
-    const AdamWTensor<G>& x = a.tensors[t];
+    const DeviceAdamWTensor<G>& x = a.tensors[t];
     const int64_t begin = (chunk - a.chunk_start[t]) * kChunk;
     const int64_t end = min(x.n, begin + kChunk);
     for (int64_t i = begin + threadIdx.x; i < end; i += blockDim.x) {
@@ -38,7 +49,9 @@ __global__ void __launch_bounds__(kThreads) adamw_kernel(const AdamWLaunch<G> a)
       x.m[i] = m;
       x.v[i] = v;
       const float update = (m * a.inv_c1) / (sqrtf(v) * a.inv_sqrt_c2 + a.eps);
-      x.param[i] -= a.lr * (update + a.wd * x.param[i]);
+      const float p = x.param[i] - a.lr * (update + a.wd * x.param[i]);
+      x.param[i] = p;
+      if (x.compute_copy) x.compute_copy[i] = __float2bfloat16_rn(p);
     }
   }
 }
@@ -65,7 +78,7 @@ void adamw_update(const AdamWTensor<G>* tensors, int64_t count, const cpu::AdamW
     a.chunk_start[0] = 0;
     for (int i = 0; i < a.count; ++i) {
       const AdamWTensor<G>& x = tensors[first + i];
-      a.tensors[i] = {x.param, device_ptr(x.grad), x.m, x.v, x.n};
+      a.tensors[i] = {x.param, device_ptr(x.grad), x.m, x.v, x.n, device_ptr(x.compute_copy)};
       a.chunk_start[i + 1] = a.chunk_start[i] + ceil_div(x.n, kChunk);
     }
     const int64_t chunks = a.chunk_start[a.count];

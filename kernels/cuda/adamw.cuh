@@ -1,7 +1,9 @@
 // Multi-tensor AdamW on CUDA, the twin of kernels/cpu/adamw.h applied to a list of tensors:
 //   m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g^2;
 //   p -= lr * ( (m / (1-b1^t)) / (sqrt(v / (1-b2^t)) + eps) + wd * p )
-// with g = grad * grad_scale. Master weights and moments are fp32; gradients fp32 or bf16.
+// with g = grad * grad_scale. Master weights and moments are fp32; gradients fp32 or bf16. A tensor
+// may also name a bf16 compute copy of its parameter, which receives the updated value rounded to
+// bf16 in the same pass (mixed precision without a separate cast per forward).
 // How it computes: the tensors are cut into chunks of 4096 elements and one launch covers up to
 // kAdamWTensorsPerLaunch tensors (their pointers travel in the kernel arguments, so nothing is
 // copied to the device); blocks take chunks in a grid-stride loop. A longer list takes
@@ -27,6 +29,7 @@ struct AdamWTensor {
   float* m = nullptr;
   float* v = nullptr;
   int64_t n = 0;
+  latte::bf16* compute_copy = nullptr;  // optional
 };
 
 // Updates every tensor of the host array `tensors[0, count)` with the same step (weight decay

@@ -1,5 +1,6 @@
-// Optimizer cases: multi-tensor AdamW over more tensors than one launch holds, and the
-// deterministic global sum of squares, against the CPU AdamW update and sum_squares.
+// Optimizer cases: multi-tensor AdamW over more tensors than one launch holds (every other one
+// with a bf16 compute copy), and the deterministic global sum of squares, against the CPU AdamW
+// update and sum_squares.
 #include <memory>
 #include <string>
 
@@ -24,7 +25,8 @@ std::vector<int64_t> tensor_sizes(int64_t count) {
 }
 
 // float: the same fp32 formula; a fused multiply-add in the moments moves results by an ulp or
-// two: 1e-6 relative, 1e-7 absolute (parameters and moments are O(1) and O(1e-3)).
+// two: 1e-6 relative, 1e-7 absolute (parameters and moments are O(1) and O(1e-3)). A compute copy
+// is the kernel's own updated parameter rounded to bf16: exact.
 template <typename G>
 void run_adamw(Checks& checks) {
   std::mt19937 rng(41);
@@ -34,6 +36,7 @@ void run_adamw(Checks& checks) {
   std::vector<std::vector<float>> p(count), g(count), m(count), v(count);
   std::vector<std::unique_ptr<DeviceBuffer<float>>> gp, gm, gv;
   std::vector<std::unique_ptr<DeviceBuffer<G>>> gg;
+  std::vector<std::unique_ptr<DeviceBuffer<bf16>>> copies(count);
   std::vector<kernels::cuda::AdamWTensor<G>> list;
   for (int64_t i = 0; i < count; ++i) {
     const size_t n = sizes[i];
@@ -46,6 +49,10 @@ void run_adamw(Checks& checks) {
     gm.push_back(std::make_unique<DeviceBuffer<float>>(m[i]));
     gv.push_back(std::make_unique<DeviceBuffer<float>>(v[i]));
     list.push_back({gp[i]->get(), gg[i]->get(), gm[i]->get(), gv[i]->get(), sizes[i]});
+    if (i % 2 == 1) {
+      copies[i] = std::make_unique<DeviceBuffer<bf16>>(as_type<bf16>(std::vector<float>(n, 9.f)));
+      list.back().compute_copy = copies[i]->get();
+    }
     kernels::cpu::adamw_update<float>(p[i].data(), g[i].data(), m[i].data(), v[i].data(), sizes[i],
                                       step);
   }
@@ -55,6 +62,9 @@ void run_adamw(Checks& checks) {
     checks.expect("param" + at, mismatch_report(gp[i]->download(), p[i], 1e-6, 1e-7));
     checks.expect("m" + at, mismatch_report(gm[i]->download(), m[i], 1e-6, 1e-7));
     checks.expect("v" + at, mismatch_report(gv[i]->download(), v[i], 1e-6, 1e-9));
+    if (copies[i])
+      checks.expect("compute copy" + at, mismatch_report(as_float(copies[i]->download()),
+                                                         round_bf16(gp[i]->download()), 0, 0));
   }
 }
 
