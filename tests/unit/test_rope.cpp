@@ -183,7 +183,7 @@ TEST_CASE("rope rotates: norms are kept, and q.k depends only on the distance of
         doctest::Approx(latte::rope_attention_factor(yarn)).epsilon(1e-14));
 }
 
-TEST_CASE("position_offset picks table rows; rope works in place") {
+TEST_CASE("position_offset picks table rows, and rope works in place") {
   const int64_t dim = 6;
   const Operand longer{2, 9, 2, 1, dim}, shorter{2, 4, 2, 1, dim};
   const Table t = table(RopeConfig{}, dim, 9);
