@@ -33,7 +33,7 @@ __global__ void flash_delta_kernel(const FlashParams p, int64_t n_rows, const T*
   if (lane == 0) delta[row] = sum;
 }
 
-// Whether 16-byte loads of T are aligned at every row start of an operand.
+// Whether 16-byte accesses of T are aligned at every row start of an operand.
 template <typename T>
 bool vector_loads(const void* ptr, const AttentionLayout& l) {
   constexpr int64_t kVec = 16 / sizeof(T);
@@ -100,7 +100,10 @@ void flash_attention_backward(const AttentionProblem& pr, const T* q, const T* k
                               const T* o, const T* d_o, const float* lse, T* dq, T* dk, T* dv,
                               float* workspace, cudaStream_t stream) {
   constexpr const char* kOp = "cuda flash_attention_backward";
-  const FlashParams p = make_flash_params<T>(pr, q, k, v, o, d_o, kOp);
+  FlashParams p = make_flash_params<T>(pr, q, k, v, o, d_o, kOp);
+  p.vec_dq = vector_loads<T>(dq, pr.q);
+  p.vec_dk = vector_loads<T>(dk, pr.k);
+  p.vec_dv = vector_loads<T>(dv, pr.v);
   float* delta = workspace;
   const int64_t n_rows = flash_attention_backward_workspace(pr);
   constexpr int kRowsPerBlock = kDeltaThreads / kWarp;

@@ -34,6 +34,7 @@ struct FlashParams {
   int64_t qb = 0, qt = 0, qh = 0, kb = 0, kt = 0, kh = 0, vb = 0, vt = 0, vh = 0, ob = 0, ot = 0,
           oh = 0;                                                   // element strides
   bool vec_q = false, vec_k = false, vec_v = false, vec_o = false;  // 16-byte global loads allowed
+  bool vec_dq = false, vec_dk = false, vec_dv = false;  // 16-byte gradient stores (backward)
 };
 
 // Query i attends keys [0, visible_keys(i)) (AttentionProblem::visible_keys).
@@ -43,6 +44,19 @@ __device__ __forceinline__ int visible_keys(const FlashParams& p, int i) {
 // The first query that attends key j (AttentionProblem::first_query_seeing).
 __device__ __forceinline__ int first_query_seeing(const FlashParams& p, int j) {
   return p.causal ? min(max(j - (p.kv_len - p.q_len), 0), p.q_len) : 0;
+}
+
+// The query tile of a block in the kernels whose blocks own query rows (forward, dq): blockIdx.x
+// counts tiles of `tile_rows` from the last one (causal: the longest rows start first), y is the
+// query head, z the batch; g is the kv head the query head reads.
+struct QueryTile {
+  int i0, rows, h, b, g;
+};
+__device__ __forceinline__ QueryTile query_tile(const FlashParams& p, int tile_rows) {
+  const int tiles = (p.q_len + tile_rows - 1) / tile_rows;
+  const int i0 = (tiles - 1 - static_cast<int>(blockIdx.x)) * tile_rows;
+  const int h = blockIdx.y;
+  return {i0, min(tile_rows, p.q_len - i0), h, static_cast<int>(blockIdx.z), h / p.group};
 }
 
 // Starts copying `rows_valid` rows (`row_stride` elements apart, `dim` contiguous elements each)

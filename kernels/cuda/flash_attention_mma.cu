@@ -180,6 +180,42 @@ __device__ __forceinline__ float quad_sum(float x) {
   return x + __shfl_xor_sync(kFullMask, x, 2);
 }
 
+// How far the query-row kernels (forward, dq) walk the keys: the block loads key tiles up to its
+// last row's last visible key; a warp computes up to its own last row's (no key for a warp past
+// the sequence, as in decoding) and masks only tiles past its first row's last visible key.
+struct KeyWalk {
+  int tiles, warp_keys, unmasked_keys;
+};
+__device__ __forceinline__ KeyWalk key_walk(const FlashParams& p, const QueryTile& t, int row0,
+                                            int keys_per_tile) {
+  const int first = t.i0 + row0;
+  return {(visible_keys(p, t.i0 + t.rows - 1) + keys_per_tile - 1) / keys_per_tile,
+          first < p.q_len ? visible_keys(p, min(first + 15, p.q_len - 1)) : 0,
+          visible_keys(p, first)};
+}
+
+// Starts copying key tile `tile` (kKeys rows of kv head t.g from k and v) into buffer tile % 2 of
+// the double-buffered shared tiles ks and vs.
+template <class D, int kKeys>
+__device__ void issue_key_tile(const FlashParams& p, const QueryTile& t, const bf16_t* k,
+                               const bf16_t* v, bf16_t* ks, bf16_t* vs, int tile) {
+  const int j0 = tile * kKeys, cols = min(kKeys, p.kv_len - j0);
+  issue_tile_load(ks + tile % 2 * kKeys * D::kLdQK, D::kLdQK, kKeys, D::kQK,
+                  k + t.b * p.kb + t.g * p.kh + j0 * p.kt, p.kt, cols, p.qk_dim, p.vec_k);
+  issue_tile_load(vs + tile % 2 * kKeys * D::kLdV, D::kLdV, kKeys, D::kV,
+                  v + t.b * p.vb + t.g * p.vh + j0 * p.vt, p.vt, cols, p.v_dim, p.vec_v);
+}
+
+// The top of step `step` of a double-buffered walk: waits until this step's copies have landed
+// for every thread (and every warp is done with the other buffer), then starts the next step's.
+template <class IssueStep>
+__device__ __forceinline__ void begin_step(int step, int steps, IssueStep&& issue_step) {
+  __pipeline_wait_prior(0);
+  __syncthreads();
+  if (step + 1 < steps) issue_step(step + 1);
+  __pipeline_commit();
+}
+
 // ---- forward ----
 
 template <class D>
@@ -203,48 +239,29 @@ __global__ void __launch_bounds__(ForwardShape<D>::kThreads)
   bf16_t* ks = qs + S::kQElems;      // two buffers
   bf16_t* vs = ks + 2 * S::kKElems;  // two buffers
 
-  const int q_tiles = (p.q_len + S::kRows - 1) / S::kRows;
-  const int i0 = (q_tiles - 1 - static_cast<int>(blockIdx.x)) * S::kRows;  // long rows first
-  const int h = blockIdx.y, b = blockIdx.z, g = h / p.group;
-  const int rows = min(S::kRows, p.q_len - i0);
+  const QueryTile t = query_tile(p, S::kRows);
+  const int i0 = t.i0, rows = t.rows, h = t.h, b = t.b;
   const int row0 = threadIdx.x / kWarp * 16, lane = lane_id(), quad_row = lane / 4;
   const int col_in_tile = lane % 4 * 2;
-  const bf16_t* kg = k + b * p.kb + g * p.kh;
-  const bf16_t* vg = v + b * p.vb + g * p.vh;
-  // Key tiles past the block's last visible key are not loaded; past the warp's (none for a warp
-  // past the sequence, as in decoding), not computed; below the warp's first row's last visible
-  // key, not masked.
-  const int n_tiles = (visible_keys(p, i0 + rows - 1) + kKeys - 1) / kKeys;
-  const int warp_keys = i0 + row0 < p.q_len ? visible_keys(p, min(i0 + row0 + 15, p.q_len - 1)) : 0;
-  const int unmasked_keys = visible_keys(p, i0 + row0);
-
-  auto issue_kv = [&](int tile) {
-    const int j0 = tile * kKeys, cols = min(kKeys, p.kv_len - j0);
-    issue_tile_load(ks + tile % 2 * S::kKElems, D::kLdQK, kKeys, kQK, kg + j0 * p.kt, p.kt, cols,
-                    p.qk_dim, p.vec_k);
-    issue_tile_load(vs + tile % 2 * S::kVElems, D::kLdV, kKeys, kV, vg + j0 * p.vt, p.vt, cols,
-                    p.v_dim, p.vec_v);
-  };
+  const KeyWalk walk = key_walk(p, t, row0, kKeys);
+  auto issue_kv = [&](int tile) { issue_key_tile<D, kKeys>(p, t, k, v, ks, vs, tile); };
   issue_tile_load(qs, D::kLdQK, S::kRows, kQK, q + b * p.qb + h * p.qh + i0 * p.qt, p.qt, rows,
                   p.qk_dim, p.vec_q);
-  if (n_tiles > 0) issue_kv(0);
+  if (walk.tiles > 0) issue_kv(0);
   __pipeline_commit();
 
   uint32_t q_frag[kQK / 16][4];
   float acc[kV / 8][4];
   zero(acc);
   float row_max[2] = {-INFINITY, -INFINITY}, row_sum[2] = {0.f, 0.f};  // exp2 domain
-  for (int tile = 0; tile < n_tiles; ++tile) {
-    __pipeline_wait_prior(0);
-    __syncthreads();  // tile landed for every thread; every warp is done with the other buffer
-    if (tile + 1 < n_tiles) issue_kv(tile + 1);
-    __pipeline_commit();
+  for (int tile = 0; tile < walk.tiles; ++tile) {
+    begin_step(tile, walk.tiles, issue_kv);
     if (tile == 0) {
 #pragma unroll
       for (int kk = 0; kk < kQK / 16; ++kk) load_a(q_frag[kk], qs, D::kLdQK, row0, kk * 16);
     }
     const int j0 = tile * kKeys;
-    if (j0 >= warp_keys) continue;
+    if (j0 >= walk.warp_keys) continue;
     const bf16_t* kt = ks + tile % 2 * S::kKElems;
     const bf16_t* vt = vs + tile % 2 * S::kVElems;
 
@@ -262,7 +279,7 @@ __global__ void __launch_bounds__(ForwardShape<D>::kThreads)
       }
     }
 
-    const bool masked = j0 + kKeys > unmasked_keys;
+    const bool masked = j0 + kKeys > walk.unmasked_keys;
 #pragma unroll
     for (int r = 0; r < 2; ++r) {
       const int limit = visible_keys(p, i0 + row0 + quad_row + 8 * r) - j0;
@@ -330,7 +347,7 @@ __global__ void __launch_bounds__(DqShape<D>::kThreads)
     mma_backward_dq_kernel(const FlashParams p, const bf16_t* __restrict__ q,
                            const bf16_t* __restrict__ k, const bf16_t* __restrict__ v,
                            const bf16_t* __restrict__ d_o, const float* __restrict__ lse,
-                           const float* __restrict__ delta, bf16_t* __restrict__ dq, bool vec_dq) {
+                           const float* __restrict__ delta, bf16_t* __restrict__ dq) {
   using S = DqShape<D>;
   constexpr int kQK = D::kQK, kV = D::kV, kKeys = S::kKeys;
   extern __shared__ __align__(128) unsigned char smem[];
@@ -339,30 +356,17 @@ __global__ void __launch_bounds__(DqShape<D>::kThreads)
   bf16_t* ks = dos + S::kDoElems;    // two buffers
   bf16_t* vs = ks + 2 * S::kKElems;  // two buffers
 
-  const int q_tiles = (p.q_len + S::kRows - 1) / S::kRows;
-  const int i0 = (q_tiles - 1 - static_cast<int>(blockIdx.x)) * S::kRows;
-  const int h = blockIdx.y, b = blockIdx.z, g = h / p.group;
-  const int rows = min(S::kRows, p.q_len - i0);
+  const QueryTile t = query_tile(p, S::kRows);
+  const int i0 = t.i0, rows = t.rows, h = t.h, b = t.b;
   const int row0 = threadIdx.x / kWarp * 16, lane = lane_id(), quad_row = lane / 4;
   const int col_in_tile = lane % 4 * 2;
-  const bf16_t* kg = k + b * p.kb + g * p.kh;
-  const bf16_t* vg = v + b * p.vb + g * p.vh;
-  const int n_tiles = (visible_keys(p, i0 + rows - 1) + kKeys - 1) / kKeys;
-  const int warp_keys = i0 + row0 < p.q_len ? visible_keys(p, min(i0 + row0 + 15, p.q_len - 1)) : 0;
-  const int unmasked_keys = visible_keys(p, i0 + row0);
-
-  auto issue_kv = [&](int tile) {
-    const int j0 = tile * kKeys, cols = min(kKeys, p.kv_len - j0);
-    issue_tile_load(ks + tile % 2 * S::kKElems, D::kLdQK, kKeys, kQK, kg + j0 * p.kt, p.kt, cols,
-                    p.qk_dim, p.vec_k);
-    issue_tile_load(vs + tile % 2 * S::kVElems, D::kLdV, kKeys, kV, vg + j0 * p.vt, p.vt, cols,
-                    p.v_dim, p.vec_v);
-  };
+  const KeyWalk walk = key_walk(p, t, row0, kKeys);
+  auto issue_kv = [&](int tile) { issue_key_tile<D, kKeys>(p, t, k, v, ks, vs, tile); };
   issue_tile_load(qs, D::kLdQK, S::kRows, kQK, q + b * p.qb + h * p.qh + i0 * p.qt, p.qt, rows,
                   p.qk_dim, p.vec_q);
   issue_tile_load(dos, D::kLdV, S::kRows, kV, d_o + b * p.ob + h * p.oh + i0 * p.ot, p.ot, rows,
                   p.v_dim, p.vec_o);
-  if (n_tiles > 0) issue_kv(0);
+  if (walk.tiles > 0) issue_kv(0);
   __pipeline_commit();
 
   // The lane's rows: lse in the exp2 domain (+inf past the sequence: probability 0) and delta.
@@ -377,13 +381,10 @@ __global__ void __launch_bounds__(DqShape<D>::kThreads)
 
   float acc[kQK / 8][4];
   zero(acc);
-  for (int tile = 0; tile < n_tiles; ++tile) {
-    __pipeline_wait_prior(0);
-    __syncthreads();
-    if (tile + 1 < n_tiles) issue_kv(tile + 1);
-    __pipeline_commit();
+  for (int tile = 0; tile < walk.tiles; ++tile) {
+    begin_step(tile, walk.tiles, issue_kv);
     const int j0 = tile * kKeys;
-    if (j0 >= warp_keys) continue;
+    if (j0 >= walk.warp_keys) continue;
     const bf16_t* kt = ks + tile % 2 * S::kKElems;
     const bf16_t* vt = vs + tile % 2 * S::kVElems;
 
@@ -392,7 +393,7 @@ __global__ void __launch_bounds__(DqShape<D>::kThreads)
     zero(dp);
     mma_rows_times_rows<kQK>(s, qs, D::kLdQK, row0, kt, D::kLdQK, p.qk_dim);
     mma_rows_times_rows<kV>(dp, dos, D::kLdV, row0, vt, D::kLdV, p.v_dim);
-    const bool masked = j0 + kKeys > unmasked_keys;
+    const bool masked = j0 + kKeys > walk.unmasked_keys;
 #pragma unroll
     for (int r = 0; r < 2; ++r) {
       const int limit = visible_keys(p, i0 + row0 + quad_row + 8 * r) - j0;
@@ -412,7 +413,7 @@ __global__ void __launch_bounds__(DqShape<D>::kThreads)
   __syncthreads();
   const float factor[2] = {p.scale, p.scale};
   store_rows(acc, factor, qs, D::kLdQK, row0, dq + b * p.qb + h * p.qh + (i0 + row0) * p.qt, p.qt,
-             max(0, min(16, rows - row0)), p.qk_dim, vec_dq);
+             max(0, min(16, rows - row0)), p.qk_dim, p.vec_dq);
 }
 
 // ---- backward: dk and dv ----
@@ -433,7 +434,7 @@ __global__ void __launch_bounds__(DkDvShape<D>::kThreads)
                              const bf16_t* __restrict__ k, const bf16_t* __restrict__ v,
                              const bf16_t* __restrict__ d_o, const float* __restrict__ lse,
                              const float* __restrict__ delta, bf16_t* __restrict__ dk,
-                             bf16_t* __restrict__ dv, bool vec_dk, bool vec_dv) {
+                             bf16_t* __restrict__ dv) {
   using S = DkDvShape<D>;
   constexpr int kQK = D::kQK, kV = D::kV, kRows = S::kRows;
   extern __shared__ __align__(128) unsigned char smem[];
@@ -481,10 +482,7 @@ __global__ void __launch_bounds__(DkDvShape<D>::kThreads)
   zero(acc_k);
   zero(acc_v);
   for (int step = 0; step < n_steps; ++step) {
-    __pipeline_wait_prior(0);
-    __syncthreads();
-    if (step + 1 < n_steps) issue_q(step + 1);
-    __pipeline_commit();
+    begin_step(step, n_steps, issue_q);
     const int i0 = i_start + step % tiles_per_head * kRows;
     // Idle when the warp has no keys or no query of the tile sees them.
     if (key0 >= p.kv_len || i0 + kRows <= warp_first_query) continue;
@@ -524,15 +522,9 @@ __global__ void __launch_bounds__(DkDvShape<D>::kThreads)
   const int warp_rows = max(0, min(16, cols - row0));
   const float k_factor[2] = {p.scale, p.scale}, v_factor[2] = {1.f, 1.f};
   store_rows(acc_k, k_factor, ks, D::kLdQK, row0, dk + b * p.kb + g * p.kh + key0 * p.kt, p.kt,
-             warp_rows, p.qk_dim, vec_dk);
+             warp_rows, p.qk_dim, p.vec_dk);
   store_rows(acc_v, v_factor, vs, D::kLdV, row0, dv + b * p.vb + g * p.vh + key0 * p.vt, p.vt,
-             warp_rows, p.v_dim, vec_dv);
-}
-
-// Whether a gradient may take 16-byte stores: its operand's strides allow them (vec_q, vec_k,
-// vec_v) and its own base is aligned.
-bool aligned16(const void* ptr) {
-  return reinterpret_cast<uintptr_t>(ptr) % 16 == 0;
+             warp_rows, p.v_dim, p.vec_dv);
 }
 
 // Calls f(HeadDims<...>{}) with the smallest instantiation that holds the problem's head dims.
@@ -571,16 +563,16 @@ void mma_flash_backward(const FlashParams& p, int64_t batch, int64_t kv_heads, c
     allow_shared_memory(mma_backward_dkdv_kernel<D>, KV::kSmemBytes);
     const dim3 grid_kv(static_cast<unsigned>(ceil_div(p.kv_len, KV::kKeys)),
                        static_cast<unsigned>(kv_heads), static_cast<unsigned>(batch));
-    mma_backward_dkdv_kernel<D><<<grid_kv, KV::kThreads, KV::kSmemBytes, stream>>>(
-        p, q, k, v, d_o, lse, delta, dk, dv, p.vec_k && aligned16(dk), p.vec_v && aligned16(dv));
+    mma_backward_dkdv_kernel<D>
+        <<<grid_kv, KV::kThreads, KV::kSmemBytes, stream>>>(p, q, k, v, d_o, lse, delta, dk, dv);
     LATTE_CUDA_CHECK_LAUNCH();
 
     using Q = DqShape<D>;
     allow_shared_memory(mma_backward_dq_kernel<D>, Q::kSmemBytes);
     const dim3 grid_q(static_cast<unsigned>(ceil_div(p.q_len, Q::kRows)), p.q_heads,
                       static_cast<unsigned>(batch));
-    mma_backward_dq_kernel<D><<<grid_q, Q::kThreads, Q::kSmemBytes, stream>>>(
-        p, q, k, v, d_o, lse, delta, dq, p.vec_q && aligned16(dq));
+    mma_backward_dq_kernel<D>
+        <<<grid_q, Q::kThreads, Q::kSmemBytes, stream>>>(p, q, k, v, d_o, lse, delta, dq);
     LATTE_CUDA_CHECK_LAUNCH();
   });
 }

@@ -134,10 +134,8 @@ __global__ void __launch_bounds__(kThreads)
   float* row_sum = region<float>(smem, p, kRowB);
   float* alpha = region<float>(smem, p, kRowC);
 
-  const int q_tiles = (p.q_len + p.br - 1) / p.br;
-  const int i0 = (q_tiles - 1 - static_cast<int>(blockIdx.x)) * p.br;  // long causal rows first
-  const int h = blockIdx.y, b = blockIdx.z, g = h / p.group;
-  const int rows = min(p.br, p.q_len - i0);
+  const QueryTile tile = query_tile(p, p.br);
+  const int i0 = tile.i0, rows = tile.rows, h = tile.h, b = tile.b, g = tile.g;
   const int warp = threadIdx.x / kWarp, lane = threadIdx.x % kWarp, warps = blockDim.x / kWarp;
   const T* kg = k + b * p.kb + g * p.kh;
   const T* vg = v + b * p.vb + g * p.vh;
@@ -228,10 +226,8 @@ __global__ void __launch_bounds__(kThreads)
   float* lse_s = region<float>(smem, p, kRowA);
   float* delta_s = region<float>(smem, p, kRowB);
 
-  const int q_tiles = (p.q_len + p.br - 1) / p.br;
-  const int i0 = (q_tiles - 1 - static_cast<int>(blockIdx.x)) * p.br;
-  const int h = blockIdx.y, b = blockIdx.z, g = h / p.group;
-  const int rows = min(p.br, p.q_len - i0);
+  const QueryTile tile = query_tile(p, p.br);
+  const int i0 = tile.i0, rows = tile.rows, h = tile.h, b = tile.b, g = tile.g;
   const T* kg = k + b * p.kb + g * p.kh;
   const T* vg = v + b * p.vb + g * p.vh;
 
