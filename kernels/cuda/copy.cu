@@ -5,7 +5,7 @@
 
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/device_common.cuh"
-#include "kernels/cuda/merged_dims.h"
+#include "kernels/cuda/merged_walk.cuh"
 
 namespace latte::kernels::cuda {
 
@@ -34,13 +34,8 @@ __global__ void strided_copy_kernel(const Src* __restrict__ src, Dst* __restrict
                                     const MergedDims g, int64_t n) {
   for (int64_t idx = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; idx < n;
        idx += static_cast<int64_t>(gridDim.x) * blockDim.x) {
-    int64_t rest = idx, s = 0, d = 0;
-    for (int dim = g.rank - 1; dim >= 0; --dim) {
-      const int64_t i = rest % g.shape[dim];
-      rest /= g.shape[dim];
-      s += i * g.a_stride[dim];
-      d += i * g.b_stride[dim];
-    }
+    int64_t s, d;
+    merged_offsets(g, idx, s, d);
     dst[d] = convert<Dst>(src[s]);
   }
 }

@@ -4,7 +4,7 @@
 
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/device_common.cuh"
-#include "kernels/cuda/merged_dims.h"
+#include "kernels/cuda/merged_walk.cuh"
 
 namespace latte::kernels::cuda {
 
@@ -70,15 +70,8 @@ __global__ void __launch_bounds__(kThreads)
     binary_kernel(const MergedDims g, int64_t n, const T* __restrict__ a, const T* __restrict__ b,
                   T* __restrict__ out) {
   for (int64_t i = grid_start(); i < n; i += grid_step()) {
-    int64_t rest = i, oa = 0, ob = 0;
-    for (int d = g.rank - 1; d > 0; --d) {
-      const int64_t q = rest / g.shape[d], idx = rest - q * g.shape[d];
-      oa += idx * g.a_stride[d];
-      ob += idx * g.b_stride[d];
-      rest = q;
-    }
-    oa += rest * g.a_stride[0];
-    ob += rest * g.b_stride[0];
+    int64_t oa, ob;
+    merged_offsets(g, i, oa, ob);
     out[i] = from_float<T>(apply<Op>(to_float(a[oa]), to_float(b[ob])));
   }
 }
@@ -141,84 +134,55 @@ void launch_sum_all(const D* x, int64_t n, double* workspace, D* out, cudaStream
 
 // ---- sum_to ----
 
-// Kept dimensions (sizes, x strides, out strides) and reduced dimensions (sizes, x strides), with
-// neighbours merged, and how the reduction is sliced.
+// The kept dimensions (walked by x and out together) and the reduced ones (walked by x alone: both
+// operands of that walk are x), each merged like the binary ops' (merged_dims.h), and how the
+// reduction is sliced.
 struct SumToPlan {
-  int kept_rank = 0, reduced_rank = 0;
-  int64_t kept_size[kMaxElementwiseRank], kept_x_stride[kMaxElementwiseRank],
-      kept_out_stride[kMaxElementwiseRank];
-  int64_t reduced_size[kMaxElementwiseRank], reduced_x_stride[kMaxElementwiseRank];
-  int64_t outputs = 1, reduced = 1;  // products of the kept and of the reduced sizes
-  int64_t splits = 1, slice = 0;     // slices of the reduced range, elements per slice
+  MergedDims kept, reduced;
+  int64_t outputs = 1, reduced_count = 1;  // elements of each walk
+  int64_t splits = 1, slice = 0;           // slices of the reduced range, elements per slice
 };
 
+int64_t elements(const MergedDims& g) {
+  int64_t n = 1;
+  for (int d = 0; d < g.rank; ++d) n *= g.shape[d];
+  return n;
+}
+
 SumToPlan plan_sum_to(const int64_t* shape, int rank, const int64_t* out_strides) {
-  SumToPlan p;
-  int64_t x_stride[kMaxElementwiseRank];
+  int64_t x_stride[kMaxElementwiseRank];  // x is contiguous
   int64_t contiguous = 1;
   for (int d = rank - 1; d >= 0; --d) {
     x_stride[d] = contiguous;
     contiguous *= shape[d];
   }
+  int64_t kept_shape[kMaxElementwiseRank], kept_x[kMaxElementwiseRank],
+      kept_out[kMaxElementwiseRank], reduced_shape[kMaxElementwiseRank],
+      reduced_x[kMaxElementwiseRank];
+  int kept_rank = 0, reduced_rank = 0;
   for (int d = 0; d < rank; ++d) {
-    if (shape[d] == 1) continue;
     if (out_strides[d] != 0) {
-      const int last = p.kept_rank - 1;
-      p.outputs *= shape[d];
-      if (last >= 0 && p.kept_x_stride[last] == x_stride[d] * shape[d] &&
-          p.kept_out_stride[last] == out_strides[d] * shape[d]) {
-        p.kept_size[last] *= shape[d];
-        p.kept_x_stride[last] = x_stride[d];
-        p.kept_out_stride[last] = out_strides[d];
-        continue;
-      }
-      p.kept_size[p.kept_rank] = shape[d];
-      p.kept_x_stride[p.kept_rank] = x_stride[d];
-      p.kept_out_stride[p.kept_rank] = out_strides[d];
-      ++p.kept_rank;
+      kept_shape[kept_rank] = shape[d];
+      kept_x[kept_rank] = x_stride[d];
+      kept_out[kept_rank++] = out_strides[d];
     } else {
-      const int last = p.reduced_rank - 1;
-      p.reduced *= shape[d];
-      if (last >= 0 && p.reduced_x_stride[last] == x_stride[d] * shape[d]) {
-        p.reduced_size[last] *= shape[d];
-        p.reduced_x_stride[last] = x_stride[d];
-        continue;
-      }
-      p.reduced_size[p.reduced_rank] = shape[d];
-      p.reduced_x_stride[p.reduced_rank] = x_stride[d];
-      ++p.reduced_rank;
+      reduced_shape[reduced_rank] = shape[d];
+      reduced_x[reduced_rank++] = x_stride[d];
     }
   }
-  if (p.reduced > 0) {
+  SumToPlan p;
+  p.kept = merge_dims(kept_shape, kept_rank, kept_x, kept_out);
+  p.reduced = merge_dims(reduced_shape, reduced_rank, reduced_x, reduced_x);
+  p.outputs = elements(p.kept);
+  p.reduced_count = elements(p.reduced);
+  if (p.reduced_count > 0) {
     const int64_t column_blocks = ceil_div(p.outputs, kSumToCols);
     const int64_t wanted = std::max<int64_t>(1, ceil_div(kTargetBlocks, column_blocks));
-    p.splits = std::max<int64_t>(1, std::min(ceil_div(p.reduced, kMinSlice), wanted));
-    p.slice = ceil_div(p.reduced, p.splits);
-    p.splits = ceil_div(p.reduced, p.slice);  // no empty slice
+    p.splits = std::max<int64_t>(1, std::min(ceil_div(p.reduced_count, kMinSlice), wanted));
+    p.slice = ceil_div(p.reduced_count, p.splits);
+    p.splits = ceil_div(p.reduced_count, p.slice);  // no empty slice
   }
   return p;
-}
-
-// Offsets of output `o` (row-major over the kept dimensions) in x and in out.
-__device__ __forceinline__ void kept_offsets(const SumToPlan& p, int64_t o, int64_t& x_off,
-                                             int64_t& out_off) {
-  x_off = out_off = 0;
-  for (int d = p.kept_rank - 1; d >= 0; --d) {
-    const int64_t q = o / p.kept_size[d], idx = o - q * p.kept_size[d];
-    x_off += idx * p.kept_x_stride[d];
-    out_off += idx * p.kept_out_stride[d];
-    o = q;
-  }
-}
-
-__device__ __forceinline__ int64_t reduced_offset(const SumToPlan& p, int64_t r) {
-  int64_t off = 0;
-  for (int d = p.reduced_rank - 1; d > 0; --d) {
-    const int64_t q = r / p.reduced_size[d];
-    off += (r - q * p.reduced_size[d]) * p.reduced_x_stride[d];
-    r = q;
-  }
-  return p.reduced_rank > 0 ? off + r * p.reduced_x_stride[0] : 0;
 }
 
 // Block (kSumToCols, kSumToRows): outputs blockIdx.x * kSumToCols + threadIdx.x, reduced slice
@@ -232,10 +196,13 @@ __global__ void __launch_bounds__(kSumToThreads)
   double sum = 0;
   int64_t x_base = 0, out_off = 0;
   if (o < p.outputs) {
-    kept_offsets(p, o, x_base, out_off);
-    const int64_t begin = blockIdx.y * p.slice, end = min(p.reduced, begin + p.slice);
-    for (int64_t r = begin + threadIdx.y; r < end; r += kSumToRows)
-      sum += to_double(x[x_base + reduced_offset(p, r)]);
+    merged_offsets(p.kept, o, x_base, out_off);
+    const int64_t begin = blockIdx.y * p.slice, end = min(p.reduced_count, begin + p.slice);
+    for (int64_t r = begin + threadIdx.y; r < end; r += kSumToRows) {
+      int64_t x_off, unused;
+      merged_offsets(p.reduced, r, x_off, unused);
+      sum += to_double(x[x_base + x_off]);
+    }
   }
   rows[threadIdx.y][threadIdx.x] = sum;
   __syncthreads();
@@ -256,7 +223,7 @@ __global__ void __launch_bounds__(kThreads)
     double total = 0;
     for (int64_t s = 0; s < p.splits; ++s) total += partial[s * p.outputs + o];
     int64_t x_off, out_off;
-    kept_offsets(p, o, x_off, out_off);
+    merged_offsets(p.kept, o, x_off, out_off);
     out[out_off] = from_double<T>(total);
   }
 }
@@ -272,8 +239,7 @@ void binary_op(BinaryOp op, const int64_t* shape, int rank, const T* a, const in
                const T* b, const int64_t* b_strides, T* out, cudaStream_t stream) {
   if (any_zero(shape, rank)) return;
   const MergedDims g = merge_dims(shape, rank, a_strides, b_strides);
-  int64_t n = 1;
-  for (int d = 0; d < g.rank; ++d) n *= g.shape[d];
+  const int64_t n = elements(g);
   using D = DeviceType<T>;
   const D *da = device_ptr(a), *db = device_ptr(b);
   D* dout = device_ptr(out);
@@ -312,7 +278,7 @@ int64_t sum_to_workspace(const int64_t* shape, int rank, const int64_t* out_stri
                          int64_t out_numel) {
   if (out_numel == 0) return 0;
   const SumToPlan p = plan_sum_to(shape, rank, out_strides);
-  if (p.kept_rank == 0) return kSumPartials;
+  if (p.outputs == 1) return kSumPartials;
   return p.splits > 1 ? p.splits * p.outputs : 0;
 }
 
@@ -322,8 +288,8 @@ void sum_to(const T* x, const int64_t* shape, int rank, T* out, const int64_t* o
   if (out_numel == 0) return;
   const SumToPlan p = plan_sum_to(shape, rank, out_strides);
   using D = DeviceType<T>;
-  if (p.kept_rank == 0) {  // every dimension is reduced
-    launch_sum_all(device_ptr(x), p.reduced, workspace, device_ptr(out), stream);
+  if (p.outputs == 1) {  // one output: the sum of everything
+    launch_sum_all(device_ptr(x), p.reduced_count, workspace, device_ptr(out), stream);
     return;
   }
   const dim3 grid(static_cast<unsigned>(ceil_div(p.outputs, kSumToCols)),

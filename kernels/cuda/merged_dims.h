@@ -2,9 +2,9 @@
 // merged: size-1 dimensions drop out and a dimension folds into the one before it when both
 // operands continue contiguously across the pair. Fewer dimensions mean less index arithmetic
 // per element; a walk that merges into one dimension with unit strides is a dense one. Shared by
-// the broadcasting binary ops (operands a and b; the output is contiguous, so it always merges)
-// and the strided copy (source and destination). Host code; the struct is passed to kernels by
-// value.
+// the broadcasting binary ops (operands a and b; the output is contiguous, so it always merges),
+// sum_to (its kept and its reduced dimensions) and the strided copy (source and destination).
+// Host code; the struct is passed to kernels by value and walked by merged_walk.cuh.
 #pragma once
 
 #include <cstdint>
