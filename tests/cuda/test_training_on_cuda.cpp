@@ -6,7 +6,6 @@
 
 #include <cmath>
 #include <cstdlib>
-#include <fstream>
 #include <string>
 #include <vector>
 
@@ -15,6 +14,7 @@
 #include "engine/dist/communicator.h"
 #include "engine/train/run_config.h"
 #include "engine/train/trainer.h"
+#include "support/read_metrics.h"
 #include "support/temp_dir.h"
 
 namespace latte::test {
@@ -42,12 +42,8 @@ std::vector<StepMetrics> train_and_read(const std::string& config, const std::st
   const auto comm = make_single_process_communicator();
   train(rc, options, *comm);
   std::vector<StepMetrics> steps;
-  std::ifstream in(out + "/metrics.jsonl");
-  std::string line;
-  while (std::getline(in, line)) {
-    const auto j = nlohmann::json::parse(line);
+  for (const nlohmann::json& j : read_metrics(out))
     steps.push_back({j.at("loss").get<double>(), j.at("grad_norm").get<double>()});
-  }
   return steps;
 }
 

@@ -8,12 +8,12 @@
 
 #include <cmath>
 #include <filesystem>
-#include <fstream>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <string>
 #include <vector>
 
+#include "support/read_metrics.h"
 #include "support/run_command.h"
 #include "support/temp_dir.h"
 
@@ -21,6 +21,7 @@ namespace latte {
 namespace {
 
 namespace fs = std::filesystem;
+using test::read_metrics;
 
 // The tiny MHA model for 10 steps. `like_one_process` routes its MoE layers deterministically:
 // without router noise (each rank draws its own) and the Switch balance loss (a function of the
@@ -40,14 +41,6 @@ std::string train_args(const fs::path& run_dir, int batch_size, bool like_one_pr
 test::CommandResult run_latte_job(int processes, const std::string& args) {
   return test::run_shell("timeout 60 " + std::string(LATTE_MPIRUN) + " " +
                          std::to_string(processes) + " '" + LATTE_BINARY + "' " + args);
-}
-
-std::vector<nlohmann::json> read_metrics(const fs::path& run_dir) {
-  std::vector<nlohmann::json> lines;
-  std::ifstream in(run_dir / "metrics.jsonl");
-  std::string line;
-  while (std::getline(in, line)) lines.push_back(nlohmann::json::parse(line));
-  return lines;
 }
 
 std::set<std::string> entries(const fs::path& dir) {

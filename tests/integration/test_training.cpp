@@ -11,24 +11,18 @@
 #include "engine/device.h"
 #include "engine/io/token_shard.h"
 #include "engine/profiler.h"
+#include "support/read_metrics.h"
 #include "support/run_command.h"
 #include "support/temp_dir.h"
 
 using namespace latte;
 namespace fs = std::filesystem;
+using latte::test::read_metrics;
 
 namespace {
 
 std::string source(const std::string& relative) {
   return (fs::path(LATTE_SOURCE_DIR) / relative).string();
-}
-
-std::vector<nlohmann::json> read_metrics(const fs::path& run_dir) {
-  std::vector<nlohmann::json> lines;
-  std::ifstream in(run_dir / "metrics.jsonl");
-  std::string line;
-  while (std::getline(in, line)) lines.push_back(nlohmann::json::parse(line));
-  return lines;
 }
 
 nlohmann::json read_json(const fs::path& path) {
