@@ -148,19 +148,32 @@ bool stop_requested_on_any_rank(Communicator& comm) {
   return requests[0] > 0;
 }
 
-// Each rank routed its own batch: the metrics report the MoE load of the global batch.
-void sum_moe_loads(std::vector<MoeLayerStats>& stats, Communicator& comm) {
-  if (comm.world_size() == 1) return;
+// The expert loads of the step's global batch, in one reduction over the ranks: each MoE layer's
+// load over this rank's micro-batches (MoeLayer::pending_load) and its dropped assignments. They
+// go to the metrics (`stats`: one entry per layer, in `layers` order) and to the layer's
+// aux-loss-free bias update.
+void update_moe_layers(const std::vector<MoeLayer*>& layers, std::vector<MoeLayerStats>& stats,
+                       Communicator& comm) {
+  LATTE_CHECK(stats.size() == layers.size())
+      << "training step: " << stats.size() << " MoE statistics for " << layers.size()
+      << " MoE layers";
   std::vector<int64_t> counts;
-  for (const MoeLayerStats& s : stats) {
-    counts.insert(counts.end(), s.tokens_per_expert.begin(), s.tokens_per_expert.end());
-    counts.push_back(s.dropped_assignments);
+  for (size_t i = 0; i < layers.size(); ++i) {
+    LATTE_CHECK(stats[i].layer == layers[i]->name())
+        << "training step: MoE statistics of " << stats[i].layer << " where " << layers[i]->name()
+        << " was expected";
+    const std::vector<int64_t>& load = layers[i]->pending_load();
+    counts.insert(counts.end(), load.begin(), load.end());
+    counts.push_back(stats[i].dropped_assignments);
   }
   comm.allreduce_sum(counts);
   auto next = counts.begin();
-  for (MoeLayerStats& s : stats) {
-    for (int64_t& n : s.tokens_per_expert) n = *next++;
-    s.dropped_assignments = *next++;
+  for (size_t i = 0; i < layers.size(); ++i) {
+    const auto end = next + static_cast<int64_t>(layers[i]->pending_load().size());
+    stats[i].tokens_per_expert.assign(next, end);
+    stats[i].dropped_assignments = *end;
+    next = end + 1;
+    layers[i]->update_correction_bias(stats[i].tokens_per_expert);
   }
 }
 
@@ -363,16 +376,15 @@ TrainSummary train(const RunConfig& config, const TrainOptions& options, Communi
       mtp_sum += out.mtp_loss.defined() ? out.mtp_loss.item() : 0.0;
       if (moe_stats.empty())
         moe_stats = ctx.moe_stats;
-      else
+      else  // the loads over the micro-batches are the layers' pending loads
         for (size_t i = 0; i < moe_stats.size(); ++i)
-          for (size_t e = 0; e < moe_stats[i].tokens_per_expert.size(); ++e)
-            moe_stats[i].tokens_per_expert[e] += ctx.moe_stats[i].tokens_per_expert[e];
+          moe_stats[i].dropped_assignments += ctx.moe_stats[i].dropped_assignments;
     }
     const double inv = 1.0 / static_cast<double>(tc.grad_accum);
     std::vector<double> losses = {loss_sum * inv, lm_sum * inv, aux_sum * inv, mtp_sum * inv};
     comm.allreduce_sum(losses);
     for (double& v : losses) v /= comm.world_size();
-    sum_moe_loads(moe_stats, comm);
+    update_moe_layers(moe_layers, moe_stats, comm);
     if (!std::isfinite(losses[0])) {
       const auto ckpt = latest_checkpoint(run_dir.string());
       LATTE_FAIL() << "non-finite loss (" << losses[0] << ") at step " << step + 1
@@ -383,11 +395,6 @@ TrainSummary train(const RunConfig& config, const TrainOptions& options, Communi
     const double grad_norm = global_grad_norm(params);
     const double lr = schedule.at(step);
     optimizer.step(lr, clip_scale(grad_norm, tc.grad_clip));
-    for (MoeLayer* layer : moe_layers) {
-      std::vector<int64_t> load = layer->pending_load();
-      comm.allreduce_sum(load);
-      layer->update_correction_bias(load);
-    }
     ++step;
     if (profile_timer) {  // a profiled step ends when its device work has finished
       synchronize(place.device);
