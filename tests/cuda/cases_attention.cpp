@@ -4,6 +4,7 @@
 // not multiples of 16 (qk and v independent, up to 256; naive beyond) and lengths that are not
 // multiples of any tile.
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <sstream>
 #include <type_traits>
@@ -155,6 +156,17 @@ Inputs make_inputs(const Shape& s, unsigned seed) {
   return in;
 }
 
+// dq, dk and dv from the kernel against the CPU twin's, each within `tol` relative to the element
+// and (as atol) to the reference's scale.
+template <typename T>
+void expect_gradients(Checks& checks, double tol, const std::array<DeviceBuffer<T>*, 3>& got,
+                      const std::array<const std::vector<float>*, 3>& want) {
+  const char* names[3] = {"dq", "dk", "dv"};
+  for (int i = 0; i < 3; ++i)
+    checks.expect(names[i], mismatch_report(as_float(got[i]->download()), *want[i], tol,
+                                            tol * scale_of(*want[i])));
+}
+
 // A T buffer of n sentinels: outputs start so, and elements no kernel writes must stay so.
 template <typename T>
 std::vector<T> sentinels(int64_t n) {
@@ -205,12 +217,7 @@ void run_flash(const Shape& s, unsigned seed, Checks& checks) {
       p, gq.get() + x.q.offset, gk.get() + x.k.offset, gv.get() + x.v.offset,
       go_in.get() + x.o.offset, gd_o.get() + x.o.offset, glse_in.get(), gdq.get() + x.q.offset,
       gdk.get() + x.k.offset, gdv.get() + x.v.offset, workspace.get(), stream);
-  checks.expect("dq", mismatch_report(as_float(gdq.download()), dq_ref, Tol::kGrad,
-                                      Tol::kGrad * scale_of(dq_ref)));
-  checks.expect("dk", mismatch_report(as_float(gdk.download()), dk_ref, Tol::kGrad,
-                                      Tol::kGrad * scale_of(dk_ref)));
-  checks.expect("dv", mismatch_report(as_float(gdv.download()), dv_ref, Tol::kGrad,
-                                      Tol::kGrad * scale_of(dv_ref)));
+  expect_gradients<T>(checks, Tol::kGrad, {&gdq, &gdk, &gdv}, {&dq_ref, &dk_ref, &dv_ref});
 }
 
 // Naive attention tolerances (the same scheme). float: cuBLAS and the CPU's BLAS sum the same fp32
@@ -270,12 +277,7 @@ void run_naive(const Shape& s, unsigned seed, Checks& checks) {
       cuda::blas(), p, gq.get() + x.q.offset, gk.get() + x.k.offset, gv.get() + x.v.offset,
       gprobs_in.get(), gd_o.get() + x.o.offset, gdq.get() + x.q.offset, gdk.get() + x.k.offset,
       gdv.get() + x.v.offset, workspace.get(), stream);
-  checks.expect("dq", mismatch_report(as_float(gdq.download()), dq_ref, Tol::kGrad,
-                                      Tol::kGrad * scale_of(dq_ref)));
-  checks.expect("dk", mismatch_report(as_float(gdk.download()), dk_ref, Tol::kGrad,
-                                      Tol::kGrad * scale_of(dk_ref)));
-  checks.expect("dv", mismatch_report(as_float(gdv.download()), dv_ref, Tol::kGrad,
-                                      Tol::kGrad * scale_of(dv_ref)));
+  expect_gradients<T>(checks, Tol::kGrad, {&gdq, &gdk, &gdv}, {&dq_ref, &dk_ref, &dv_ref});
 }
 
 std::string describe(const Shape& s, const char* kernel, const char* type) {
