@@ -49,8 +49,8 @@ timeout 240 "$B/latte_cuda_tests" 2>&1 | tail -n 60 | tee "$out/tests.log"
 tests=${PIPESTATUS[0]}
 step "cuBLAS peak"
 timeout 60 "$B/latte_cuda_tests" --bench 2>&1 | tee "$out/bench.log"
-step "latte bench attention moe train --device cuda"
-timeout 400 "$B/latte" bench attention moe train --device cuda 2>&1 | grep -v '^\[' | tee -a "$out/bench.log"
+step "latte bench attention moe memory train --device cuda"
+timeout 400 "$B/latte" bench attention moe memory train --device cuda 2>&1 | grep -v '^\[' | tee -a "$out/bench.log"
 bench=${PIPESTATUS[0]}
 step "where the step time goes: latte bench train --device cuda --quick --profile"
 timeout 200 "$B/latte" bench train --device cuda --quick --profile 2>&1 | tee "$out/profile.log"

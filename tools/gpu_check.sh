@@ -2,10 +2,10 @@
 # The one script a GPU session runs (docs/gpu.md): configures a CUDA build for this GPU's
 # architecture only, builds latte and the CUDA test binary, runs the CUDA tests (ctest -L cuda:
 # kernels and ops against their CPU twins, 20-step GPU-vs-CPU training), the cuBLAS GEMM peak
-# (latte_cuda_tests --bench), the attention and MoE benchmarks (latte bench attention moe --device
-# cuda), the PyTorch SDPA baseline (tools/bench_sdpa.py) and whole training steps (latte bench
-# train --device cuda: tokens/s, MFU) with a short profiled rerun (--quick --profile: the step
-# time split per category of op), and prints one summary table. The full log goes to
+# (latte_cuda_tests --bench), the attention, MoE and memory-bound op benchmarks (latte bench
+# attention moe memory --device cuda), the PyTorch SDPA baseline (tools/bench_sdpa.py) and whole
+# training steps (latte bench train --device cuda: tokens/s, MFU) with a short profiled rerun
+# (--quick --profile: the step time split per category of op), and prints one summary table. The full log goes to
 # $OUT/gpu_check.log when OUT is set (the device tool returns files from $OUT), else to
 # build/gpu/gpu_check.log. Ends within 8 minutes on an H200.
 #   tools/gpu_check.sh
@@ -66,8 +66,8 @@ section "cuBLAS GEMM peak: latte_cuda_tests --bench"
 timeout 60 "$build/tests/latte_cuda_tests" --bench 2>&1 | tee "$build/bench.log"
 bench_status=${PIPESTATUS[0]}
 
-section "attention and MoE: latte bench attention moe --device cuda"
-timeout 240 "$build/latte" bench attention moe --device cuda 2>&1 | tee -a "$build/bench.log"
+section "attention, MoE and memory-bound ops: latte bench attention moe memory --device cuda"
+timeout 270 "$build/latte" bench attention moe memory --device cuda 2>&1 | tee -a "$build/bench.log"
 op_bench_status=${PIPESTATUS[0]}
 
 section "PyTorch SDPA baseline: tools/bench_sdpa.py"
@@ -118,6 +118,11 @@ for suffix, label in [("fwd", "fwd"), ("fwd_bwd", "fwd+bwd")]:
 steps = ["moe_routing", "moe_dispatch", "moe_gather", "moe_weights", "moe_expert_mlps",
          "moe_combine"]
 print("  forward steps, ms: " + ", ".join(f"{n[4:]} {get(n, key='ms')}" for n in steps))
+print("\nMemory-bound ops ([16384, 1024] bf16): GB/s, share of a device-to-device copy's")
+for line in open(sys.argv[1]):
+    if line.startswith("BENCH name=mem_"):
+        kv = dict(p.split("=", 1) for p in line.split()[1:])
+        print(f"  {kv['name'][4:]:<22} {kv.get('gbps', '-'):>8} {float(kv.get('of_copy', 'nan')) * 100:>5.0f}%")
 train = []
 for line in open(sys.argv[1]):
     if line.startswith("BENCH name=train "):

@@ -12,6 +12,7 @@ namespace latte::cli {
 
 void bench_attention(const BenchOptions& options);
 void bench_linear(const BenchOptions& options);
+void bench_memory(const BenchOptions& options);
 void bench_moe(const BenchOptions& options);
 void bench_train(const BenchOptions& options);
 
@@ -28,6 +29,10 @@ const std::vector<Benchmark>& benchmarks() {
        "causal attention core fwd / fwd+bwd, naive vs flash, time and peak memory (cpu: B 1, "
        "H 8, qk = v = 64, f32; cuda: B 4, H 16, T up to 8192, three head dims, bf16, TFLOP/s)",
        bench_attention},
+      {"memory",
+       "memory-bound ops (add, fill, casts, SwiGLU, RMSNorm, RoPE, embedding; fwd and fwd+bwd) "
+       "in GB/s against a same-dtype copy (cpu: 4096 x 512 f32; cuda: 16384 x 1024 bf16)",
+       bench_memory},
       {"train",
        "whole training steps of the MHA baseline and deepseek_v3_small (cpu: cpu scale; cuda: "
        "seed and gpu scales, bf16): tokens/s, model TFLOP/s, MFU",
