@@ -1,6 +1,7 @@
 #include "engine/device.h"
 
 #ifdef LATTE_WITH_CUDA
+#include "engine/cuda/cuda_runtime.h"
 #include "engine/cuda/cuda_tensor_ops.h"
 #endif
 
@@ -19,6 +20,12 @@ bool cuda_available() {
 void synchronize(Device device) {
   if (device == Device::CUDA) cuda::synchronize();
 }
+DeviceRange::DeviceRange(Device device, const std::string& name) : open_(device == Device::CUDA) {
+  if (open_) cuda::push_range(name.c_str());
+}
+DeviceRange::~DeviceRange() {
+  if (open_) cuda::pop_range();
+}
 #else
 void device_copy(const Tensor& src, const Tensor& dst) {
   LATTE_FAIL() << "copy from " << src.describe() << " to " << dst.describe()
@@ -31,6 +38,8 @@ bool cuda_available() {
   return false;
 }
 void synchronize(Device) {}
+DeviceRange::DeviceRange(Device, const std::string&) : open_(false) {}
+DeviceRange::~DeviceRange() = default;
 #endif
 
 void require_cuda(const std::string& what) {

@@ -5,9 +5,11 @@
 # (latte_cuda_tests --bench), the attention, MoE and memory-bound op benchmarks (latte bench
 # attention moe memory --device cuda), the PyTorch SDPA baseline (tools/bench_sdpa.py) and whole
 # training steps (latte bench train --device cuda: tokens/s, MFU) with a short profiled rerun
-# (--quick --profile: the step time split per category of op), and prints one summary table. The full log goes to
-# $OUT/gpu_check.log when OUT is set (the device tool returns files from $OUT), else to
-# build/gpu/gpu_check.log. Ends within 8 minutes on an H200.
+# (--quick --profile: the step time split per category of op) and, where the toolkit has ncu, one
+# step of each gpu-scale model kernel by kernel (tools/ncu_step.sh), and prints one summary
+# table. The full log goes to $OUT/gpu_check.log when OUT is set (the device tool returns files
+# from $OUT), else to build/gpu/gpu_check.log. Ends within 8 minutes on an H200, plus up to 4 for
+# the ncu step.
 #   tools/gpu_check.sh
 # Debian packages the GPU machine lacks (CLI11, toml11, doctest, OpenBLAS, nlohmann-json) can be
 # carried as .deb files in .deps/ (or $LATTE_DEPS_DIR): they are unpacked into / first.
@@ -81,6 +83,10 @@ section "where the step time goes: latte bench train --device cuda --quick --pro
 timeout 150 "$build/latte" bench train --device cuda --quick --profile 2>&1 | tee "$build/profile.log"
 profile_status=${PIPESTATUS[0]}
 
+section "kernel by kernel: tools/ncu_step.sh (step 3 of the gpu-scale models under ncu)"
+timeout 260 tools/ncu_step.sh "$build/latte" "$build/ncu" 2>&1 | tee "$build/ncu.log"
+ncu_status=${PIPESTATUS[0]}
+
 section "summary"
 doctest_line=$(grep -E "^\[doctest\] (test cases|assertions):" "$build/ctest.log" | tr '\n' ' ')
 ctest_line=$(grep -E "tests passed|tests failed" "$build/ctest.log" | tail -n 1)
@@ -140,7 +146,8 @@ echo
 echo "CUDA tests: ${ctest_line:-no ctest result} (exit $test_status)"
 echo "            ${doctest_line:-}"
 echo "benchmarks: GEMM peak exit $bench_status, attention and MoE exit $op_bench_status," \
-  "training exit $train_status, profile exit $profile_status; build ${build_s} s;" \
+  "training exit $train_status, profile exit $profile_status, ncu exit $ncu_status;" \
+  "build ${build_s} s;" \
   "total $(($(date +%s) - start)) s"
 echo "log: $log"
 [[ $test_status -eq 0 && $bench_status -eq 0 && $op_bench_status -eq 0 && $train_status -eq 0 &&

@@ -1,5 +1,7 @@
 #include "engine/cuda/cuda_runtime.h"
 
+#include <nvtx3/nvToolsExt.h>
+
 #include <atomic>
 #include <memory>
 #include <mutex>
@@ -91,6 +93,14 @@ const kernels::cuda::BlasHandles& blas() {
 
 void synchronize() {
   LATTE_CUDA_CHECK(cudaStreamSynchronize(stream()));
+}
+
+void push_range(const char* name) noexcept {
+  nvtxRangePushA(name);
+}
+
+void pop_range() noexcept {
+  nvtxRangePop();
 }
 
 }  // namespace latte::cuda

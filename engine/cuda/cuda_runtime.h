@@ -35,4 +35,10 @@ const kernels::cuda::BlasHandles& blas();
 // Waits until all work issued on stream() has finished; throws latte::Error on a kernel fault.
 void synchronize();
 
+// Opens and closes a named NVTX range on the calling thread (nested like scopes): profilers
+// attached to the process (ncu --nvtx, nsys) see the work issued inside it under that name;
+// without one attached the calls do nothing.
+void push_range(const char* name) noexcept;
+void pop_range() noexcept;
+
 }  // namespace latte::cuda

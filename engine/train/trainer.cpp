@@ -358,6 +358,7 @@ TrainSummary train(const RunConfig& config, const TrainOptions& options, Communi
       status = "interrupted";
       break;
     }
+    const DeviceRange range(place.device, "latte step " + std::to_string(step + 1));
     const auto t0 = std::chrono::steady_clock::now();
     if (profile_timer) profiler::start(*profile_timer);
     for (Tensor p : params) p.zero_grad();
