@@ -1,5 +1,6 @@
 #include "engine/autograd.h"
 
+#include <algorithm>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -22,26 +23,48 @@ NoGradGuard::~NoGradGuard() {
   g_grad_enabled = previous_;
 }
 
-Tensor record(const char* op_name, Tensor output, const std::vector<Tensor>& inputs,
-              Node::BackwardFn backward) {
-  if (!g_grad_enabled) return output;
+namespace {
+
+// The autograd slots of `inputs` (nullptr where an input needs no gradient); empty when none does.
+std::vector<std::shared_ptr<AutogradMeta>> edges_of(const std::vector<Tensor>& inputs) {
   std::vector<std::shared_ptr<AutogradMeta>> edges;
   edges.reserve(inputs.size());
   bool any = false;
   for (const Tensor& in : inputs) {
-    if (in.requires_grad()) {
-      edges.push_back(in.autograd_meta());
-      any = true;
-    } else {
-      edges.push_back(nullptr);
-    }
+    edges.push_back(in.requires_grad() ? in.autograd_meta() : nullptr);
+    any = any || in.requires_grad();
   }
-  if (!any) return output;
+  if (!any) edges.clear();
+  return edges;
+}
+
+Tensor attach(Tensor output, std::shared_ptr<Node> node) {
   auto meta = std::make_shared<AutogradMeta>();
   meta->requires_grad = true;
-  meta->grad_fn = std::make_shared<Node>(op_name, std::move(edges), std::move(backward));
+  meta->grad_fn = std::move(node);
   output.set_autograd_meta(std::move(meta));
   return output;
+}
+
+}  // namespace
+
+Tensor record(const char* op_name, Tensor output, const std::vector<Tensor>& inputs,
+              Node::BackwardFn backward) {
+  if (!g_grad_enabled) return output;
+  std::vector<std::shared_ptr<AutogradMeta>> edges = edges_of(inputs);
+  if (edges.empty()) return output;
+  return attach(std::move(output),
+                std::make_shared<Node>(op_name, std::move(edges), std::move(backward)));
+}
+
+Tensor record_window(const char* op_name, Tensor output, const Tensor& input, InputWindow window) {
+  if (!g_grad_enabled) return output;
+  std::vector<std::shared_ptr<AutogradMeta>> edges = edges_of({input});
+  if (edges.empty()) return output;
+  return attach(std::move(output),
+                std::make_shared<Node>(
+                    op_name, std::move(edges),
+                    [](const Tensor& g) { return std::vector<Tensor>{g}; }, std::move(window)));
 }
 
 namespace {
@@ -81,9 +104,58 @@ void accumulate_leaf(Tensor& slot, const Tensor& grad, const Node& from) {
   }
 }
 
-void accumulate_pending(Tensor& slot, const Tensor& grad) {
-  slot = slot.defined() ? ops::add(slot, grad) : grad;
-}
+// The gradient contributions that reached one tensor: whole-tensor ones summed as they arrive,
+// window ones (from its slices) kept until the tensor's gradient is taken.
+struct PendingGradient {
+  Tensor whole;
+  std::vector<std::pair<Tensor, InputWindow>> windows;
+
+  void add(const Tensor& grad, const std::optional<InputWindow>& window) {
+    if (window)
+      windows.emplace_back(grad, *window);
+    else
+      whole = whole.defined() ? ops::add(whole, grad) : grad;
+  }
+
+  // Whether the windows lie side by side along one dimension without overlap, and whether they
+  // also cover it.
+  std::pair<bool, bool> disjoint_and_tiling() const {
+    std::vector<std::pair<int64_t, int64_t>> ranges;  // [start, end) along the common dim
+    const int dim = windows.front().second.dim;
+    for (const auto& [grad, w] : windows) {
+      if (w.dim != dim) return {false, false};
+      ranges.emplace_back(w.start, w.start + grad.shape()[dim]);
+    }
+    std::sort(ranges.begin(), ranges.end());
+    int64_t end = 0;
+    for (const auto& [begin, stop] : ranges) {
+      if (begin < end) return {false, false};
+      end = stop;
+    }
+    int64_t covered = 0;
+    for (const auto& [begin, stop] : ranges) covered += stop - begin;
+    return {true, covered == windows.front().second.input_shape[dim]};
+  }
+
+  // The sum of the contributions: the windows written into place (or added where they overlap
+  // or meet whole contributions) in a tensor of the input's shape.
+  Tensor take() {
+    if (windows.empty()) return whole;
+    const auto [disjoint, tiling] = disjoint_and_tiling();
+    const Tensor& first = windows.front().first;
+    const Shape& shape = windows.front().second.input_shape;
+    const bool place = disjoint && !whole.defined();
+    Tensor out = whole.defined()   ? whole.clone()
+                 : place && tiling ? Tensor::empty(shape, first.dtype(), first.device())
+                                   : Tensor::zeros(shape, first.dtype(), first.device());
+    for (const auto& [grad, w] : windows) {
+      Tensor view =
+          Tensor::make_view(out, grad.shape(), out.strides(), w.start * out.strides()[w.dim]);
+      view.copy_(place ? grad : ops::add(view, grad));
+    }
+    return out;
+  }
+};
 
 }  // namespace
 
@@ -106,12 +178,12 @@ void run_backward(const Tensor& root, const Tensor& seed) {
       << " was already used by a backward pass and its saved tensors are freed";
 
   NoGradGuard no_grad;
-  std::unordered_map<Node*, Tensor> pending;
-  pending[root_node.get()] = start;
+  std::unordered_map<Node*, PendingGradient> pending;
+  pending[root_node.get()].add(start, std::nullopt);
   for (const std::shared_ptr<Node>& node : reverse_topological_order(root_node)) {
     auto it = pending.find(node.get());
     if (it == pending.end()) continue;  // no gradient flows into this node
-    const Tensor grad_out = std::move(it->second);
+    const Tensor grad_out = it->second.take();
     pending.erase(it);
     LATTE_CHECK(!node->released()) << "backward: node " << node->name() << " was already released";
     std::vector<Tensor> grads = node->run(grad_out);
@@ -123,7 +195,11 @@ void run_backward(const Tensor& root, const Tensor& seed) {
       const auto& meta = inputs[i];
       if (!meta || !grads[i].defined()) continue;
       if (meta->grad_fn) {
-        accumulate_pending(pending[meta->grad_fn.get()], grads[i]);
+        pending[meta->grad_fn.get()].add(grads[i], node->window());
+      } else if (meta->requires_grad && node->window()) {
+        PendingGradient slice;
+        slice.add(grads[i], node->window());
+        accumulate_leaf(meta->grad, slice.take(), *node);
       } else if (meta->requires_grad) {
         accumulate_leaf(meta->grad, grads[i], *node);
       }

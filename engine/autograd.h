@@ -2,10 +2,16 @@
 // backward function (which captures the tensors it needs) and edges to its inputs' autograd
 // slots. backward() runs the nodes in reverse topological order, accumulates into leaf .grad,
 // and releases every node's saved tensors as soon as it has run.
+//
+// Window gradients: a node taking a slice of its input (narrow, select) returns the slice's
+// gradient as is and the engine places it; the slices of one tensor that reach it are assembled
+// once when the tensor's node runs (written side by side when they tile it, so the two halves of
+// a split cost one copy each instead of a zero-filled full tensor and an add apiece).
 #pragma once
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -13,15 +19,26 @@
 
 namespace latte {
 
+// Where a window node's output lies in its single input: at offset `start` along `dim` of a
+// tensor shaped `input_shape` (zero elsewhere, as far as the gradient is concerned).
+struct InputWindow {
+  int dim = 0;
+  int64_t start = 0;
+  Shape input_shape;
+};
+
 class Node {
  public:
   // Maps the gradient of the node's output to one gradient per input (undefined = none).
   using BackwardFn = std::function<std::vector<Tensor>(const Tensor& grad_output)>;
 
-  Node(const char* name, std::vector<std::shared_ptr<AutogradMeta>> inputs, BackwardFn fn)
-      : name_(name), inputs_(std::move(inputs)), fn_(std::move(fn)) {}
+  Node(const char* name, std::vector<std::shared_ptr<AutogradMeta>> inputs, BackwardFn fn,
+       std::optional<InputWindow> window = std::nullopt)
+      : name_(name), inputs_(std::move(inputs)), fn_(std::move(fn)), window_(std::move(window)) {}
 
   const char* name() const { return name_; }
+  // Set for window nodes: the gradient they return is this window of their input's gradient.
+  const std::optional<InputWindow>& window() const { return window_; }
   const std::vector<std::shared_ptr<AutogradMeta>>& inputs() const { return inputs_; }
   bool released() const { return !fn_; }
   std::vector<Tensor> run(const Tensor& grad_output) const { return fn_(grad_output); }
@@ -35,6 +52,7 @@ class Node {
   const char* name_;
   std::vector<std::shared_ptr<AutogradMeta>> inputs_;  // nullptr where the input needs no grad
   BackwardFn fn_;
+  std::optional<InputWindow> window_;
 };
 
 // Whether ops record nodes on this thread (true by default).
@@ -57,6 +75,10 @@ class NoGradGuard {
 // (Tensor::detach) so that no node keeps its own output alive.
 Tensor record(const char* op_name, Tensor output, const std::vector<Tensor>& inputs,
               Node::BackwardFn backward);
+
+// Records `output` as the window `window` of `input` (a view: narrow); its gradient flows back
+// into that window of the input's gradient.
+Tensor record_window(const char* op_name, Tensor output, const Tensor& input, InputWindow window);
 
 // Runs backpropagation from `root` (one element) with d root = `seed` (ones when undefined).
 void run_backward(const Tensor& root, const Tensor& seed = Tensor());

@@ -130,14 +130,7 @@ Tensor Tensor::narrow(int d, int64_t start, int64_t length) const {
   Shape shape = this->shape();
   shape[d] = length;
   Tensor out = make_view(*this, shape, strides(), offset() + start * strides()[d]);
-  const Shape full = this->shape();
-  const DType dtype = this->dtype();
-  return record("narrow", out, {*this}, [full, dtype, d, start](const Tensor& g) {
-    Tensor dx = Tensor::zeros(full, dtype, g.device());
-    Tensor window = make_view(dx, g.shape(), dx.strides(), start * dx.strides()[d]);
-    window.copy_(g);
-    return std::vector<Tensor>{dx};
-  });
+  return record_window("narrow", out, *this, InputWindow{d, start, this->shape()});
 }
 
 Tensor Tensor::select(int d, int64_t index) const {

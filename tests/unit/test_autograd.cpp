@@ -1,4 +1,5 @@
-// The autograd engine: accumulation, no-grad scopes, release of saved tensors, error cases.
+// The autograd engine: accumulation, window gradients of slices, no-grad scopes, release of saved
+// tensors, error cases.
 #include <doctest/doctest.h>
 
 #include "engine/allocator.h"
@@ -16,6 +17,65 @@ TEST_CASE("gradients accumulate across backward calls and through shared uses") 
   CHECK(x.grad().item() == 8.0);
   x.zero_grad();
   CHECK_FALSE(x.grad().defined());
+}
+
+namespace {
+
+std::vector<double> values(const Tensor& t) {
+  return t.contiguous().to_vector<double>();
+}
+
+// x (a leaf) and y = 1 · x (a tensor with a node, whose slices' gradients meet before its node
+// runs) as the bases to slice.
+std::pair<Tensor, Tensor> leaf_and_node(const std::vector<double>& v, const Shape& shape) {
+  Tensor x = Tensor::from_vector(v, shape);
+  x.set_requires_grad(true);
+  return {x, ops::scale(x, 1.0)};
+}
+
+}  // namespace
+
+TEST_CASE("slices of one tensor send their gradients into their windows of its gradient") {
+  const std::vector<double> v = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14};
+  for (const bool through_node : {false, true}) {
+    INFO("sliced tensor has a node: " << through_node);
+    SUBCASE("the parts of a split, tiling the dimension") {
+      auto [x, y] = leaf_and_node(v, {2, 7});
+      const Tensor base = through_node ? y : x;
+      const std::vector<Tensor> parts = ops::split(base, {2, 4, 1}, 1);
+      ops::sum(ops::add(ops::add(ops::sum(ops::scale(parts[0], 2.0)),
+                                 ops::sum(ops::scale(parts[1], 3.0))),
+                        ops::sum(ops::scale(parts[2], 4.0))))
+          .backward();
+      CHECK(values(x.grad()) == std::vector<double>{2, 2, 3, 3, 3, 3, 4, 2, 2, 3, 3, 3, 3, 4});
+    }
+    SUBCASE("overlapping narrows add where they overlap") {
+      auto [x, y] = leaf_and_node({1, 2, 3, 4, 5}, {5});
+      const Tensor base = through_node ? y : x;
+      ops::add(ops::sum(base.narrow(0, 0, 3)), ops::sum(ops::scale(base.narrow(0, 2, 3), 10.0)))
+          .backward();
+      CHECK(values(x.grad()) == std::vector<double>{1, 1, 11, 10, 10});
+    }
+    SUBCASE("a narrow next to a use of the whole tensor") {
+      auto [x, y] = leaf_and_node({1, 2, 3, 4, 5}, {5});
+      const Tensor base = through_node ? y : x;
+      ops::add(ops::sum(base), ops::sum(ops::scale(base.narrow(0, 1, 2), 5.0))).backward();
+      CHECK(values(x.grad()) == std::vector<double>{1, 6, 6, 1, 1});
+    }
+    SUBCASE("one narrow: zero outside its window") {
+      auto [x, y] = leaf_and_node({1, 2, 3, 4, 5}, {5});
+      const Tensor base = through_node ? y : x;
+      ops::sum(ops::mul(base.narrow(0, 1, 2), base.narrow(0, 1, 2))).backward();
+      CHECK(values(x.grad()) == std::vector<double>{0, 4, 6, 0, 0});
+    }
+    SUBCASE("narrows along different dimensions") {
+      auto [x, y] = leaf_and_node({1, 2, 3, 4, 5, 6}, {2, 3});
+      const Tensor base = through_node ? y : x;
+      ops::add(ops::sum(base.narrow(0, 0, 1)), ops::sum(ops::scale(base.narrow(1, 2, 1), 3.0)))
+          .backward();
+      CHECK(values(x.grad()) == std::vector<double>{1, 1, 4, 0, 0, 3});
+    }
+  }
 }
 
 TEST_CASE("no-grad scope records nothing") {
