@@ -91,11 +91,11 @@ std::vector<std::shared_ptr<Node>> reverse_topological_order(const std::shared_p
   return {order.rbegin(), order.rend()};
 }
 
-// Leaf gradients are owned copies (later accumulation happens in place); gradients in flight
-// may alias saved tensors, so a second contribution is added out of place.
-void accumulate_leaf(Tensor& slot, const Tensor& grad, const Node& from) {
+// Leaf gradients are owned (later accumulation happens in place): a gradient nothing else can
+// reach is taken over, any other is copied, since gradients in flight may alias saved tensors.
+void accumulate_leaf(Tensor& slot, Tensor grad, const Node& from) {
   if (!slot.defined()) {
-    slot = grad.clone();
+    slot = grad.is_sole_owner() ? std::move(grad) : grad.clone();
   } else {
     LATTE_CHECK(slot.shape() == grad.shape())
         << "backward of " << from.name() << ": gradient " << grad.describe()
@@ -201,7 +201,7 @@ void run_backward(const Tensor& root, const Tensor& seed) {
         slice.add(grads[i], node->window());
         accumulate_leaf(meta->grad, slice.take(), *node);
       } else if (meta->requires_grad) {
-        accumulate_leaf(meta->grad, grads[i], *node);
+        accumulate_leaf(meta->grad, std::move(grads[i]), *node);
       }
     }
     node->release();

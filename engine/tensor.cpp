@@ -120,6 +120,10 @@ bool Tensor::is_contiguous() const {
   return true;
 }
 
+bool Tensor::is_sole_owner() const {
+  return impl_.use_count() == 1 && impl().storage.use_count() == 1 && is_contiguous();
+}
+
 std::string Tensor::describe() const {
   if (!defined()) return "undefined tensor";
   std::ostringstream s;

@@ -76,6 +76,9 @@ class Tensor {
   DType dtype() const;
   Device device() const;
   bool is_contiguous() const;
+  // Whether this handle is the only way to its memory: no other handle, view or tensor shares its
+  // storage, and it is contiguous. Such a tensor can be taken over and written in place.
+  bool is_sole_owner() const;
   size_t nbytes() const { return static_cast<size_t>(numel()) * dtype_size(dtype()); }
   std::string describe() const;  // "f32[2, 3] cpu"
   // True when both tensors view the same storage.

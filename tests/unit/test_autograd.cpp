@@ -123,3 +123,20 @@ TEST_CASE("saved activations are freed after backward") {
   // Only w's gradient (256*256 floats) remains.
   CHECK(cpu.current_bytes() == before + 256 * 256 * 4);
 }
+
+TEST_CASE("a leaf takes over a fresh gradient instead of copying it") {
+  Allocator& cpu = allocator_for(Device::CPU);
+  const int64_t n = 1 << 16;
+  const size_t grad_bytes = n * sizeof(float);
+  Tensor x = Tensor::ones({n}, DType::F32);
+  x.set_requires_grad(true);
+  Tensor loss = ops::sum(ops::mul(x, x));
+  cpu.reset_peak();
+  const size_t before = cpu.current_bytes();
+  loss.backward();
+  // In flight: the seed expanded by sum's backward and mul's two products, one per use of x,
+  // which become x's gradient (the first taken over, the second added into it). A copy of the
+  // first would be a fourth gradient-sized block.
+  CHECK(cpu.peak_bytes() - before < 4 * grad_bytes);
+  CHECK(values(x.grad()) == std::vector<double>(n, 2.0));
+}
