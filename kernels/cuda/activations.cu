@@ -2,6 +2,7 @@
 
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/device_common.cuh"
+#include "kernels/cuda/elementwise_map.cuh"
 
 namespace latte::kernels::cuda {
 
@@ -9,78 +10,61 @@ namespace {
 
 using namespace detail;
 
-constexpr int kThreads = 256;
-
 __device__ __forceinline__ float sigmoid(float x) {
   return 1.f / (1.f + expf(-x));
 }
 
-// Runs f(i) for every i in [0, n) with a grid-stride loop.
-template <typename F>
-__global__ void elementwise_kernel(int64_t n, F f) {
-  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
-       i += static_cast<int64_t>(gridDim.x) * blockDim.x)
-    f(i);
-}
-
-template <typename F>
-void launch(int64_t n, cudaStream_t stream, F f) {
+// Runs op over n elements of its operands (elementwise_map.cuh).
+template <typename T, int I, int O, typename Op>
+void launch(int64_t n, const Operands<T, I, T, O>& p, Op op, cudaStream_t stream) {
   if (n == 0) return;
-  elementwise_kernel<<<grid_for(n, kThreads), kThreads, 0, stream>>>(n, f);
+  const MapLaunch l = plan_map(n, p);
+  map_kernel<<<l.blocks, kMapThreads, 0, stream>>>(n, l.vectorized, p, op);
   LATTE_CUDA_CHECK_LAUNCH();
 }
 
-// The functors: structs rather than extended lambdas, so no special nvcc flag is needed.
+// The ops on one element: x holds the inputs' values, y receives the outputs'. Structs rather
+// than extended lambdas, so no special nvcc flag is needed.
 template <typename T>
-struct SiluForward {
-  const T* x;
-  T* y;
-  __device__ void operator()(int64_t i) const {
-    const float v = to_float(x[i]);
-    y[i] = from_float<T>(v * sigmoid(v));
+struct SiluForward {  // x = {x}, y = {y}
+  __device__ void operator()(const T* x, T* y) const {
+    const float v = to_float(x[0]);
+    y[0] = from_float<T>(v * sigmoid(v));
   }
 };
 template <typename T>
-struct SiluBackward {
-  const T *x, *dy;
-  T* dx;
-  __device__ void operator()(int64_t i) const {
-    const float v = to_float(x[i]), s = sigmoid(v);
-    dx[i] = from_float<T>(to_float(dy[i]) * (s + v * s * (1.f - s)));
+struct SiluBackward {  // x = {x, dy}, y = {dx}
+  __device__ void operator()(const T* x, T* y) const {
+    const float v = to_float(x[0]), s = sigmoid(v);
+    y[0] = from_float<T>(to_float(x[1]) * (s + v * s * (1.f - s)));
   }
 };
 template <typename T>
-struct SwigluForward {
-  const T *gate, *up;
-  T* y;
-  __device__ void operator()(int64_t i) const {
-    const float g = to_float(gate[i]);
-    y[i] = from_float<T>(g * sigmoid(g) * to_float(up[i]));
+struct SwigluForward {  // x = {gate, up}, y = {y}
+  __device__ void operator()(const T* x, T* y) const {
+    const float g = to_float(x[0]);
+    y[0] = from_float<T>(g * sigmoid(g) * to_float(x[1]));
   }
 };
 template <typename T>
-struct SwigluBackward {
-  const T *gate, *up, *dy;
-  T *dgate, *dup;
-  __device__ void operator()(int64_t i) const {
-    const float g = to_float(gate[i]), s = sigmoid(g), u = to_float(up[i]), d = to_float(dy[i]);
-    dgate[i] = from_float<T>(d * u * (s + g * s * (1.f - s)));
-    dup[i] = from_float<T>(d * g * s);
+struct SwigluBackward {  // x = {gate, up, dy}, y = {dgate, dup}
+  __device__ void operator()(const T* x, T* y) const {
+    const float g = to_float(x[0]), s = sigmoid(g), u = to_float(x[1]), d = to_float(x[2]);
+    y[0] = from_float<T>(d * u * (s + g * s * (1.f - s)));
+    y[1] = from_float<T>(d * g * s);
   }
 };
 template <typename T>
-struct SigmoidForward {
-  const T* x;
-  T* y;
-  __device__ void operator()(int64_t i) const { y[i] = from_float<T>(sigmoid(to_float(x[i]))); }
+struct SigmoidForward {  // x = {x}, y = {y}
+  __device__ void operator()(const T* x, T* y) const {
+    y[0] = from_float<T>(sigmoid(to_float(x[0])));
+  }
 };
 template <typename T>
-struct SigmoidBackward {
-  const T *y, *dy;
-  T* dx;
-  __device__ void operator()(int64_t i) const {
-    const float s = to_float(y[i]);
-    dx[i] = from_float<T>(to_float(dy[i]) * s * (1.f - s));
+struct SigmoidBackward {  // x = {y, dy}, y = {dx}
+  __device__ void operator()(const T* x, T* y) const {
+    const float s = to_float(x[0]);
+    y[0] = from_float<T>(to_float(x[1]) * s * (1.f - s));
   }
 };
 
@@ -88,30 +72,40 @@ struct SigmoidBackward {
 
 template <typename T>
 void silu_forward(const T* x, T* y, int64_t n, cudaStream_t stream) {
-  launch(n, stream, SiluForward<DeviceType<T>>{device_ptr(x), device_ptr(y)});
+  using D = DeviceType<T>;
+  launch(n, Operands<D, 1, D, 1>{{device_ptr(x)}, {device_ptr(y)}}, SiluForward<D>{}, stream);
 }
 template <typename T>
 void silu_backward(const T* x, const T* dy, T* dx, int64_t n, cudaStream_t stream) {
-  launch(n, stream, SiluBackward<DeviceType<T>>{device_ptr(x), device_ptr(dy), device_ptr(dx)});
+  using D = DeviceType<T>;
+  launch(n, Operands<D, 2, D, 1>{{device_ptr(x), device_ptr(dy)}, {device_ptr(dx)}},
+         SiluBackward<D>{}, stream);
 }
 template <typename T>
 void swiglu_forward(const T* gate, const T* up, T* y, int64_t n, cudaStream_t stream) {
-  launch(n, stream, SwigluForward<DeviceType<T>>{device_ptr(gate), device_ptr(up), device_ptr(y)});
+  using D = DeviceType<T>;
+  launch(n, Operands<D, 2, D, 1>{{device_ptr(gate), device_ptr(up)}, {device_ptr(y)}},
+         SwigluForward<D>{}, stream);
 }
 template <typename T>
 void swiglu_backward(const T* gate, const T* up, const T* dy, T* dgate, T* dup, int64_t n,
                      cudaStream_t stream) {
-  launch(n, stream,
-         SwigluBackward<DeviceType<T>>{device_ptr(gate), device_ptr(up), device_ptr(dy),
-                                       device_ptr(dgate), device_ptr(dup)});
+  using D = DeviceType<T>;
+  launch(n,
+         Operands<D, 3, D, 2>{{device_ptr(gate), device_ptr(up), device_ptr(dy)},
+                              {device_ptr(dgate), device_ptr(dup)}},
+         SwigluBackward<D>{}, stream);
 }
 template <typename T>
 void sigmoid_forward(const T* x, T* y, int64_t n, cudaStream_t stream) {
-  launch(n, stream, SigmoidForward<DeviceType<T>>{device_ptr(x), device_ptr(y)});
+  using D = DeviceType<T>;
+  launch(n, Operands<D, 1, D, 1>{{device_ptr(x)}, {device_ptr(y)}}, SigmoidForward<D>{}, stream);
 }
 template <typename T>
 void sigmoid_backward(const T* y, const T* dy, T* dx, int64_t n, cudaStream_t stream) {
-  launch(n, stream, SigmoidBackward<DeviceType<T>>{device_ptr(y), device_ptr(dy), device_ptr(dx)});
+  using D = DeviceType<T>;
+  launch(n, Operands<D, 2, D, 1>{{device_ptr(y), device_ptr(dy)}, {device_ptr(dx)}},
+         SigmoidBackward<D>{}, stream);
 }
 
 #define LATTE_ACTIVATIONS(T)                                                                     \

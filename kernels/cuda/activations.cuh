@@ -3,8 +3,10 @@
 //   silu: y = x * sigmoid(x); dx = dy * (s + x s (1 - s))
 //   swiglu: y = silu(gate) * up; d gate = dy * up * silu'(gate), d up = dy * silu(gate)
 //   sigmoid: y = 1 / (1 + exp(-x)); dx = dy * y (1 - y)
-// How it computes: a grid-stride loop, one element per thread step, fp32 math (T = float or
-// bf16, rounded once on store).
+// How it computes: an elementwise map (elementwise_map.cuh): with every pointer 16-byte aligned, a
+// thread of the grid-stride loop takes 32 bytes of each operand per step in 16-byte loads and
+// stores, else (and for the n % group tail) one element; fp32 math (T = float or bf16, rounded
+// once on store).
 #pragma once
 
 #include <cuda_runtime_api.h>

@@ -5,6 +5,7 @@
 
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/device_common.cuh"
+#include "kernels/cuda/elementwise_map.cuh"
 #include "kernels/cuda/merged_walk.cuh"
 
 namespace latte::kernels::cuda {
@@ -40,20 +41,23 @@ __global__ void strided_copy_kernel(const Src* __restrict__ src, Dst* __restrict
   }
 }
 
-// The dense case (both operands row-major over the same shape): element i to element i, no
-// index arithmetic; what dtype casts of whole tensors (mixed-precision weights) take.
+// The dense case (both operands row-major over the same shape) as an elementwise map: element i
+// to element i, no index arithmetic; what dtype casts of whole tensors (mixed-precision weights)
+// take.
 template <typename Src, typename Dst>
-__global__ void dense_copy_kernel(const Src* __restrict__ src, Dst* __restrict__ dst, int64_t n) {
-  for (int64_t idx = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; idx < n;
-       idx += static_cast<int64_t>(gridDim.x) * blockDim.x)
-    dst[idx] = convert<Dst>(src[idx]);
-}
+struct Convert {
+  __device__ void operator()(const Src* x, Dst* y) const { y[0] = convert<Dst>(x[0]); }
+};
 
 template <typename T>
-__global__ void fill_kernel(T* __restrict__ dst, int64_t n, T value) {
-  for (int64_t idx = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; idx < n;
-       idx += static_cast<int64_t>(gridDim.x) * blockDim.x)
-    dst[idx] = value;
+__global__ void __launch_bounds__(kThreads)
+    fill_kernel(T* __restrict__ dst, int64_t n, bool vectorized, T value) {
+  constexpr int N = kGroupSize<T>;
+  Vec<T, N> group;
+  for (T& v : group.v) v = value;
+  for_each_group<N>(
+      n, vectorized, [&](int64_t i) { store_vec<N>(dst + i, group); },
+      [&](int64_t i) { dst[i] = value; });
 }
 
 }  // namespace
@@ -67,12 +71,15 @@ void strided_copy(const Src* src, const int64_t* src_strides, Dst* dst, const in
   for (int d = 0; d < rank; ++d) n *= shape[d];
   if (n == 0) return;
   const MergedDims g = merge_dims(shape, rank, src_strides, dst_strides);
-  if (g.dense())
-    dense_copy_kernel<<<grid_for(n, kThreads), kThreads, 0, stream>>>(device_ptr(src),
-                                                                      device_ptr(dst), n);
-  else
+  if (g.dense()) {
+    const Operands<DeviceType<Src>, 1, DeviceType<Dst>, 1> p{{device_ptr(src)}, {device_ptr(dst)}};
+    const MapLaunch l = plan_map(n, p);
+    map_kernel<<<l.blocks, kMapThreads, 0, stream>>>(n, l.vectorized, p,
+                                                     Convert<DeviceType<Src>, DeviceType<Dst>>{});
+  } else {
     strided_copy_kernel<<<grid_for(n, kThreads), kThreads, 0, stream>>>(device_ptr(src),
                                                                         device_ptr(dst), g, n);
+  }
   LATTE_CUDA_CHECK_LAUNCH();
 }
 
@@ -82,7 +89,9 @@ void fill(T* dst, int64_t n, T value, cudaStream_t stream) {
   DeviceType<T> v;
   static_assert(sizeof(v) == sizeof(value));
   std::memcpy(static_cast<void*>(&v), &value, sizeof(v));
-  fill_kernel<<<grid_for(n, kThreads), kThreads, 0, stream>>>(device_ptr(dst), n, v);
+  const bool vectorized = vector_aligned(dst);
+  fill_kernel<<<grid_for_groups(n, kGroupSize<T>, vectorized, kThreads), kThreads, 0, stream>>>(
+      device_ptr(dst), n, vectorized, v);
   LATTE_CUDA_CHECK_LAUNCH();
 }
 

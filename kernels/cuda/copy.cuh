@@ -2,10 +2,12 @@
 // the device side of Tensor::copy_, contiguous(), to(dtype) and fill_.
 // How it computes: one thread per destination element in a grid-stride loop; the flat index is
 // split into coordinates (row-major over `shape`) and each side's offset is the dot product with
-// its strides, over the dimensions both operands can merge (kernels/cuda/merged_dims.h); when
-// they merge into one dense run (whole-tensor dtype casts), element i goes to element i without
-// that arithmetic. Conversions go through float (bf16) or are plain
-// casts.
+// its strides, over the dimensions both operands can merge (kernels/cuda/merged_dims.h). When
+// they merge into one dense run (whole-tensor dtype casts), element i goes to element i as an
+// elementwise map (elementwise_map.cuh): with both pointers 16-byte aligned, a thread moves
+// 32 bytes of the narrower type per step in 16-byte accesses, the tail one element at a time.
+// Conversions go through float (bf16) or are plain casts. fill stores 32 bytes per thread step in
+// the same way (a zero fill is no special case: the stores already run at write bandwidth).
 #pragma once
 
 #include <cuda_runtime_api.h>

@@ -4,6 +4,7 @@
 
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/device_common.cuh"
+#include "kernels/cuda/elementwise_map.cuh"
 #include "kernels/cuda/merged_walk.cuh"
 
 namespace latte::kernels::cuda {
@@ -65,6 +66,15 @@ __device__ __forceinline__ float apply(float a, float b) {
     return a * b;
 }
 
+// The op on one element: x = {a, b}, y = {out}.
+template <typename T, BinaryOp Op>
+struct Binary {
+  __device__ void operator()(const T* x, T* y) const {
+    y[0] = from_float<T>(apply<Op>(to_float(x[0]), to_float(x[1])));
+  }
+};
+
+// The broadcasting (or strided) case: element i of out from the merged walk's offsets.
 template <typename T, BinaryOp Op>
 __global__ void __launch_bounds__(kThreads)
     binary_kernel(const MergedDims g, int64_t n, const T* __restrict__ a, const T* __restrict__ b,
@@ -72,32 +82,37 @@ __global__ void __launch_bounds__(kThreads)
   for (int64_t i = grid_start(); i < n; i += grid_step()) {
     int64_t oa, ob;
     merged_offsets(g, i, oa, ob);
-    out[i] = from_float<T>(apply<Op>(to_float(a[oa]), to_float(b[ob])));
+    const T x[2] = {a[oa], b[ob]};
+    Binary<T, Op>{}(x, out + i);
   }
 }
 
+// Runs op over n elements of its operands (elementwise_map.cuh).
+template <typename T, int I, typename Op>
+void launch_map(int64_t n, const Operands<T, I, T, 1>& p, Op op, cudaStream_t stream) {
+  if (n == 0) return;
+  const MapLaunch l = plan_map(n, p);
+  map_kernel<<<l.blocks, kMapThreads, 0, stream>>>(n, l.vectorized, p, op);
+  LATTE_CUDA_CHECK_LAUNCH();
+}
+
+// Same-shape operands (the walk is dense) take the elementwise map.
 template <typename T, BinaryOp Op>
 void launch_binary(const MergedDims& g, int64_t n, const T* a, const T* b, T* out,
                    cudaStream_t stream) {
+  if (g.dense()) return launch_map(n, Operands<T, 2, T, 1>{{a, b}, {out}}, Binary<T, Op>{}, stream);
   binary_kernel<T, Op><<<grid_for(n, kThreads), kThreads, 0, stream>>>(g, n, a, b, out);
   LATTE_CUDA_CHECK_LAUNCH();
 }
 
 // ---- scale, add_inplace ----
 
+// x = {x}, y = {out}.
 template <typename T>
-__global__ void __launch_bounds__(kThreads)
-    scale_kernel(const T* __restrict__ x, T* __restrict__ out, int64_t n, float s) {
-  for (int64_t i = grid_start(); i < n; i += grid_step())
-    out[i] = from_float<T>(s * to_float(x[i]));
-}
-
-template <typename T>
-__global__ void __launch_bounds__(kThreads)
-    add_inplace_kernel(T* __restrict__ dst, const T* __restrict__ src, int64_t n) {
-  for (int64_t i = grid_start(); i < n; i += grid_step())
-    dst[i] = from_float<T>(to_float(dst[i]) + to_float(src[i]));
-}
+struct Scale {
+  float s;
+  __device__ void operator()(const T* x, T* y) const { y[0] = from_float<T>(s * to_float(x[0])); }
+};
 
 // ---- sum_all ----
 
@@ -255,18 +270,15 @@ void binary_op(BinaryOp op, const int64_t* shape, int rank, const T* a, const in
 
 template <typename T>
 void add_inplace(T* dst, const T* src, int64_t n, cudaStream_t stream) {
-  if (n == 0) return;
-  add_inplace_kernel<<<grid_for(n, kThreads), kThreads, 0, stream>>>(device_ptr(dst),
-                                                                     device_ptr(src), n);
-  LATTE_CUDA_CHECK_LAUNCH();
+  using D = DeviceType<T>;
+  launch_map(n, Operands<D, 2, D, 1>{{device_ptr(dst), device_ptr(src)}, {device_ptr(dst)}},
+             Binary<D, BinaryOp::kAdd>{}, stream);
 }
 
 template <typename T>
 void scale(const T* x, T* out, int64_t n, float s, cudaStream_t stream) {
-  if (n == 0) return;
-  scale_kernel<<<grid_for(n, kThreads), kThreads, 0, stream>>>(device_ptr(x), device_ptr(out), n,
-                                                               s);
-  LATTE_CUDA_CHECK_LAUNCH();
+  using D = DeviceType<T>;
+  launch_map(n, Operands<D, 1, D, 1>{{device_ptr(x)}, {device_ptr(out)}}, Scale<D>{s}, stream);
 }
 
 template <typename T>

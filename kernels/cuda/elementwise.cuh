@@ -3,9 +3,13 @@
 // in-place accumulation, the sum of all elements and the sum over broadcast dimensions.
 // T = float or bf16; arithmetic in fp32 (bf16 rounded once on store), sums accumulate in double.
 // How it computes:
-//  - binary_op, scale, add_inplace: one thread per output element in a grid-stride loop. binary_op
-//    first merges neighbouring dimensions that are contiguous in both operands and drops size-1
-//    ones (a same-shape op becomes a flat loop), then splits each flat index into coordinates.
+//  - binary_op first merges neighbouring dimensions that are contiguous in both operands and drops
+//    size-1 ones. When that leaves one dense run (same-shape operands), it is a flat elementwise
+//    map like scale and add_inplace (elementwise_map.cuh): with every pointer 16-byte aligned, a
+//    thread of the grid-stride loop takes 32 bytes of each operand per step in 16-byte loads and
+//    stores, the n % group tail (and any misaligned operand) one element at a time. Otherwise
+//    (broadcasts, strided views) one thread per output element splits its flat index into
+//    coordinates.
 //  - sum_all: pass 1 cuts x into chunks of 4096 and runs min(chunks, kSumPartials) blocks; block b
 //    adds chunks b, b + blocks, ... and reduces in a fixed tree into partial[b]; pass 2 is one
 //    block adding the partials in a fixed tree. When one chunk holds everything, pass 1 writes

@@ -1,10 +1,13 @@
 // Elementwise cases: broadcasting binary ops over strided operands, scale, add_inplace, sum_all and
 // sum_to, in f32 and bf16, against the CPU twins of kernels/cpu/elementwise.h. Sizes are not
-// multiples of the block, broadcasts sit in the middle dimensions, and the sums cover the one-pass
+// multiples of the block nor of the vector groups (a tail), broadcasts sit in the middle
+// dimensions, dense operands also start one element into their buffers (no 16-byte accesses),
+// one such case is large enough for the grid-stride loop to wrap, and the sums cover the one-pass
 // and the two-pass paths.
 #include <algorithm>
 #include <cmath>
 #include <string>
+#include <utility>
 
 #include "cuda/cuda_test_support.h"
 #include "cuda/kernel_case.h"
@@ -63,27 +66,33 @@ std::vector<double> widen(const std::vector<float>& x) {
 // store on both sides: the results are identical, tolerance 0.
 struct BinaryShape {
   Dims shape, a_strides, b_strides;
+  Dims offsets = {0, 0, 0};  // of a, b and out in their buffers
 };
 
 template <typename T>
 void run_binary(BinaryOp op, const BinaryShape& s, Checks& checks) {
   std::mt19937 rng(static_cast<unsigned>(17 + s.shape.size()));
-  const std::vector<float> a = random_input<T>(rng, span(s.shape, s.a_strides));
-  const std::vector<float> b = random_input<T>(rng, span(s.shape, s.b_strides));
+  const int64_t oa = s.offsets[0], ob = s.offsets[1], oout = s.offsets[2];
+  const std::vector<float> a = random_input<T>(rng, oa + span(s.shape, s.a_strides));
+  const std::vector<float> b = random_input<T>(rng, ob + span(s.shape, s.b_strides));
   const int rank = static_cast<int>(s.shape.size());
   std::vector<float> want(numel(s.shape));
-  kernels::cpu::binary_op<float>(op, s.shape.data(), rank, a.data(), s.a_strides.data(), b.data(),
-                                 s.b_strides.data(), want.data());
-  DeviceBuffer<T> ga(as_type<T>(a)), gb(as_type<T>(b)), gout(want.size());
-  kernels::cuda::binary_op<T>(op, s.shape.data(), rank, ga.get(), s.a_strides.data(), gb.get(),
-                              s.b_strides.data(), gout.get(), cuda::stream());
-  checks.expect("out", mismatch_report(as_float(gout.download()), stored<T>(want), 0, 0));
+  kernels::cpu::binary_op<float>(op, s.shape.data(), rank, a.data() + oa, s.a_strides.data(),
+                                 b.data() + ob, s.b_strides.data(), want.data());
+  DeviceBuffer<T> ga(as_type<T>(a)), gb(as_type<T>(b)), gout(oout + want.size());
+  kernels::cuda::binary_op<T>(op, s.shape.data(), rank, ga.get() + oa, s.a_strides.data(),
+                              gb.get() + ob, s.b_strides.data(), gout.get() + oout, cuda::stream());
+  checks.expect("out", mismatch_report(as_float(gout.download(oout)), stored<T>(want), 0, 0));
 }
 
 std::vector<BinaryShape> binary_shapes() {
   return {
-      // same shape, contiguous, not a multiple of the block
+      // same shape, contiguous, not a multiple of the block nor of a vector group (15105 = 16 k +
+      // 1)
       {{3, 5, 1007}, {5035, 1007, 1}, {5035, 1007, 1}},
+      // the same with b, then out, one element into its buffer: element by element
+      {{3, 5, 1007}, {5035, 1007, 1}, {5035, 1007, 1}, {0, 1, 0}},
+      {{3, 5, 1007}, {5035, 1007, 1}, {5035, 1007, 1}, {0, 0, 1}},
       // broadcasts in the middle dimensions of b
       {{2, 3, 4, 5, 37}, {2220, 740, 185, 37, 1}, {148, 0, 37, 0, 1}},
       // bias row and a column vector
@@ -110,37 +119,47 @@ const char* op_name(BinaryOp op) {
 
 template <typename T>
 void add_binary_cases(std::vector<KernelCase>& cases) {
+  // Above 65536 blocks of 256 elements: a grid-stride loop that wraps, when a is one element in
+  // (element by element); with aligned operands, a dense run of 1M vector groups.
+  const Dims big = {4099, 4097}, big_strides = {4097, 1};
+  std::vector<std::pair<BinaryOp, BinaryShape>> shapes = {
+      {BinaryOp::kAdd, {big, big_strides, big_strides, {1, 0, 0}}},
+      {BinaryOp::kAdd, {big, big_strides, big_strides}}};
   for (BinaryOp op : {BinaryOp::kAdd, BinaryOp::kSub, BinaryOp::kMul})
-    for (const BinaryShape& s : binary_shapes())
-      cases.push_back({std::string(op_name(op)) + " " + type_name<T>() + " " + str(s.shape) +
-                           " a strides " + str(s.a_strides) + " b strides " + str(s.b_strides),
-                       [op, s](Checks& c) { run_binary<T>(op, s, c); }});
+    for (const BinaryShape& s : binary_shapes()) shapes.push_back({op, s});
+  for (const auto& [op, s] : shapes)
+    cases.push_back({std::string(op_name(op)) + " " + type_name<T>() + " " + str(s.shape) +
+                         " a strides " + str(s.a_strides) + " b strides " + str(s.b_strides) +
+                         (s.offsets != Dims{0, 0, 0} ? " offsets " + str(s.offsets) : ""),
+                     [op, s](Checks& c) { run_binary<T>(op, s, c); }});
 }
 
 // ---- scale, add_inplace ----
 // One fp32 operation each, as for the binary ops: tolerance 0.
+// n not a multiple of a vector group; `offset`: x (scale) or src (add_inplace) starts one element
+// into its buffer.
 template <typename T>
-void run_scale(Checks& checks) {
+void run_scale(int64_t offset, Checks& checks) {
   std::mt19937 rng(23);
   const int64_t n = 12345;
   const float s = 0.37f;  // not a bf16 value: the kernel must keep it in fp32
-  const std::vector<float> x = random_input<T>(rng, n);
+  const std::vector<float> x = random_input<T>(rng, offset + n);
   std::vector<float> want(n);
-  kernels::cpu::scale<float>(x.data(), want.data(), n, s);
+  kernels::cpu::scale<float>(x.data() + offset, want.data(), n, s);
   DeviceBuffer<T> gx(as_type<T>(x)), gout(n);
-  kernels::cuda::scale<T>(gx.get(), gout.get(), n, s, cuda::stream());
+  kernels::cuda::scale<T>(gx.get() + offset, gout.get(), n, s, cuda::stream());
   checks.expect("out", mismatch_report(as_float(gout.download()), stored<T>(want), 0, 0));
 }
 
 template <typename T>
-void run_add_inplace(Checks& checks) {
+void run_add_inplace(int64_t offset, Checks& checks) {
   std::mt19937 rng(29);
   const int64_t n = 5003;
   std::vector<float> dst = random_input<T>(rng, n);
-  const std::vector<float> src = random_input<T>(rng, n);
+  const std::vector<float> src = random_input<T>(rng, offset + n);
   DeviceBuffer<T> gdst(as_type<T>(dst)), gsrc(as_type<T>(src));
-  kernels::cpu::add_inplace<float>(dst.data(), src.data(), n);
-  kernels::cuda::add_inplace<T>(gdst.get(), gsrc.get(), n, cuda::stream());
+  kernels::cpu::add_inplace<float>(dst.data(), src.data() + offset, n);
+  kernels::cuda::add_inplace<T>(gdst.get(), gsrc.get() + offset, n, cuda::stream());
   checks.expect("dst", mismatch_report(as_float(gdst.download()), stored<T>(dst), 0, 0));
 }
 
@@ -225,10 +244,15 @@ std::vector<KernelCase> elementwise_cases() {
   std::vector<KernelCase> cases;
   add_binary_cases<float>(cases);
   add_binary_cases<bf16>(cases);
-  cases.push_back({"scale f32", [](Checks& c) { run_scale<float>(c); }});
-  cases.push_back({"scale bf16", [](Checks& c) { run_scale<bf16>(c); }});
-  cases.push_back({"add_inplace f32", [](Checks& c) { run_add_inplace<float>(c); }});
-  cases.push_back({"add_inplace bf16", [](Checks& c) { run_add_inplace<bf16>(c); }});
+  for (int64_t offset : {0, 1}) {
+    const std::string at = offset ? " input one element in" : "";
+    cases.push_back({"scale f32" + at, [=](Checks& c) { run_scale<float>(offset, c); }});
+    cases.push_back({"scale bf16" + at, [=](Checks& c) { run_scale<bf16>(offset, c); }});
+    cases.push_back(
+        {"add_inplace f32" + at, [=](Checks& c) { run_add_inplace<float>(offset, c); }});
+    cases.push_back(
+        {"add_inplace bf16" + at, [=](Checks& c) { run_add_inplace<bf16>(offset, c); }});
+  }
   // Nothing, one chunk, two chunks, and more chunks than partials (blocks take several).
   const int64_t many = int64_t{kernels::cuda::kSumPartials} * 4096 + 12345;
   for (int64_t n : {int64_t{0}, int64_t{4095}, int64_t{4097}, many}) {

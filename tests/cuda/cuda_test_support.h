@@ -37,11 +37,16 @@ class DeviceBuffer {
     LATTE_CHECK(host.size() == n_) << "DeviceBuffer: uploading " << host.size() << " into " << n_;
     if (n_ > 0) LATTE_CUDA_CHECK(cudaMemcpy(ptr_, host.data(), n_ * sizeof(T), cudaMemcpyDefault));
   }
-  // Waits for all device work, then copies the buffer to the host.
-  std::vector<T> download() const {
+  // Waits for all device work, then copies elements [from, size) of the buffer to the host (an
+  // operand that starts `from` elements in: one element in is off the 16-byte alignment of the
+  // allocation).
+  std::vector<T> download(size_t from = 0) const {
     LATTE_CUDA_CHECK(cudaDeviceSynchronize());
-    std::vector<T> host(n_);
-    if (n_ > 0) LATTE_CUDA_CHECK(cudaMemcpy(host.data(), ptr_, n_ * sizeof(T), cudaMemcpyDefault));
+    LATTE_CHECK(from <= n_) << "DeviceBuffer: downloading from " << from << " of " << n_;
+    std::vector<T> host(n_ - from);
+    if (!host.empty())
+      LATTE_CUDA_CHECK(
+          cudaMemcpy(host.data(), get() + from, host.size() * sizeof(T), cudaMemcpyDefault));
     return host;
   }
 

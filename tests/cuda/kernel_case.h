@@ -36,5 +36,6 @@ std::vector<KernelCase> moe_cases();        // routing, dispatch, combine, balan
 std::vector<KernelCase> gemm_cases();
 std::vector<KernelCase> elementwise_cases();  // binary ops, scale, add_inplace, sums
 std::vector<KernelCase> dropout_cases();
+std::vector<KernelCase> copy_cases();  // strided_copy (dtype casts), fill
 
 }  // namespace latte::test

@@ -51,5 +51,8 @@ TEST_CASE("cuda elementwise kernels match the CPU twins") {
 TEST_CASE("cuda dropout draws the CPU twin's mask") {
   run_all(dropout_cases());
 }
+TEST_CASE("cuda copy kernels match the CPU twins") {
+  run_all(copy_cases());
+}
 
 }  // namespace latte::test
