@@ -64,14 +64,18 @@ class CudaNnKernels final : public NnKernels {
     return rstd;
   }
 
+  // dweight's per-chunk partial sums live in scratch memory from the caching allocator.
   void rms_norm_backward(const Tensor& x, const Tensor& weight, const Tensor& rstd,
                          const Tensor& dy, const Tensor& dx, const Tensor& dweight) const override {
     const int64_t cols = x.size(-1), rows = rows_of(x);
     const int64_t stride = rms_norm_row_stride("rms_norm backward", x);
+    const int64_t bytes = k::rms_norm_backward_workspace_bytes(rows, cols);
+    const Tensor workspace = Tensor::empty(Shape{(bytes + 3) / 4}, DType::F32, Device::CUDA);
     visit_gpu_float(x.dtype(), "rms_norm backward", [&](auto tag) {
       using T = decltype(tag);
       k::rms_norm_backward(x.data<T>(), stride, weight.data<T>(), rstd.data<float>(), dy.data<T>(),
-                           dx.data<T>(), dweight.data<T>(), rows, cols, stream());
+                           dx.data<T>(), dweight.data<T>(), rows, cols, workspace.raw_data(),
+                           stream());
     });
   }
 

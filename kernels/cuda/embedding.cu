@@ -10,8 +10,10 @@ namespace {
 using namespace detail;
 
 constexpr int kThreads = 256;
-constexpr int kColumnsPerThread = 8;
-constexpr int kTileColumns = kThreads * kColumnsPerThread;
+// The accumulation: blocks of kAccThreads columns (one per thread); each round loads kDepth
+// tokens' values before adding them in order.
+constexpr int kAccThreads = 128;
+constexpr int kDepth = 32;
 
 // The radix sort of token positions by id.
 constexpr int kDigitBits = 8;
@@ -177,31 +179,43 @@ __global__ void __launch_bounds__(kSearchThreads)
   }
 }
 
-// Block (row v = blockIdx.x, column tile blockIdx.y): the sum of v's tokens' dout rows, in token
-// order.
+// Block (row v = blockIdx.x, column tile blockIdx.y): thread c sums column c of v's tokens' dout
+// rows in token order. The block stages kAccThreads token positions in shared memory at a time;
+// each thread then issues the loads of kDepth tokens before adding them in order, so a row with
+// thousands of tokens keeps kDepth loads per column in flight while the sum stays sequential.
 template <typename T>
-__global__ void __launch_bounds__(kThreads)
+__global__ void __launch_bounds__(kAccThreads)
     accumulate_rows_kernel(const int32_t* __restrict__ sorted_positions,
-                           const int32_t* __restrict__ row_start, const T* __restrict__ dout,
+                           const int32_t* __restrict__ row_start, const T* dout,
                            T* __restrict__ dweight, int64_t dim) {
+  __shared__ int32_t positions[kAccThreads];
   const int64_t row = blockIdx.x;
-  const int64_t c0 = static_cast<int64_t>(blockIdx.y) * kTileColumns + threadIdx.x;
+  const int64_t c = static_cast<int64_t>(blockIdx.y) * kAccThreads + threadIdx.x;
+  const bool in_range = c < dim;
   const int32_t begin = row_start[row], end = row_start[row + 1];
-  float acc[kColumnsPerThread] = {};
-  for (int32_t p = begin; p < end; ++p) {
-    const T* g = dout + static_cast<int64_t>(sorted_positions[p]) * dim;
+  float acc = 0.f;
+  for (int32_t chunk = begin; chunk < end; chunk += kAccThreads) {
+    const int32_t count = min(kAccThreads, end - chunk);
+    __syncthreads();  // the previous chunk's positions have been read
+    if (static_cast<int32_t>(threadIdx.x) < count)
+      positions[threadIdx.x] = sorted_positions[chunk + threadIdx.x];
+    __syncthreads();
+    if (!in_range) continue;
+    for (int32_t round = 0; round < count; round += kDepth) {
+      float v[kDepth];  // past the chunk's end, reloads of its last token that are not added
 #pragma unroll
-    for (int e = 0; e < kColumnsPerThread; ++e) {
-      const int64_t c = c0 + e * kThreads;
-      if (c < dim) acc[e] += to_float(g[c]);
+      for (int k = 0; k < kDepth; ++k)
+        v[k] = to_float(dout[static_cast<int64_t>(positions[min(round + k, count - 1)]) * dim + c]);
+      // The fence keeps the compiler from sinking each load next to its add (which would leave one
+      // load in flight): all kDepth loads are issued before the first add waits. (dout is not
+      // __restrict__, so its loads are ordinary ones that the fence orders.)
+      __threadfence_block();
+#pragma unroll
+      for (int k = 0; k < kDepth; ++k)
+        if (round + k < count) acc += v[k];
     }
   }
-  T* out = dweight + row * dim;
-#pragma unroll
-  for (int e = 0; e < kColumnsPerThread; ++e) {
-    const int64_t c = c0 + e * kThreads;
-    if (c < dim) out[c] = from_float<T>(acc[e]);
-  }
+  if (in_range) dweight[row * dim + c] = from_float<T>(acc);
 }
 
 }  // namespace
@@ -225,9 +239,9 @@ void embedding_backward(const int32_t* ids, const T* dout, T* dweight, int64_t n
                         int64_t dim, void* workspace, cudaStream_t stream) {
   if (vocab * dim == 0) return;
   LATTE_CHECK(n < (int64_t(1) << 31) && vocab < (int64_t(1) << 31) &&
-              ceil_div(dim, kTileColumns) <= 65535)
+              ceil_div(dim, kAccThreads) <= 65535)
       << "cuda embedding_backward: " << n << " tokens, vocab " << vocab << " x dim " << dim
-      << " exceed the limits (2^31 tokens and rows, 65535 tiles of " << kTileColumns << " columns)";
+      << " exceed the limits (2^31 tokens and rows, 65535 tiles of " << kAccThreads << " columns)";
   const BackwardWorkspace w = carve(workspace, n);
   const int32_t rows = static_cast<int32_t>(vocab);
   const int32_t* sorted_keys = w.keys[0];
@@ -252,9 +266,9 @@ void embedding_backward(const int32_t* ids, const T* dout, T* dweight, int64_t n
   row_starts_kernel<<<grid_for(vocab + 1, kSearchThreads), kSearchThreads, 0, stream>>>(
       sorted_keys, n, rows, w.row_start);
   LATTE_CUDA_CHECK_LAUNCH();
-  const dim3 grid(static_cast<unsigned>(vocab), static_cast<unsigned>(ceil_div(dim, kTileColumns)));
-  accumulate_rows_kernel<<<grid, kThreads, 0, stream>>>(sorted_positions, w.row_start,
-                                                        device_ptr(dout), device_ptr(dweight), dim);
+  const dim3 grid(static_cast<unsigned>(vocab), static_cast<unsigned>(ceil_div(dim, kAccThreads)));
+  accumulate_rows_kernel<<<grid, kAccThreads, 0, stream>>>(
+      sorted_positions, w.row_start, device_ptr(dout), device_ptr(dweight), dim);
   LATTE_CUDA_CHECK_LAUNCH();
 }
 

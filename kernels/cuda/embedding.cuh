@@ -11,9 +11,12 @@
 //     digits and the earlier tokens of its digit, so every pass is stable and after the last
 //     one each id's tokens are in increasing position order;
 // (2) one thread per id finds where its tokens start in the sorted keys (binary search);
-// (3) one block per (vocabulary row, tile of 2048 columns) adds its tokens' dout rows in token
-//     order into fp32 registers (8 columns per thread) and writes the row once, zeros when no
-//     token has the id.
+// (3) one block per (vocabulary row, tile of 128 columns), one column per thread, adds its
+//     tokens' dout rows in token order into an fp32 register and writes the row once, zeros when
+//     no token has the id. The columns of a row are spread over dim threads, and each thread
+//     issues the loads of its next 32 tokens before adding them in order (positions staged in
+//     shared memory 128 at a time), so a row that takes most tokens (a skewed id distribution)
+//     has 32 x dim loads in flight instead of one dependent load per token.
 // Every row has one owner and the CPU's summation order: no float atomics (the only atomics count
 // digits in shared memory) and bit-identical results run to run.
 #pragma once
@@ -36,7 +39,7 @@ int64_t embedding_backward_workspace_bytes(int64_t n, int64_t vocab);
 // OVERWRITES dweight ([vocab, dim]) with the accumulated gradient; ids outside [0, vocab)
 // contribute nothing (callers validate ids). workspace: embedding_backward_workspace_bytes(n,
 // vocab) bytes of device memory. Throws latte::Error when n or vocab reach 2^31 or dim needs more
-// than 65535 column tiles.
+// than 65535 column tiles of 128.
 template <typename T>
 void embedding_backward(const int32_t* ids, const T* dout, T* dweight, int64_t n, int64_t vocab,
                         int64_t dim, void* workspace, cudaStream_t stream);

@@ -1,7 +1,7 @@
 #include "kernels/cuda/moe_dispatch.cuh"
 
+#include <algorithm>
 #include <cstdint>
-#include <initializer_list>
 
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/device_common.cuh"
@@ -142,13 +142,6 @@ __global__ void __launch_bounds__(kWarp)
   }
 }
 
-// W consecutive elements moved as one access: 16 bytes when W > 1 (rows whose size is a multiple
-// of 16 bytes at 16-byte aligned bases), so a row is read with the fewest memory transactions.
-template <typename T, int W>
-struct alignas(sizeof(T) * W) Pack {
-  T e[W];
-};
-
 template <typename T, int W>
 __global__ void __launch_bounds__(kRowThreads)
     gather_rows_kernel(const T* __restrict__ x, const int64_t* __restrict__ sorted_assignment,
@@ -208,43 +201,40 @@ __global__ void __launch_bounds__(kRowThreads)
                                top_k, dim);
 }
 
-template <typename T>
+// Block t (blockDim.x threads, a multiple of 32): for each kept assignment of token t in k order,
+// d_out[p] += w * dy[t] and dweights[a] += the block's fixed-tree dot of dy[t] and out[p], rows in
+// Packs of W.
+template <typename T, int W>
 __global__ void __launch_bounds__(kRowThreads)
     combine_backward_kernel(const T* __restrict__ dy, const T* __restrict__ expert_out_sorted,
                             const float* __restrict__ weights,
                             const int64_t* __restrict__ assignment_position, int64_t top_k,
                             int64_t dim, T* __restrict__ d_expert_out_sorted,
                             float* __restrict__ dweights) {
+  using P = Pack<T, W>;
   __shared__ float scratch[kWarp];
   const int64_t t = blockIdx.x;
-  const T* g = dy + t * dim;
+  const P* g = reinterpret_cast<const P*>(dy + t * dim);
   for (int64_t k = 0; k < top_k; ++k) {
     const int64_t a = t * top_k + k, p = assignment_position[a];
     if (p < 0) continue;  // the same for the whole block
     const float w = weights[a];
-    const T* out = expert_out_sorted + p * dim;
-    T* d_out = d_expert_out_sorted + p * dim;
+    const P* out = reinterpret_cast<const P*>(expert_out_sorted + p * dim);
+    P* d_out = reinterpret_cast<P*>(d_expert_out_sorted + p * dim);
     float dot = 0.f;
-    for (int64_t j = threadIdx.x; j < dim; j += blockDim.x) {
-      const float gj = to_float(g[j]);
-      d_out[j] = from_float<T>(to_float(d_out[j]) + w * gj);
-      dot += gj * to_float(out[j]);
+    for (int64_t j = threadIdx.x; j < dim / W; j += blockDim.x) {
+      const P gj = g[j], oj = out[j];
+      P dj = d_out[j];
+#pragma unroll
+      for (int e = 0; e < W; ++e) {
+        dj.e[e] = from_float<T>(to_float(dj.e[e]) + w * to_float(gj.e[e]));
+        dot += to_float(gj.e[e]) * to_float(oj.e[e]);
+      }
+      d_out[j] = dj;
     }
     dot = block_sum(dot, scratch);
     if (threadIdx.x == 0) dweights[a] += dot;
   }
-}
-
-// Elements per access for rows of `dim` T at these bases: 16 bytes when every row start is
-// 16-byte aligned, else one element.
-template <typename T>
-constexpr int kPackWidth = 16 / sizeof(T);
-template <typename T>
-bool rows_packable(int64_t dim, std::initializer_list<const void*> bases) {
-  if ((dim * static_cast<int64_t>(sizeof(T))) % 16 != 0) return false;
-  for (const void* b : bases)
-    if (reinterpret_cast<uintptr_t>(b) % 16 != 0) return false;
-  return true;
 }
 
 void check_grid(int64_t rows, const char* op) {
@@ -342,9 +332,20 @@ void combine_backward(const T* dy, const T* expert_out_sorted, const float* weig
                       int64_t dim, T* d_expert_out_sorted, float* dweights, cudaStream_t stream) {
   if (n_tokens == 0) return;
   check_grid(n_tokens, "cuda combine_backward");
-  combine_backward_kernel<<<static_cast<unsigned>(n_tokens), kRowThreads, 0, stream>>>(
-      device_ptr(dy), device_ptr(expert_out_sorted), weights, assignment_position, top_k, dim,
-      device_ptr(d_expert_out_sorted), dweights);
+  const bool packed = rows_packable<T>(dim, {dy, expert_out_sorted, d_expert_out_sorted});
+  // Threads: one per access of the row up to kRowThreads, so short rows leave no thread idle.
+  const int64_t accesses = packed ? dim / kPackWidth<T> : dim;
+  const auto threads = static_cast<unsigned>(
+      std::clamp<int64_t>(ceil_div(accesses, kWarp) * kWarp, kWarp, kRowThreads));
+  const auto launch = [&](auto kernel) {
+    kernel<<<static_cast<unsigned>(n_tokens), threads, 0, stream>>>(
+        device_ptr(dy), device_ptr(expert_out_sorted), weights, assignment_position, top_k, dim,
+        device_ptr(d_expert_out_sorted), dweights);
+  };
+  if (packed)
+    launch(combine_backward_kernel<DeviceType<T>, kPackWidth<T>>);
+  else
+    launch(combine_backward_kernel<DeviceType<T>, 1>);
   LATTE_CUDA_CHECK_LAUNCH();
 }
 

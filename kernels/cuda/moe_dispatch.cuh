@@ -10,11 +10,11 @@
 // with __match_any_sync and a running count per expert, so an assignment's rank is the number of
 // earlier assignments with its expert: the stable order of the CPU. Nothing depends on timing, so
 // the permutation is identical run to run. Rows are then moved one block per row (gather) or per
-// token (combine, gather backward: each token reads its own K assignments in k order, so every
-// write has one owner), 16 bytes per access when the row size and the bases allow (the gather
-// and the combine are bandwidth-bound); dot products for the weight gradients reduce in a fixed
-// tree. Backward
-// kernels and combine_forward ADD into their outputs; callers zero-fill them first.
+// token (combine and its backward, gather backward: each token reads its own K assignments in k
+// order, so every write has one owner), 16 bytes per access when the row size and the bases
+// allow (these are bandwidth-bound; combine_backward's blocks have one thread per access up to
+// 256); dot products for the weight gradients reduce in a fixed tree. Backward kernels and
+// combine_forward ADD into their outputs; callers zero-fill them first.
 #pragma once
 
 #include <cuda_runtime_api.h>

@@ -4,8 +4,12 @@
 // cos and sin from fp32 [table_len, rope_dim / 2] tables. Pairs are adjacent elements when
 // interleave, else the halves (x_i, x_{i + rope_dim/2}); pair i uses table column i. The backward
 // pass rotates by the negative angle. Elements past rope_dim are not touched; y may be x.
-// How it computes: one thread per pair, a grid-stride loop over batch * tokens * heads * pairs,
-// math in fp32 (T = float or bf16).
+// How it computes: one thread per (batch, token, head, group of pairs) with 32-bit index math, the
+// group's elements in two spans that each move as one access: 16-byte packs (8 bf16 or 4 floats:
+// 8 or 4 pairs per thread) when every span of both operands is 16-byte aligned (rope_dim / 2 a
+// multiple of the pack, strides and bases aligned), else single elements (one pair per thread).
+// A thread reads and writes only its own elements, so y may be x. Math in fp32 (T = float or
+// bf16).
 #pragma once
 
 #include <cuda_runtime_api.h>

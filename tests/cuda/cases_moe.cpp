@@ -127,12 +127,14 @@ void run_dispatch_invalid(Checks& checks) {
 
 // gather: a copy, exact. gather backward: the CPU's additions in the same order, exact in float.
 // combine: a fused multiply-add per term on the device: 1e-6 (f32); its weight gradient is a dot
-// product summed in another order: 1e-5 of the scale. bf16 outputs add one rounding.
+// product summed in another order: 1e-5 of the scale. bf16 outputs add one rounding. Rows of
+// `dim` elements: 16-byte accesses when the row size is a multiple of 16 bytes (f32 100, bf16
+// 104), else one element per access (bf16 100, f32 102).
 template <typename T>
-void run_gather_combine(double capacity_factor, Checks& checks) {
+void run_gather_combine(double capacity_factor, int64_t dim, Checks& checks) {
   constexpr bool kBf16 = !std::is_same_v<T, float>;
-  std::mt19937 rng(61);
-  const int64_t n = 300, k = 4, e = 16, dim = 100;
+  std::mt19937 rng(static_cast<unsigned>(61 + dim));
+  const int64_t n = 300, k = 4, e = 16;
   const std::vector<int32_t> ids = skewed_ids(rng, n, k, e);
   const int64_t capacity = kernels::cpu::expert_capacity(n, k, e, capacity_factor);
   std::vector<int64_t> offsets(e + 1), sorted(n * k), position(n * k);
@@ -280,11 +282,15 @@ std::vector<KernelCase> moe_cases() {
                    [](Checks& c) { run_dispatch(777, 8, 300, 1.25, c); }});
   cases.push_back({"build_dispatch invalid ids", [](Checks& c) { run_dispatch_invalid(c); }});
   cases.push_back(
-      {"gather/combine f32 dropless", [](Checks& c) { run_gather_combine<float>(0, c); }});
-  cases.push_back(
-      {"gather/combine f32 capacity 1.0", [](Checks& c) { run_gather_combine<float>(1.0, c); }});
-  cases.push_back(
-      {"gather/combine bf16 capacity 1.0", [](Checks& c) { run_gather_combine<bf16>(1.0, c); }});
+      {"gather/combine f32 dropless", [](Checks& c) { run_gather_combine<float>(0, 100, c); }});
+  cases.push_back({"gather/combine f32 capacity 1.0",
+                   [](Checks& c) { run_gather_combine<float>(1.0, 100, c); }});
+  cases.push_back({"gather/combine f32 dropless dim 102",
+                   [](Checks& c) { run_gather_combine<float>(0, 102, c); }});
+  cases.push_back({"gather/combine bf16 capacity 1.0",
+                   [](Checks& c) { run_gather_combine<bf16>(1.0, 100, c); }});
+  cases.push_back({"gather/combine bf16 dropless dim 104",
+                   [](Checks& c) { run_gather_combine<bf16>(0, 104, c); }});
   cases.push_back({"seq_aux_loss", [](Checks& c) { run_balance(true, c); }});
   cases.push_back({"switch_aux_loss", [](Checks& c) { run_balance(false, c); }});
   cases.push_back({"expert load and correction bias", [](Checks& c) { run_load_and_bias(c); }});

@@ -1,5 +1,6 @@
-// Row-wise and elementwise cases: RoPE (both pair layouts, strided, in place, position offset),
-// RMSNorm (rows contiguous or strided), softmax, SiLU / SwiGLU / sigmoid, embedding and fused
+// Row-wise and elementwise cases: RoPE (both pair layouts, strided, in place, position offset,
+// 16-byte packs or elements), RMSNorm (rows contiguous, strided or misaligned; packed or element
+// paths; dweight over several row chunks), softmax, SiLU / SwiGLU / sigmoid, embedding and fused
 // cross-entropy (with the device scalars of its mean), each in f32 and bf16 against the CPU twin;
 // and the device check of ids.
 #include <cmath>
@@ -33,12 +34,14 @@ using kernels::cpu::AttentionLayout;
 // ---- RoPE ----
 // float: a*c - b*s with or without a fused multiply-add differs by about one ulp of the products
 // (inputs and tables are in [-1, 1]): 1e-6. bf16: one output rounding.
+// Each token's heads are followed by `pad` elements: 4 leaves bf16 tokens 8-byte aligned (element
+// accesses), 8 aligns them to 16 bytes (16-byte packs of 8 pairs, or 4 in f32). rope_dim 12 has
+// half 6, not a multiple of any pack (element accesses in both types).
 template <typename T>
-void run_rope(bool interleave, bool in_place, Checks& checks) {
-  std::mt19937 rng(interleave ? 11 : 12);
-  const int64_t batch = 2, tokens = 17, heads = 3, head_dim = 24, rope_dim = 16, offset = 5;
-  // Rows of head_dim elements, 4 padding elements after each token's heads.
-  const AttentionLayout layout{tokens * (heads * head_dim + 4), heads * head_dim + 4, head_dim};
+void run_rope(bool interleave, bool in_place, int64_t pad, int64_t rope_dim, Checks& checks) {
+  std::mt19937 rng(static_cast<unsigned>((interleave ? 11 : 12) + pad + rope_dim));
+  const int64_t batch = 2, tokens = 17, heads = 3, head_dim = 24, offset = 5;
+  const AttentionLayout layout{tokens * (heads * head_dim + pad), heads * head_dim + pad, head_dim};
   const size_t n = batch * layout.batch_stride;
   const int64_t half = rope_dim / 2, table_len = offset + tokens;
   const std::vector<float> angles = uniform(rng, table_len * half, -3.f, 3.f);
@@ -77,11 +80,14 @@ void run_rope(bool interleave, bool in_place, Checks& checks) {
 // float: fp32 statistics against the CPU's double sums: 1e-5 (rows of a few hundred to a few
 // thousand elements), and 1e-5 of the scale for dx and dweight, which sum rows in another order.
 // bf16: one output rounding, plus the same fp32 differences. x's rows lie `stride` >= cols
-// elements apart (read in place), the gaps filled with values that would change every result.
+// elements apart (read in place), the gaps filled with values that would change every result,
+// and start `lead` elements into the buffer (1: rows that are not 16-byte aligned). dweight sums
+// in a fixed order, so a second backward gives the same bits (tolerance 0).
 template <typename T>
-void run_rms_norm(int64_t rows, int64_t cols, int64_t stride, Checks& checks) {
-  std::mt19937 rng(static_cast<unsigned>(rows * 131 + cols + stride));
-  const std::vector<float> x = random_input<T>(rng, rows * stride, -2.f, 2.f);
+void run_rms_norm(int64_t rows, int64_t cols, int64_t stride, int64_t lead, Checks& checks) {
+  std::mt19937 rng(static_cast<unsigned>(rows * 131 + cols + stride + lead));
+  const std::vector<float> x_buffer = random_input<T>(rng, lead + rows * stride, -2.f, 2.f);
+  const std::vector<float> x(x_buffer.begin() + lead, x_buffer.end());
   const std::vector<float> w = random_input<T>(rng, cols, 0.5f, 1.5f);
   const std::vector<float> dy = random_input<T>(rng, rows * cols);
   const double eps = 1e-6;
@@ -91,21 +97,26 @@ void run_rms_norm(int64_t rows, int64_t cols, int64_t stride, Checks& checks) {
                                         rows, cols, eps);
   kernels::cpu::rms_norm_backward<float>(x.data(), stride, w.data(), rstd_ref.data(), dy.data(),
                                          dx_ref.data(), dw_ref.data(), rows, cols);
-  DeviceBuffer<T> gx(as_type<T>(x)), gw(as_type<T>(w)), gdy(as_type<T>(dy)), gy(rows * cols),
-      gdx(rows * cols), gdw(cols);
+  DeviceBuffer<T> gx_buffer(as_type<T>(x_buffer)), gw(as_type<T>(w)), gdy(as_type<T>(dy)),
+      gy(rows * cols), gdx(rows * cols), gdw(cols), gdw_again(cols);
+  const T* gx = gx_buffer.get() + lead;
   DeviceBuffer<float> grstd(rows);
-  kernels::cuda::rms_norm_forward<T>(gx.get(), stride, gw.get(), gy.get(), grstd.get(), rows, cols,
-                                     eps, cuda::stream());
+  kernels::cuda::rms_norm_forward<T>(gx, stride, gw.get(), gy.get(), grstd.get(), rows, cols, eps,
+                                     cuda::stream());
   checks.expect("y", mismatch_report(as_float(gy.download()), y_ref, rtol, 1e-5 * max_abs(y_ref)));
   checks.expect("rstd", mismatch_report(grstd.download(), rstd_ref, 1e-5, 0));
   // The backward reads the CPU's rstd, so it is checked on its own.
   DeviceBuffer<float> grstd_ref(rstd_ref);
-  kernels::cuda::rms_norm_backward<T>(gx.get(), stride, gw.get(), grstd_ref.get(), gdy.get(),
-                                      gdx.get(), gdw.get(), rows, cols, cuda::stream());
+  DeviceBuffer<float> workspace((kernels::cuda::rms_norm_backward_workspace_bytes(rows, cols) + 3) /
+                                4);
+  for (T* dw : {gdw.get(), gdw_again.get()})
+    kernels::cuda::rms_norm_backward<T>(gx, stride, gw.get(), grstd_ref.get(), gdy.get(), gdx.get(),
+                                        dw, rows, cols, workspace.get(), cuda::stream());
   checks.expect("dx",
                 mismatch_report(as_float(gdx.download()), dx_ref, rtol, 1e-5 * max_abs(dx_ref)));
-  checks.expect("dweight",
-                mismatch_report(as_float(gdw.download()), dw_ref, rtol, 1e-5 * max_abs(dw_ref)));
+  const std::vector<float> dw = as_float(gdw.download());
+  checks.expect("dweight", mismatch_report(dw, dw_ref, rtol, 1e-5 * max_abs(dw_ref)));
+  checks.expect("dweight again", mismatch_report(as_float(gdw_again.download()), dw, 0, 0));
 }
 
 // ---- softmax ----
@@ -181,10 +192,12 @@ void run_activations(int64_t out_offset, Checks& checks) {
 // CPU's, e.g. an unstable sort, changes the last bits of the sums); bf16 rounds the same fp32 sums
 // once to the nearest even, as the host's bf16 does: equal to the CPU's sums rounded to bf16.
 // Shapes: `pool` > 0 draws the ids from that many random rows (else from all rows); `bad_ids`
-// inserts tokens with ids outside [0, vocab) among them, which must add to no row.
+// inserts tokens with ids outside [0, vocab) among them, which must add to no row; `skewed` gives
+// 4 tokens in 5 the id vocab / 8 (as a space dominates byte tokens), so one row sums thousands of
+// tokens through many staged chunks and partly filled rounds of loads.
 struct EmbeddingShape {
   int64_t vocab, dim, n, pool;
-  bool bad_ids;
+  bool bad_ids, skewed;
 };
 
 template <typename T>
@@ -196,6 +209,9 @@ void run_embedding(const EmbeddingShape& s, Checks& checks) {
     const std::vector<int32_t> rows = uniform_ints(rng, s.pool, 0, last_row);
     for (int32_t& id : ids) id = rows[id % s.pool];
   }
+  if (s.skewed)
+    for (int32_t& id : ids)
+      if (rng() % 5 != 0) id = static_cast<int32_t>(s.vocab / 8);
   const std::vector<float> weight = random_input<T>(rng, s.vocab * s.dim);
   const std::vector<float> dout = random_input<T>(rng, s.n * s.dim);
   std::vector<float> out_ref(s.n * s.dim), dw_ref(s.vocab * s.dim);
@@ -348,39 +364,51 @@ void run_sanitize_ids(bool has_ignored, Checks& checks) {
 template <typename T>
 void add_cases(std::vector<KernelCase>& cases) {
   const std::string t = " " + type_name<T>();
-  for (bool interleave : {true, false})
-    for (bool in_place : {false, true})
-      cases.push_back({std::string("rope") + t + (interleave ? " interleaved" : " halves") +
-                           (in_place ? " in place" : ""),
-                       [=](Checks& c) { run_rope<T>(interleave, in_place, c); }});
-  // Contiguous rows, then rows of a narrow (MLA's c_kv: 512 of each 576-wide kv_a row).
-  for (auto [rows, cols, stride] : {std::tuple<int64_t, int64_t, int64_t>{37, 300, 300},
-                                    {5, 4103, 4103},
-                                    {1, 7, 7},
-                                    {37, 512, 576},
-                                    {21, 300, 333}})
+  for (auto [pad, rope_dim] : {std::pair<int64_t, int64_t>{4, 16}, {8, 16}, {8, 12}})
+    for (bool interleave : {true, false})
+      for (bool in_place : {false, true})
+        cases.push_back({std::string("rope") + t + (interleave ? " interleaved" : " halves") +
+                             " pad " + std::to_string(pad) + " rope_dim " +
+                             std::to_string(rope_dim) + (in_place ? " in place" : ""),
+                         [=](Checks& c) { run_rope<T>(interleave, in_place, pad, rope_dim, c); }});
+  // Contiguous rows (300 columns: 16-byte packs in f32, elements in bf16; 4103 and 7: elements),
+  // rows of a narrow (MLA's c_kv: 512 of each 576-wide kv_a row: packs), an odd stride
+  // (elements); 300 rows: 3 chunks of dweight partials, a warp per row (2 or 3 packs per lane);
+  // 4096 columns: a block per row (512 or 1024 packs); rows one element past 16-byte alignment.
+  for (auto [rows, cols, stride, lead] :
+       {std::tuple<int64_t, int64_t, int64_t, int64_t>{37, 300, 300, 0},
+        {5, 4103, 4103, 0},
+        {1, 7, 7, 0},
+        {37, 512, 576, 0},
+        {21, 300, 333, 0},
+        {300, 264, 264, 0},
+        {3, 4096, 4096, 0},
+        {40, 256, 256, 1}})
     cases.push_back({"rms_norm" + t + " " + std::to_string(rows) + "x" + std::to_string(cols) +
-                         (stride != cols ? " row stride " + std::to_string(stride) : ""),
-                     [=](Checks& c) { run_rms_norm<T>(rows, cols, stride, c); }});
+                         (stride != cols ? " row stride " + std::to_string(stride) : "") +
+                         (lead != 0 ? " misaligned" : ""),
+                     [=](Checks& c) { run_rms_norm<T>(rows, cols, stride, lead, c); }});
   for (auto [rows, cols] : {std::pair<int64_t, int64_t>{13, 1000}, {4, 9}})
     cases.push_back({"softmax" + t + " " + std::to_string(rows) + "x" + std::to_string(cols),
                      [=](Checks& c) { run_softmax<T>(rows, cols, c); }});
   cases.push_back({"silu swiglu sigmoid" + t, [](Checks& c) { run_activations<T>(0, c); }});
   cases.push_back({"silu swiglu sigmoid" + t + " outputs one element in",
                    [](Checks& c) { run_activations<T>(1, c); }});
-  // Two column tiles; ~1700 tokens on each of 3 rows (5 sort blocks); a large table with few
+  // 17 column tiles; ~1700 tokens on each of 3 rows (5 sort blocks); a large table with few
   // tokens (3 sort passes, most rows zero); tokens repeating 40 rows all over a large table, with
   // bad ids (3 passes over 3 sort blocks); 256 rows, ids of one byte, but bad ids sorted after
-  // them in a second pass; no tokens at all.
-  for (const EmbeddingShape& shape : {EmbeddingShape{50, 2100, 700, 0, false},
-                                      {3, 1000, 5000, 0, false},
-                                      {70000, 13, 37, 0, false},
-                                      {70000, 13, 3000, 40, true},
-                                      {256, 7, 1500, 0, true},
-                                      {5, 3, 0, 0, false}})
+  // them in a second pass; ~3300 of 4100 tokens on one of 256 rows (3 column tiles, the last
+  // partial); no tokens at all.
+  for (const EmbeddingShape& shape : {EmbeddingShape{50, 2100, 700, 0, false, false},
+                                      {3, 1000, 5000, 0, false, false},
+                                      {70000, 13, 37, 0, false, false},
+                                      {70000, 13, 3000, 40, true, false},
+                                      {256, 7, 1500, 0, true, false},
+                                      {256, 300, 4100, 0, false, true},
+                                      {5, 3, 0, 0, false, false}})
     cases.push_back({"embedding" + t + " vocab " + std::to_string(shape.vocab) + " dim " +
                          std::to_string(shape.dim) + " tokens " + std::to_string(shape.n) +
-                         (shape.bad_ids ? " with bad ids" : ""),
+                         (shape.bad_ids ? " with bad ids" : "") + (shape.skewed ? " skewed" : ""),
                      [=](Checks& c) { run_embedding<T>(shape, c); }});
   for (auto [rows, vocab] : {std::pair<int64_t, int64_t>{9, 5003}, {3, 129}})
     cases.push_back({"cross_entropy" + t + " " + std::to_string(rows) + "x" + std::to_string(vocab),
