@@ -7,7 +7,6 @@
 #include <cuda_runtime.h>
 
 #include <cstdint>
-#include <initializer_list>
 
 #include "kernels/cpu/bf16.h"
 
@@ -93,25 +92,6 @@ __device__ inline float block_max(float v, float* scratch) {
   __syncthreads();
   v = lane < warps ? scratch[lane] : -INFINITY;
   return warp_max(v);
-}
-
-// W consecutive elements moved as one access: 16 bytes for W = kPackWidth<T> (rows whose size is a
-// multiple of 16 bytes at 16-byte aligned bases), so a row is read with the fewest transactions.
-template <typename T, int W>
-struct alignas(sizeof(T) * W) Pack {
-  T e[W];
-};
-template <typename T>
-inline constexpr int kPackWidth = 16 / sizeof(T);
-
-// Whether rows `row_stride` T apart starting at each of these bases all start 16-byte aligned, so
-// they can be accessed in Packs of kPackWidth<T>.
-template <typename T>
-bool rows_packable(int64_t row_stride, std::initializer_list<const void*> bases) {
-  if ((row_stride * static_cast<int64_t>(sizeof(T))) % 16 != 0) return false;
-  for (const void* b : bases)
-    if (reinterpret_cast<uintptr_t>(b) % 16 != 0) return false;
-  return true;
 }
 
 inline int64_t ceil_div(int64_t a, int64_t b) {

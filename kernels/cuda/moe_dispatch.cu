@@ -5,6 +5,7 @@
 
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/device_common.cuh"
+#include "kernels/cuda/vector_access.cuh"
 
 namespace latte::kernels::cuda {
 
@@ -147,7 +148,7 @@ __global__ void __launch_bounds__(kRowThreads)
     gather_rows_kernel(const T* __restrict__ x, const int64_t* __restrict__ sorted_assignment,
                        const int64_t* __restrict__ n_kept, int64_t top_k, int64_t dim,
                        T* __restrict__ x_sorted) {
-  using P = Pack<T, W>;
+  using P = Vec<T, W>;
   const int64_t p = blockIdx.x;
   if (p >= *n_kept) return;
   const P* src = reinterpret_cast<const P*>(x + (sorted_assignment[p] / top_k) * dim);
@@ -162,20 +163,20 @@ __device__ void accumulate_assignments(T* __restrict__ out, const T* __restrict_
                                        const float* __restrict__ weights,
                                        const int64_t* __restrict__ assignment_position, int64_t t,
                                        int64_t top_k, int64_t dim) {
-  using P = Pack<T, W>;
+  using P = Vec<T, W>;
   P* o = reinterpret_cast<P*>(out);
   for (int64_t j = threadIdx.x; j < dim / W; j += blockDim.x) {
     P v = o[j];
     float acc[W];
-    for (int w = 0; w < W; ++w) acc[w] = to_float(v.e[w]);
+    for (int w = 0; w < W; ++w) acc[w] = to_float(v.v[w]);
     for (int64_t k = 0; k < top_k; ++k) {
       const int64_t a = t * top_k + k, p = assignment_position[a];
       if (p < 0) continue;
       const P r = reinterpret_cast<const P*>(rows + p * dim)[j];
       const float scale = weights ? weights[a] : 1.f;
-      for (int w = 0; w < W; ++w) acc[w] += weights ? scale * to_float(r.e[w]) : to_float(r.e[w]);
+      for (int w = 0; w < W; ++w) acc[w] += weights ? scale * to_float(r.v[w]) : to_float(r.v[w]);
     }
-    for (int w = 0; w < W; ++w) v.e[w] = from_float<T>(acc[w]);
+    for (int w = 0; w < W; ++w) v.v[w] = from_float<T>(acc[w]);
     o[j] = v;
   }
 }
@@ -211,7 +212,7 @@ __global__ void __launch_bounds__(kRowThreads)
                             const int64_t* __restrict__ assignment_position, int64_t top_k,
                             int64_t dim, T* __restrict__ d_expert_out_sorted,
                             float* __restrict__ dweights) {
-  using P = Pack<T, W>;
+  using P = Vec<T, W>;
   __shared__ float scratch[kWarp];
   const int64_t t = blockIdx.x;
   const P* g = reinterpret_cast<const P*>(dy + t * dim);
@@ -227,8 +228,8 @@ __global__ void __launch_bounds__(kRowThreads)
       P dj = d_out[j];
 #pragma unroll
       for (int e = 0; e < W; ++e) {
-        dj.e[e] = from_float<T>(to_float(dj.e[e]) + w * to_float(gj.e[e]));
-        dot += to_float(gj.e[e]) * to_float(oj.e[e]);
+        dj.v[e] = from_float<T>(to_float(dj.v[e]) + w * to_float(gj.v[e]));
+        dot += to_float(gj.v[e]) * to_float(oj.v[e]);
       }
       d_out[j] = dj;
     }
@@ -286,7 +287,7 @@ void gather_rows(const T* x, const int64_t* sorted_assignment, const int64_t* n_
     kernel<<<static_cast<unsigned>(max_rows), kRowThreads, 0, stream>>>(
         device_ptr(x), sorted_assignment, n_kept, top_k, dim, device_ptr(x_sorted));
   };
-  if (rows_packable<T>(dim, {x, x_sorted}))
+  if (rows_vector_aligned<T>(dim, {x, x_sorted}))
     launch(gather_rows_kernel<DeviceType<T>, kPackWidth<T>>);
   else
     launch(gather_rows_kernel<DeviceType<T>, 1>);
@@ -302,7 +303,7 @@ void gather_rows_backward(const T* dx_sorted, const int64_t* assignment_position
     kernel<<<static_cast<unsigned>(n_tokens), kRowThreads, 0, stream>>>(
         device_ptr(dx_sorted), assignment_position, top_k, dim, device_ptr(dx));
   };
-  if (rows_packable<T>(dim, {dx_sorted, dx}))
+  if (rows_vector_aligned<T>(dim, {dx_sorted, dx}))
     launch(gather_rows_backward_kernel<DeviceType<T>, kPackWidth<T>>);
   else
     launch(gather_rows_backward_kernel<DeviceType<T>, 1>);
@@ -319,7 +320,7 @@ void combine_forward(const T* expert_out_sorted, const float* weights,
     kernel<<<static_cast<unsigned>(n_tokens), kRowThreads, 0, stream>>>(
         device_ptr(expert_out_sorted), weights, assignment_position, top_k, dim, device_ptr(y));
   };
-  if (rows_packable<T>(dim, {expert_out_sorted, y}))
+  if (rows_vector_aligned<T>(dim, {expert_out_sorted, y}))
     launch(combine_forward_kernel<DeviceType<T>, kPackWidth<T>>);
   else
     launch(combine_forward_kernel<DeviceType<T>, 1>);
@@ -332,7 +333,7 @@ void combine_backward(const T* dy, const T* expert_out_sorted, const float* weig
                       int64_t dim, T* d_expert_out_sorted, float* dweights, cudaStream_t stream) {
   if (n_tokens == 0) return;
   check_grid(n_tokens, "cuda combine_backward");
-  const bool packed = rows_packable<T>(dim, {dy, expert_out_sorted, d_expert_out_sorted});
+  const bool packed = rows_vector_aligned<T>(dim, {dy, expert_out_sorted, d_expert_out_sorted});
   // Threads: one per access of the row up to kRowThreads, so short rows leave no thread idle.
   const int64_t accesses = packed ? dim / kPackWidth<T> : dim;
   const auto threads = static_cast<unsigned>(

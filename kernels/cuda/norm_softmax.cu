@@ -5,6 +5,7 @@
 
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/device_common.cuh"
+#include "kernels/cuda/vector_access.cuh"
 
 namespace latte::kernels::cuda {
 
@@ -47,7 +48,7 @@ __global__ void __launch_bounds__(kMaxRowThreads)
                                    float* __restrict__ rstd, int64_t rows, int64_t cols,
                                    float eps) {
   constexpr int W = kPackWidth<T>;
-  using P = Pack<T, W>;
+  using P = Vec<T, W>;
   __shared__ float scratch[kWarp];
   const int64_t r = static_cast<int64_t>(blockIdx.x) * blockDim.y + threadIdx.y;
   const bool live = r < rows;  // false only for whole warps of the last block
@@ -58,7 +59,7 @@ __global__ void __launch_bounds__(kMaxRowThreads)
     for_own_packs<kVecs>(packs, [&](int v, int j) {
       xv[v] = reinterpret_cast<const P*>(x + r * x_row_stride)[j];
 #pragma unroll
-      for (int e = 0; e < W; ++e) ss += to_float(xv[v].e[e]) * to_float(xv[v].e[e]);
+      for (int e = 0; e < W; ++e) ss += to_float(xv[v].v[e]) * to_float(xv[v].v[e]);
     });
   ss = row_sum(ss, scratch);
   if (!live) return;
@@ -69,7 +70,7 @@ __global__ void __launch_bounds__(kMaxRowThreads)
     P out;
 #pragma unroll
     for (int e = 0; e < W; ++e)
-      out.e[e] = from_float<T>(to_float(wv.e[e]) * (to_float(xv[v].e[e]) * inv));
+      out.v[e] = from_float<T>(to_float(wv.v[e]) * (to_float(xv[v].v[e]) * inv));
     reinterpret_cast<P*>(y + r * cols)[j] = out;
   });
 }
@@ -82,7 +83,7 @@ __global__ void __launch_bounds__(kMaxRowThreads)
                               const T* __restrict__ dy, T* __restrict__ dx, int64_t rows,
                               int64_t cols) {
   constexpr int W = kPackWidth<T>;
-  using P = Pack<T, W>;
+  using P = Vec<T, W>;
   __shared__ float scratch[kWarp];
   const int64_t r = static_cast<int64_t>(blockIdx.x) * blockDim.y + threadIdx.y;
   const bool live = r < rows;
@@ -96,7 +97,7 @@ __global__ void __launch_bounds__(kMaxRowThreads)
       const P wv = reinterpret_cast<const P*>(w)[j];
 #pragma unroll
       for (int e = 0; e < W; ++e)
-        dot += to_float(wv.e[e]) * to_float(dyv[v].e[e]) * to_float(xv[v].e[e]);
+        dot += to_float(wv.v[e]) * to_float(dyv[v].v[e]) * to_float(xv[v].v[e]);
     });
   dot = row_sum(dot, scratch);
   if (!live) return;
@@ -107,8 +108,8 @@ __global__ void __launch_bounds__(kMaxRowThreads)
     P out;
 #pragma unroll
     for (int e = 0; e < W; ++e)
-      out.e[e] = from_float<T>(
-          inv * (to_float(wv.e[e]) * to_float(dyv[v].e[e]) - to_float(xv[v].e[e]) * c));
+      out.v[e] = from_float<T>(
+          inv * (to_float(wv.v[e]) * to_float(dyv[v].v[e]) - to_float(xv[v].v[e]) * c));
     reinterpret_cast<P*>(dx + r * cols)[j] = out;
   });
 }
@@ -184,7 +185,7 @@ __global__ void __launch_bounds__(kSumLanes* kSumGroups)
     rms_norm_dweight_partial_kernel(const T* __restrict__ x, int64_t x_row_stride,
                                     const float* __restrict__ rstd, const T* __restrict__ dy,
                                     float* __restrict__ partials, int64_t rows, int64_t cols) {
-  using P = Pack<T, W>;
+  using P = Vec<T, W>;
   __shared__ float partial[kSumGroups][kSumLanes][W];
   const int64_t c = (static_cast<int64_t>(blockIdx.y) * kSumLanes + threadIdx.x) * W;
   const int64_t begin = static_cast<int64_t>(blockIdx.x) * kChunkRows;
@@ -193,7 +194,7 @@ __global__ void __launch_bounds__(kSumLanes* kSumGroups)
     const P dyv = *reinterpret_cast<const P*>(dy + r * cols + c);
     const float s = rstd[r];
 #pragma unroll
-    for (int e = 0; e < W; ++e) sums[e] += to_float(dyv.e[e]) * to_float(xv.e[e]) * s;
+    for (int e = 0; e < W; ++e) sums[e] += to_float(dyv.v[e]) * to_float(xv.v[e]) * s;
   };
   float sums[W];
   if (sum_rows<W>(add_row, begin, min(rows, begin + kChunkRows), c < cols, sums, partial) &&
@@ -263,7 +264,7 @@ PackedShape packed_shape(int64_t cols, int64_t x_row_stride,
                          std::initializer_list<const void*> bases) {
   constexpr int W = kPackWidth<T>;
   const int64_t packs = cols / W;
-  if (cols % W != 0 || !rows_packable<T>(x_row_stride, bases) ||
+  if (cols % W != 0 || !rows_vector_aligned<T>(x_row_stride, bases) ||
       packs > int64_t(kMaxRowThreads) * kMaxVecs)
     return {0, 0, 0};
   if (packs > kWarp * kMaxVecs)
@@ -339,7 +340,8 @@ void rms_norm_backward(const T* x, int64_t x_row_stride, const T* weight, const 
   }
   const int64_t chunks = ceil_div(rows, kChunkRows);
   auto* partials = static_cast<float*>(workspace);
-  const bool packed = rows_packable<T>(x_row_stride, {x}) && rows_packable<T>(cols, {dy});
+  const bool packed =
+      rows_vector_aligned<T>(x_row_stride, {x}) && rows_vector_aligned<T>(cols, {dy});
   const int64_t tile = kSumLanes * (packed ? kPackWidth<T> : 1);
   LATTE_CHECK(ceil_div(cols, tile) <= 65535)
       << "cuda rms_norm_backward: " << cols << " columns exceed 65535 tiles of " << tile;

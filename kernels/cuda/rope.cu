@@ -4,6 +4,7 @@
 
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/device_common.cuh"
+#include "kernels/cuda/vector_access.cuh"
 
 namespace latte::kernels::cuda {
 
@@ -22,12 +23,12 @@ struct RopeArgs {
 
 // Thread (b, t, h, g), g fastest, rotates the V pairs g * V ... g * V + V - 1 of its head vector,
 // which lie in two spans of V elements: (lo[k], hi[k]) at g * V and half + g * V, or interleaved
-// the adjacent pairs of 2V elements at 2gV. Each span moves as one Pack (16 bytes when V > 1).
+// the adjacent pairs of 2V elements at 2gV. Each span moves as one Vec (16 bytes when V > 1).
 template <typename T, int V, bool kInterleave>
 __global__ void __launch_bounds__(kThreads)
     rope_kernel(const RopeArgs a, int32_t n_groups, const T* x, T* y, const float* __restrict__ cos,
                 const float* __restrict__ sin) {
-  using P = Pack<T, V>;
+  using P = Vec<T, V>;
   const int32_t idx =
       static_cast<int32_t>(blockIdx.x) * kThreads + static_cast<int32_t>(threadIdx.x);
   if (idx >= n_groups) return;
@@ -44,7 +45,7 @@ __global__ void __launch_bounds__(kThreads)
   const P hi = *reinterpret_cast<const P*>(xv + second);
   float e[2 * V];
 #pragma unroll
-  for (int k = 0; k < V; ++k) e[k] = to_float(lo.e[k]), e[V + k] = to_float(hi.e[k]);
+  for (int k = 0; k < V; ++k) e[k] = to_float(lo.v[k]), e[V + k] = to_float(hi.v[k]);
   const int64_t row = (a.position_offset + t) * a.half + g * V;
   float out[2 * V];
 #pragma unroll
@@ -57,7 +58,7 @@ __global__ void __launch_bounds__(kThreads)
   P ylo, yhi;
 #pragma unroll
   for (int k = 0; k < V; ++k)
-    ylo.e[k] = from_float<T>(out[k]), yhi.e[k] = from_float<T>(out[V + k]);
+    ylo.v[k] = from_float<T>(out[k]), yhi.v[k] = from_float<T>(out[V + k]);
   *reinterpret_cast<P*>(yv + first) = ylo;
   *reinterpret_cast<P*>(yv + second) = yhi;
 }
@@ -67,8 +68,8 @@ template <typename T>
 bool spans_packable(const T* x, cpu::AttentionLayout xl, const T* y, cpu::AttentionLayout yl,
                     int64_t half) {
   for (const cpu::AttentionLayout& l : {xl, yl})
-    if (!rows_packable<T>(l.batch_stride, {x, y}) || !rows_packable<T>(l.token_stride, {}) ||
-        !rows_packable<T>(l.head_stride, {}))
+    if (!rows_vector_aligned<T>(l.batch_stride, {x, y}) ||
+        !rows_vector_aligned<T>(l.token_stride, {}) || !rows_vector_aligned<T>(l.head_stride, {}))
       return false;
   return half % kPackWidth<T> == 0;
 }

@@ -1,11 +1,12 @@
-// Vector access for the memory-bound elementwise kernels (included by .cu files only): groups of
-// consecutive elements moved by whole 16-byte loads and stores, the host check that an operand
-// allows them, and the grid-stride loop that walks n elements in such groups and does what is
-// left one element at a time.
+// Vector access for the memory-bound kernels (included by .cu files only): groups of consecutive
+// elements moved by whole 16-byte loads and stores, the host checks that an operand (or every row
+// of one) allows them, and the grid-stride loop that walks n elements in such groups and does
+// what is left one element at a time.
 #pragma once
 
 #include <algorithm>
 #include <cstdint>
+#include <initializer_list>
 
 #include "kernels/cuda/device_common.cuh"
 
@@ -38,9 +39,23 @@ __device__ __forceinline__ void store_vec(T* p, const Vec<T, N>& v) {
   *reinterpret_cast<Vec<T, N>*>(p) = v;
 }
 
+// Elements of T in one 16-byte access.
+template <typename T>
+inline constexpr int kPackWidth = kVectorBytes / static_cast<int>(sizeof(T));
+
 // Whether p allows 16-byte accesses (a view can start anywhere in its storage).
 inline bool vector_aligned(const void* p) {
   return reinterpret_cast<uintptr_t>(p) % kVectorBytes == 0;
+}
+
+// Whether rows `row_stride` elements of T apart, starting at each of these bases, all allow
+// 16-byte accesses (row-wise kernels moving whole rows in Vec<T, kPackWidth<T>>).
+template <typename T>
+bool rows_vector_aligned(int64_t row_stride, std::initializer_list<const void*> bases) {
+  if (row_stride * static_cast<int64_t>(sizeof(T)) % kVectorBytes != 0) return false;
+  for (const void* b : bases)
+    if (!vector_aligned(b)) return false;
+  return true;
 }
 
 // Blocks of `threads` for for_each_group over n elements in groups of `group`.
