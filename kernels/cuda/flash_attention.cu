@@ -1,13 +1,15 @@
 // The entry points of FlashAttention-2 on CUDA (flash_attention.cuh): validate the problem, put
 // it in kernel form and send bf16 problems whose head dims the tensor-core kernels take to
 // flash_attention_mma.cu, everything else (fp32, larger head dims) to flash_attention_tiled.cu.
-// Also the backward's first pass, delta = rowsum(d_o * o) per query row in fp32, one warp per row.
+// Also the backward's first pass, delta = rowsum(d_o * o) per query row in fp32: a group of lanes
+// per row, each lane reading 16-byte groups of both rows when their starts allow it.
 #include "kernels/cuda/flash_attention.cuh"
 
 #include <type_traits>
 
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/flash_attention_common.cuh"
+#include "kernels/cuda/vector_access.cuh"
 
 namespace latte::kernels::cuda {
 
@@ -17,20 +19,33 @@ using namespace detail;
 
 constexpr int kDeltaThreads = 256;
 
-// delta[b, h, i] = sum_c d_o[b, i, h, c] * o[b, i, h, c] in fp32, one warp per row.
-template <typename T>
-__global__ void flash_delta_kernel(const FlashParams p, int64_t n_rows, const T* __restrict__ o,
-                                   const T* __restrict__ d_o, float* __restrict__ delta) {
-  const int64_t row = static_cast<int64_t>(blockIdx.x) * (blockDim.x / kWarp) + threadIdx.x / kWarp;
-  if (row >= n_rows) return;
-  const int lane = threadIdx.x % kWarp;
-  const int64_t bh = row / p.q_len, i = row % p.q_len, b = bh / p.q_heads, h = bh % p.q_heads;
-  const int64_t offset = b * p.ob + h * p.oh + i * p.ot;
+// delta[b, h, i] = sum_c d_o[b, i, h, c] * o[b, i, h, c] in fp32. A row takes `lanes` lanes of a
+// warp (a power of two: each warp holds 32 / lanes rows); lane l reads elements [l N, l N + N),
+// then [(l + lanes) N, ...), ... of both rows (N = kPackWidth<T> as 16-byte groups when `packed`,
+// else N = 1), and the lanes' sums meet in a fixed shuffle tree.
+template <typename T, int N>
+__global__ void __launch_bounds__(kDeltaThreads)
+    flash_delta_kernel(const FlashParams p, int64_t n_rows, int lanes, const T* __restrict__ o,
+                       const T* __restrict__ d_o, float* __restrict__ delta) {
+  const int rows_per_block = kDeltaThreads / lanes, lane = threadIdx.x % lanes;
+  const int64_t row = static_cast<int64_t>(blockIdx.x) * rows_per_block + threadIdx.x / lanes;
   float sum = 0.f;
-  for (int c = lane; c < p.v_dim; c += kWarp)
-    sum += to_float(d_o[offset + c]) * to_float(o[offset + c]);
-  sum = warp_sum(sum);
-  if (lane == 0) delta[row] = sum;
+  if (row < n_rows) {
+    const int64_t bh = row / p.q_len, i = row % p.q_len, b = bh / p.q_heads, h = bh % p.q_heads;
+    const int64_t offset = b * p.ob + h * p.oh + i * p.ot;
+    for (int c = lane * N; c < p.v_dim; c += lanes * N) {
+      if (N > 1 && c + N <= p.v_dim) {
+        const Vec<T, N> x = load_vec<N>(o + offset + c), dx = load_vec<N>(d_o + offset + c);
+#pragma unroll
+        for (int e = 0; e < N; ++e) sum += to_float(dx.v[e]) * to_float(x.v[e]);
+      } else {
+        for (int e = 0; e < N && c + e < p.v_dim; ++e)
+          sum += to_float(d_o[offset + c + e]) * to_float(o[offset + c + e]);
+      }
+    }
+  }
+  for (int step = lanes / 2; step > 0; step /= 2) sum += __shfl_xor_sync(kFullMask, sum, step);
+  if (row < n_rows && lane == 0) delta[row] = sum;
 }
 
 // Whether 16-byte accesses of T are aligned at every row start of an operand.
@@ -106,9 +121,18 @@ void flash_attention_backward(const AttentionProblem& pr, const T* q, const T* k
   p.vec_dv = vector_loads<T>(dv, pr.v);
   float* delta = workspace;
   const int64_t n_rows = flash_attention_backward_workspace(pr);
-  constexpr int kRowsPerBlock = kDeltaThreads / kWarp;
-  flash_delta_kernel<<<static_cast<unsigned>(ceil_div(n_rows, kRowsPerBlock)), kDeltaThreads, 0,
-                       stream>>>(p, n_rows, device_ptr(o), device_ptr(d_o), delta);
+  // Lanes per row: enough for one pass over the row's 16-byte groups (or elements), at most a warp.
+  constexpr int kPacked = kPackWidth<T>;
+  const int per_lane = p.vec_o ? kPacked : 1;
+  int lanes = 1;
+  while (lanes < kWarp && lanes * per_lane < p.v_dim) lanes *= 2;
+  const unsigned blocks = static_cast<unsigned>(ceil_div(n_rows, kDeltaThreads / lanes));
+  if (p.vec_o)
+    flash_delta_kernel<DeviceType<T>, kPacked><<<blocks, kDeltaThreads, 0, stream>>>(
+        p, n_rows, lanes, device_ptr(o), device_ptr(d_o), delta);
+  else
+    flash_delta_kernel<DeviceType<T>, 1><<<blocks, kDeltaThreads, 0, stream>>>(
+        p, n_rows, lanes, device_ptr(o), device_ptr(d_o), delta);
   LATTE_CUDA_CHECK_LAUNCH();
   if constexpr (std::is_same_v<T, latte::bf16>) {
     if (mma_kernels_take(p)) {
