@@ -18,7 +18,8 @@
 // cannot see; only tiles that cross a row's last visible key (or the sequence end) evaluate the
 // mask.
 // - forward: one block of 4 warps (two m-tiles each) per (128 query rows, query head, batch)
-//   walks 64-key tiles with the online softmax in registers (running max and sum per row in the
+//   walks 64-key tiles (its q fragments held in registers up to qk 64, read from shared memory
+//   at each k step above) with the online softmax in registers (running max and sum per row in the
 //   exp2 domain, the output accumulator rescaled when the max grows; row sums are per lane and
 //   reduced once at the end);
 // - backward (deterministic, no atomics), like the shared-memory kernels: one block of 4 warps per
@@ -96,19 +97,19 @@ __device__ __forceinline__ void accumulators_as_a(uint32_t (&a)[4], const float 
   a[3] = pack_bf16x2(hi[2], hi[3]);
 }
 
-// acc[m] (16 x 8 N: m-tile m, rows [row0 + 16 m, row0 + 16 m + 16) of `a_tile`) += those rows
-// (columns [0, k_dim) in 16-wide steps, up to K) times B[k][n] = b_tile[n][k] for n in [0, 8 N).
-// Each B fragment loaded from shared memory serves the MT m-tiles.
-template <int K, int MT, int N>
-__device__ __forceinline__ void mma_rows_times_rows(float (&acc)[MT][N][4], const bf16_t* a_tile,
-                                                    int lda, int row0, const bf16_t* b_tile,
-                                                    int ldb, int k_dim) {
+// acc[m] (16 x 8 N) += A_m (16 rows, columns [0, k_dim) in 16-wide steps, up to K) times
+// B[k][n] = b_tile[n][k] for n in [0, 8 N), where a_fragment(a, m, kk) gives the A fragment of
+// m-tile m for k in [16 kk, 16 kk + 16). Each B fragment loaded from shared memory serves the MT
+// m-tiles.
+template <int K, int MT, int N, class AFragment>
+__device__ __forceinline__ void mma_times_rows(float (&acc)[MT][N][4], const AFragment& a_fragment,
+                                               const bf16_t* b_tile, int ldb, int k_dim) {
 #pragma unroll
   for (int kk = 0; kk < K / 16; ++kk) {
     if (kk * 16 < k_dim) {
       uint32_t a[MT][4];
 #pragma unroll
-      for (int m = 0; m < MT; ++m) load_a(a[m], a_tile, lda, row0 + 16 * m, kk * 16);
+      for (int m = 0; m < MT; ++m) a_fragment(a[m], m, kk);
 #pragma unroll
       for (int n = 0; n < N / 2; ++n) {
         uint32_t b[4];
@@ -118,6 +119,16 @@ __device__ __forceinline__ void mma_rows_times_rows(float (&acc)[MT][N][4], cons
       }
     }
   }
+}
+
+// mma_times_rows with A_m = rows [row0 + 16 m, row0 + 16 m + 16) of the shared tile `a_tile`.
+template <int K, int MT, int N>
+__device__ __forceinline__ void mma_rows_times_rows(float (&acc)[MT][N][4], const bf16_t* a_tile,
+                                                    int lda, int row0, const bf16_t* b_tile,
+                                                    int ldb, int k_dim) {
+  mma_times_rows<K>(
+      acc, [&](uint32_t(&a)[4], int m, int kk) { load_a(a, a_tile, lda, row0 + 16 * m, kk * 16); },
+      b_tile, ldb, k_dim);
 }
 
 // acc[m] (16 x 8 N, columns [0, n_dim) computed in 16-wide steps) += the A operand held in the
@@ -252,6 +263,9 @@ struct ForwardShape {
   // Two 16-row m-tiles per warp: each K or V fragment read from shared memory feeds two mmas.
   static constexpr int kWarps = 4, kThreads = kWarps * kWarp, kMTiles = 2;
   static constexpr int kWarpRows = 16 * kMTiles, kRows = kWarpRows * kWarps, kKeys = 64;
+  // Up to qk 64 the warp's q fragments fit in registers for the whole walk; larger qk reads them
+  // from shared memory at every k step.
+  static constexpr bool kQInRegisters = D::kQK <= 64;
   static constexpr int kQElems = kRows * D::kLdQK, kKElems = kKeys * D::kLdQK,
                        kVElems = kKeys * D::kLdV;
   static constexpr int kSmemBytes = (kQElems + 2 * (kKElems + kVElems)) * sizeof(bf16_t);
@@ -291,8 +305,17 @@ __global__ void __launch_bounds__(ForwardShape<D>::kThreads)
       row_max[m][r] = -INFINITY;
       row_sum[m][r] = 0.f;
     }
+  constexpr int kQFrags = S::kQInRegisters ? kQK / 16 : 1;
+  uint32_t q_frag[MT][kQFrags][4];
   for (int tile = 0; tile < walk.tiles; ++tile) {
     begin_step(tile, walk.tiles, issue_kv);
+    if (S::kQInRegisters && tile == 0) {
+#pragma unroll
+      for (int m = 0; m < MT; ++m)
+#pragma unroll
+        for (int kk = 0; kk < kQFrags; ++kk)
+          load_a(q_frag[m][kk], qs, D::kLdQK, row0 + 16 * m, kk * 16);
+    }
     const int j0 = tile * kKeys;
     if (j0 >= walk.warp_keys) continue;
     const bf16_t* kt = ks + tile % 2 * S::kKElems;
@@ -300,7 +323,17 @@ __global__ void __launch_bounds__(ForwardShape<D>::kThreads)
 
     float s[MT][kKeys / 8][4];
     zero(s);
-    mma_rows_times_rows<kQK>(s, qs, D::kLdQK, row0, kt, D::kLdQK, p.qk_dim);
+    if constexpr (S::kQInRegisters) {
+      mma_times_rows<kQK>(
+          s,
+          [&](uint32_t(&a)[4], int m, int kk) {
+#pragma unroll
+            for (int e = 0; e < 4; ++e) a[e] = q_frag[m][kk][e];
+          },
+          kt, D::kLdQK, p.qk_dim);
+    } else {
+      mma_rows_times_rows<kQK>(s, qs, D::kLdQK, row0, kt, D::kLdQK, p.qk_dim);
+    }
 
     const bool masked = j0 + kKeys > walk.unmasked_keys;
 #pragma unroll
