@@ -25,9 +25,9 @@
 // - backward (deterministic, no atomics), like the shared-memory kernels: one block of 4 warps per
 //   (64 keys, kv head, batch; 128 keys with two m-tiles per warp at head dims up to 64) owns dk
 //   and dv of its keys and walks the 32-query tiles of every query head of its GQA group; one
-//   block of 4 warps per (64 query rows, query head, batch; 128 at head dims up to 64) owns dq
-//   and walks 32-key tiles. Both recompute probs = exp2(scores * scale log2 e - lse log2 e) and
-//   d scores = probs * (d probs - delta).
+//   block of 4 warps per (64 query rows, query head, batch; 128 at head dims up to 64, with its
+//   q and d_o fragments held in registers) owns dq and walks 32-key tiles. Both recompute probs =
+//   exp2(scores * scale log2 e - lse log2 e) and d scores = probs * (d probs - delta).
 // Results go registers -> the warp's own rows of a shared tile -> global memory in 16-byte stores.
 #include <cuda_pipeline.h>
 
@@ -129,6 +129,40 @@ __device__ __forceinline__ void mma_rows_times_rows(float (&acc)[MT][N][4], cons
   mma_times_rows<K>(
       acc, [&](uint32_t(&a)[4], int m, int kk) { load_a(a, a_tile, lda, row0 + 16 * m, kk * 16); },
       b_tile, ldb, k_dim);
+}
+
+// A warp's operand rows held in registers: the A fragments of its MT m-tiles (rows [row0,
+// row0 + 16 MT) of a shared tile) for every 16-wide k step up to K, loaded once and handed to
+// mma_times_rows for each tile of the walk. `kHeld` false keeps one dummy fragment: the kernel
+// reads the rows from shared memory at each k step instead.
+template <int K, int MT, bool kHeld>
+struct HeldRows {
+  static constexpr int kSteps = kHeld ? K / 16 : 1;
+  uint32_t frag[MT][kSteps][4];
+
+  __device__ __forceinline__ void load(const bf16_t* tile, int ld, int row0) {
+#pragma unroll
+    for (int m = 0; m < MT; ++m)
+#pragma unroll
+      for (int kk = 0; kk < kSteps; ++kk) load_a(frag[m][kk], tile, ld, row0 + 16 * m, kk * 16);
+  }
+  __device__ __forceinline__ void operator()(uint32_t (&a)[4], int m, int kk) const {
+#pragma unroll
+    for (int e = 0; e < 4; ++e) a[e] = frag[m][kk][e];
+  }
+};
+
+// acc (MT m-tiles) += rows times B[k][n] = b_tile[n][k]: from `held` when it holds them, else
+// from rows [row0, row0 + 16 MT) of the shared tile `a_tile`.
+template <int K, int MT, int N, bool kHeld>
+__device__ __forceinline__ void mma_rows_times_rows(float (&acc)[MT][N][4],
+                                                    const HeldRows<K, MT, kHeld>& held,
+                                                    const bf16_t* a_tile, int lda, int row0,
+                                                    const bf16_t* b_tile, int ldb, int k_dim) {
+  if constexpr (kHeld)
+    mma_times_rows<K>(acc, held, b_tile, ldb, k_dim);
+  else
+    mma_rows_times_rows<K>(acc, a_tile, lda, row0, b_tile, ldb, k_dim);
 }
 
 // acc[m] (16 x 8 N, columns [0, n_dim) computed in 16-wide steps) += the A operand held in the
@@ -305,17 +339,10 @@ __global__ void __launch_bounds__(ForwardShape<D>::kThreads)
       row_max[m][r] = -INFINITY;
       row_sum[m][r] = 0.f;
     }
-  constexpr int kQFrags = S::kQInRegisters ? kQK / 16 : 1;
-  uint32_t q_frag[MT][kQFrags][4];
+  HeldRows<kQK, MT, S::kQInRegisters> q_rows;
   for (int tile = 0; tile < walk.tiles; ++tile) {
     begin_step(tile, walk.tiles, issue_kv);
-    if (S::kQInRegisters && tile == 0) {
-#pragma unroll
-      for (int m = 0; m < MT; ++m)
-#pragma unroll
-        for (int kk = 0; kk < kQFrags; ++kk)
-          load_a(q_frag[m][kk], qs, D::kLdQK, row0 + 16 * m, kk * 16);
-    }
+    if (S::kQInRegisters && tile == 0) q_rows.load(qs, D::kLdQK, row0);
     const int j0 = tile * kKeys;
     if (j0 >= walk.warp_keys) continue;
     const bf16_t* kt = ks + tile % 2 * S::kKElems;
@@ -323,17 +350,7 @@ __global__ void __launch_bounds__(ForwardShape<D>::kThreads)
 
     float s[MT][kKeys / 8][4];
     zero(s);
-    if constexpr (S::kQInRegisters) {
-      mma_times_rows<kQK>(
-          s,
-          [&](uint32_t(&a)[4], int m, int kk) {
-#pragma unroll
-            for (int e = 0; e < 4; ++e) a[e] = q_frag[m][kk][e];
-          },
-          kt, D::kLdQK, p.qk_dim);
-    } else {
-      mma_rows_times_rows<kQK>(s, qs, D::kLdQK, row0, kt, D::kLdQK, p.qk_dim);
-    }
+    mma_rows_times_rows(s, q_rows, qs, D::kLdQK, row0, kt, D::kLdQK, p.qk_dim);
 
     const bool masked = j0 + kKeys > walk.unmasked_keys;
 #pragma unroll
@@ -401,6 +418,8 @@ template <class D>
 struct DqShape {
   static constexpr int kWarps = 4, kThreads = kWarps * kWarp, kMTiles = kBackwardMTiles<D>;
   static constexpr int kWarpRows = 16 * kMTiles, kRows = kWarpRows * kWarps, kKeys = 32;
+  // Up to head dims 64 the warp's q and d_o fragments stay in registers for the whole walk.
+  static constexpr bool kRowsInRegisters = D::kQK <= 64 && D::kV <= 64;
   static constexpr int kQElems = kRows * D::kLdQK, kDoElems = kRows * D::kLdV,
                        kKElems = kKeys * D::kLdQK, kVElems = kKeys * D::kLdV;
   static constexpr int kSmemBytes = (kQElems + kDoElems + 2 * (kKElems + kVElems)) * sizeof(bf16_t);
@@ -447,8 +466,14 @@ __global__ void __launch_bounds__(DqShape<D>::kThreads)
 
   float acc[MT][kQK / 8][4];
   zero(acc);
+  HeldRows<kQK, MT, S::kRowsInRegisters> q_rows;
+  HeldRows<kV, MT, S::kRowsInRegisters> do_rows;
   for (int tile = 0; tile < walk.tiles; ++tile) {
     begin_step(tile, walk.tiles, issue_kv);
+    if (S::kRowsInRegisters && tile == 0) {
+      q_rows.load(qs, D::kLdQK, row0);
+      do_rows.load(dos, D::kLdV, row0);
+    }
     const int j0 = tile * kKeys;
     if (j0 >= walk.warp_keys) continue;
     const bf16_t* kt = ks + tile % 2 * S::kKElems;
@@ -457,8 +482,8 @@ __global__ void __launch_bounds__(DqShape<D>::kThreads)
     float s[MT][kKeys / 8][4], dp[MT][kKeys / 8][4];
     zero(s);
     zero(dp);
-    mma_rows_times_rows<kQK>(s, qs, D::kLdQK, row0, kt, D::kLdQK, p.qk_dim);
-    mma_rows_times_rows<kV>(dp, dos, D::kLdV, row0, vt, D::kLdV, p.v_dim);
+    mma_rows_times_rows(s, q_rows, qs, D::kLdQK, row0, kt, D::kLdQK, p.qk_dim);
+    mma_rows_times_rows(dp, do_rows, dos, D::kLdV, row0, vt, D::kLdV, p.v_dim);
     const bool masked = j0 + kKeys > walk.unmasked_keys;
 #pragma unroll
     for (int m = 0; m < MT; ++m)
