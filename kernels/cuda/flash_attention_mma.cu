@@ -25,9 +25,9 @@
 // - backward (deterministic, no atomics), like the shared-memory kernels: one block of 4 warps per
 //   (64 keys, kv head, batch; 128 keys with two m-tiles per warp at head dims up to 64) owns dk
 //   and dv of its keys and walks the 32-query tiles of every query head of its GQA group; one
-//   block of 4 warps per (64 query rows, query head, batch; 128 at head dims up to 64, with its
-//   q and d_o fragments held in registers) owns dq and walks 32-key tiles. Both recompute probs =
-//   exp2(scores * scale log2 e - lse log2 e) and d scores = probs * (d probs - delta).
+//   block of 4 warps per (64 query rows, query head, batch; 128 at head dims up to 64) owns dq
+//   and walks 32-key tiles, its q and d_o fragments held in registers up to 128/128. Both recompute
+//   probs = exp2(scores * scale log2 e - lse log2 e) and d scores = probs * (d probs - delta).
 // Results go registers -> the warp's own rows of a shared tile -> global memory in 16-byte stores.
 #include <cuda_pipeline.h>
 
@@ -418,8 +418,9 @@ template <class D>
 struct DqShape {
   static constexpr int kWarps = 4, kThreads = kWarps * kWarp, kMTiles = kBackwardMTiles<D>;
   static constexpr int kWarpRows = 16 * kMTiles, kRows = kWarpRows * kWarps, kKeys = 32;
-  // Up to head dims 64 the warp's q and d_o fragments stay in registers for the whole walk.
-  static constexpr bool kRowsInRegisters = D::kQK <= 64 && D::kV <= 64;
+  // The warp's q and d_o fragments stay in registers for the whole walk when they take at most
+  // 64 registers (32 rows at head dims 64, 16 rows at 128/128).
+  static constexpr bool kRowsInRegisters = kMTiles * (D::kQK + D::kV) <= 256;
   static constexpr int kQElems = kRows * D::kLdQK, kDoElems = kRows * D::kLdV,
                        kKElems = kKeys * D::kLdQK, kVElems = kKeys * D::kLdV;
   static constexpr int kSmemBytes = (kQElems + kDoElems + 2 * (kKElems + kVElems)) * sizeof(bf16_t);
