@@ -24,7 +24,8 @@
 //   reduced once at the end);
 // - backward (deterministic, no atomics), like the shared-memory kernels: one block of 4 warps per
 //   (64 keys, kv head, batch; 128 keys with two m-tiles per warp at head dims up to 64) owns dk
-//   and dv of its keys and walks the 32-query tiles of every query head of its GQA group; one
+//   and dv of its keys (its k fragments held in registers at 128/128) and walks the 32-query
+//   tiles of every query head of its GQA group; one
 //   block of 4 warps per (64 query rows, query head, batch; 128 at head dims up to 64) owns dq
 //   and walks 32-key tiles, its q and d_o fragments held in registers up to 128/128. Both recompute
 //   probs = exp2(scores * scale log2 e - lse log2 e) and d scores = probs * (d probs - delta).
@@ -519,6 +520,9 @@ template <class D>
 struct DkDvShape {
   static constexpr int kWarps = 4, kThreads = kWarps * kWarp, kMTiles = kBackwardMTiles<D>;
   static constexpr int kWarpKeys = 16 * kMTiles, kKeys = kWarpKeys * kWarps, kRows = 32;
+  // The warp's k fragments stay in registers for the whole walk where the registers allow (32
+  // at 128/128; the accumulators and score tiles take the rest at the other head dims).
+  static constexpr bool kKeysInRegisters = kMTiles == 1 && D::kQK <= 128;
   static constexpr int kKElems = kKeys * D::kLdQK, kVElems = kKeys * D::kLdV,
                        kQElems = kRows * D::kLdQK, kDoElems = kRows * D::kLdV;
   static constexpr int kTileBytes = (kKElems + kVElems + 2 * (kQElems + kDoElems)) * 2;
@@ -578,8 +582,10 @@ __global__ void __launch_bounds__(DkDvShape<D>::kThreads)
   float acc_k[MT][kQK / 8][4], acc_v[MT][kV / 8][4];
   zero(acc_k);
   zero(acc_v);
+  HeldRows<kQK, MT, S::kKeysInRegisters> k_rows;
   for (int step = 0; step < n_steps; ++step) {
     begin_step(step, n_steps, issue_q);
+    if (S::kKeysInRegisters && step == 0) k_rows.load(ks, D::kLdQK, row0);
     const int i0 = i_start + step % tiles_per_head * kRows;
     // Idle when the warp has no keys or no query of the tile sees them.
     if (key0 >= p.kv_len || i0 + kRows <= warp_first_query) continue;
@@ -593,7 +599,7 @@ __global__ void __launch_bounds__(DkDvShape<D>::kThreads)
     float st[MT][kRows / 8][4], dpt[MT][kRows / 8][4];
     zero(st);
     zero(dpt);
-    mma_rows_times_rows<kQK>(st, ks, D::kLdQK, row0, qt, D::kLdQK, p.qk_dim);
+    mma_rows_times_rows(st, k_rows, ks, D::kLdQK, row0, qt, D::kLdQK, p.qk_dim);
     mma_rows_times_rows<kV>(dpt, vs, D::kLdV, row0, dot, D::kLdV, p.v_dim);
     const bool masked = visible_keys(p, i0) < key0 + S::kWarpKeys;
 #pragma unroll
