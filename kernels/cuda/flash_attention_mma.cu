@@ -27,7 +27,7 @@
 //   and dv of its keys (its k fragments held in registers at 128/128) and walks the 32-query
 //   tiles of every query head of its GQA group; one
 //   block of 4 warps per (64 query rows, query head, batch; 128 at head dims up to 64) owns dq
-//   and walks 32-key tiles, its q and d_o fragments held in registers up to 128/128. Both recompute
+//   and walks 32-key tiles, its q and d_o fragments held in registers. Both recompute
 //   probs = exp2(scores * scale log2 e - lse log2 e) and d scores = probs * (d probs - delta).
 // Results go registers -> the warp's own rows of a shared tile -> global memory in 16-byte stores.
 #include <cuda_pipeline.h>
@@ -420,8 +420,8 @@ struct DqShape {
   static constexpr int kWarps = 4, kThreads = kWarps * kWarp, kMTiles = kBackwardMTiles<D>;
   static constexpr int kWarpRows = 16 * kMTiles, kRows = kWarpRows * kWarps, kKeys = 32;
   // The warp's q and d_o fragments stay in registers for the whole walk when they take at most
-  // 64 registers (32 rows at head dims 64, 16 rows at 128/128).
-  static constexpr bool kRowsInRegisters = kMTiles * (D::kQK + D::kV) <= 256;
+  // 80 registers: every instantiation (64 at 64/64 and 128/128, 80 at 192/128).
+  static constexpr bool kRowsInRegisters = kMTiles * (D::kQK + D::kV) <= 320;
   static constexpr int kQElems = kRows * D::kLdQK, kDoElems = kRows * D::kLdV,
                        kKElems = kKeys * D::kLdQK, kVElems = kKeys * D::kLdV;
   static constexpr int kSmemBytes = (kQElems + kDoElems + 2 * (kKElems + kVElems)) * sizeof(bf16_t);
