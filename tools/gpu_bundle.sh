@@ -32,8 +32,9 @@ git diff --quiet || echo "+uncommitted changes" >>"$bundle/commit"
 cat >"$bundle/run.sh" <<'RUN'
 #!/usr/bin/env bash
 # The GPU checks with prebuilt binaries (tools/gpu_bundle.sh): CUDA tests, cuBLAS peak, attention
-# (flash, naive), MoE layer, memory-bound ops, whole training steps and where their GPU time goes
-# (--profile by category; tools/ncu_step.sh kernel by kernel). Logs go to $OUT when set.
+# (flash, naive), MoE layer, memory-bound ops, whole training steps and where their GPU and host
+# time goes (--profile and --profile-host by category; tools/ncu_step.sh kernel by kernel). Logs
+# go to $OUT when set.
 B=build/bundle
 out="${OUT:-$B/out}"
 mkdir -p "$out"
@@ -55,9 +56,12 @@ bench=${PIPESTATUS[0]}
 step "where the step time goes: latte bench train --device cuda --quick --profile"
 timeout 200 "$B/latte" bench train --device cuda --quick --profile 2>&1 | tee "$out/profile.log"
 profile=${PIPESTATUS[0]}
+step "where the host's time goes: latte bench train --device cuda --quick --profile-host"
+timeout 200 "$B/latte" bench train --device cuda --quick --profile-host 2>&1 | tee -a "$out/profile.log"
+host_profile=${PIPESTATUS[0]}
 step "kernel by kernel: tools/ncu_step.sh (step 3 of the gpu-scale models under ncu)"
 timeout 260 tools/ncu_step.sh "$PWD/$B/latte" "$out" 2>&1 | tee "$out/ncu.log"
 ncu=${PIPESTATUS[0]}
-step "done: tests exit $tests, benchmarks exit $bench, profile exit $profile, ncu exit $ncu"
+step "done: tests exit $tests, benchmarks exit $bench, profile exit $profile, host profile exit $host_profile, ncu exit $ncu"
 RUN
 echo "bundle: $bundle ($(du -sh "$bundle" | cut -f1)); commit $(tr '\n' ' ' <"$bundle/commit")"

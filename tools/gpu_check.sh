@@ -4,10 +4,10 @@
 # kernels and ops against their CPU twins, 20-step GPU-vs-CPU training), the cuBLAS GEMM peak
 # (latte_cuda_tests --bench), the attention, MoE and memory-bound op benchmarks (latte bench
 # attention moe memory --device cuda), the PyTorch SDPA baseline (tools/bench_sdpa.py) and whole
-# training steps (latte bench train --device cuda: tokens/s, MFU) with a short profiled rerun
-# (--quick --profile: the step time split per category of op) and, where the toolkit has ncu, one
-# step of each gpu-scale model kernel by kernel (tools/ncu_step.sh), and prints one summary
-# table. The full log goes to $OUT/gpu_check.log when OUT is set (the device tool returns files
+# training steps (latte bench train --device cuda: tokens/s, MFU) with short profiled reruns
+# (--quick --profile and --profile-host: GPU and host time per category of op) and, where the
+# toolkit has ncu, one step of each gpu-scale model kernel by kernel (tools/ncu_step.sh), and
+# prints one summary table. The full log goes to $OUT/gpu_check.log when OUT is set (the device tool returns files
 # from $OUT), else to build/gpu/gpu_check.log. Ends within 8 minutes on an H200, plus up to 4 for
 # the ncu step.
 #   tools/gpu_check.sh
@@ -82,6 +82,9 @@ train_status=${PIPESTATUS[0]}
 section "where the step time goes: latte bench train --device cuda --quick --profile"
 timeout 150 "$build/latte" bench train --device cuda --quick --profile 2>&1 | tee "$build/profile.log"
 profile_status=${PIPESTATUS[0]}
+section "where the host's time goes: latte bench train --device cuda --quick --profile-host"
+timeout 150 "$build/latte" bench train --device cuda --quick --profile-host 2>&1 |
+  tee -a "$build/profile.log"
 
 section "kernel by kernel: tools/ncu_step.sh (step 3 of the gpu-scale models under ncu)"
 timeout 260 tools/ncu_step.sh "$build/latte" "$build/ncu" 2>&1 | tee "$build/ncu.log"
@@ -140,7 +143,7 @@ for kv in train:
           f" {kv.get('tflops', '-'):>9} {float(kv.get('mfu', 'nan')) * 100:>6.1f}%")
 EOF
 echo
-echo "Step time split (GPU time per category, 8 profiled steps; the log above has each table):"
+echo "Step time split (GPU, then host time per category, 7 profiled steps; each table above):"
 grep -E "^\[|^  .* s +-?[0-9.]+%$" "$build/profile.log"
 echo
 echo "CUDA tests: ${ctest_line:-no ctest result} (exit $test_status)"

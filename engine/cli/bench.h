@@ -14,9 +14,10 @@ namespace latte::cli {
 
 struct BenchOptions {
   std::string device = "cpu";
-  int repeats = 5;       // timed repetitions (best and median reported)
-  bool quick = false;    // smaller sizes, for smoke runs
-  bool profile = false;  // train: print each run's step time split (latte train --profile)
+  int repeats = 5;            // timed repetitions (best and median reported)
+  bool quick = false;         // smaller sizes, for smoke runs
+  bool profile = false;       // train: print each run's step time split (latte train --profile)
+  bool profile_host = false;  // train: the same on the host clock (latte train --profile-host)
   // The GPU's dense bf16 peak for MFU; the default is the H100 / H200 SXM datasheet figure.
   double peak_tflops = 989.4;
 };

@@ -41,10 +41,11 @@ void bench_train(const BenchOptions& options) {
       steps, options.device.c_str(), cuda ? ", bf16 mixed precision" : ", f32");
   std::printf("FLOPs per token = 3 x forward (matmuls + attention scores and values)%s\n",
               cuda ? "; MFU = model FLOP/s / peak" : "");
-  if (options.profile)
+  if (options.profile || options.profile_host)
     std::printf(
-        "--profile: each run prints its step time split; the profiled steps end with a "
-        "device sync and time every op, so tokens/s are lower than without it\n");
+        "--profile%s: each run prints its step time split; the profiled steps end with a "
+        "device sync and time every op, so tokens/s are lower than without it\n",
+        options.profile_host ? "-host" : "");
   std::vector<std::string> rows;
   for (const std::string& scale : scales) {
     SuiteOptions so;
@@ -61,6 +62,7 @@ void bench_train(const BenchOptions& options) {
     so.progress = false;
     so.plots = false;
     so.profile = options.profile;
+    so.profile_host = options.profile_host;
     const SuiteResult result = run_suite(suite_file, so, *comm);
     for (const auto& run : result.results.at("runs")) {
       const double tps = run.at("summary").at("tokens_per_second").get<double>();

@@ -94,6 +94,8 @@ void add_bench_command(CLI::App& app) {
   cmd->add_flag("--quick", options->quick, "Smaller sizes (smoke runs)");
   cmd->add_flag("--profile", options->profile,
                 "train only: print each run's step time split (slows the steps)");
+  cmd->add_flag("--profile-host", options->profile_host,
+                "train only: --profile on the host clock (on CUDA: where the host's time goes)");
   cmd->add_option("--peak-tflops", options->peak_tflops, "GPU bf16 dense peak for MFU (train)")
       ->capture_default_str();
   cmd->callback([names, options]() {
@@ -106,10 +108,11 @@ void add_bench_command(CLI::App& app) {
         return s;
       }() << ")";
     }
-    LATTE_CHECK(!options->profile ||
+    LATTE_CHECK(!(options->profile || options->profile_host) ||
                 (!names->empty() && std::all_of(names->begin(), names->end(),
                                                 [](const std::string& n) { return n == "train"; })))
-        << "bench: --profile applies to the train benchmark only (latte bench train --profile)";
+        << "bench: --profile and --profile-host apply to the train benchmark only (latte bench "
+           "train --profile)";
     for (const auto& b : benchmarks()) {
       if (!names->empty() && std::find(names->begin(), names->end(), b.name) == names->end())
         continue;

@@ -31,6 +31,9 @@ void add_suite_command(CLI::App& app) {
   cmd->add_flag("--no-progress", *no_progress, "No live progress output");
   cmd->add_flag("--no-plots", *no_plots, "Skip the PNG plots");
   cmd->add_flag("--profile", options->profile, "Print each run's step time split");
+  cmd->add_flag(
+      "--profile-host", options->profile_host,
+      "--profile on the host clock: on CUDA, where the host spends its time issuing work");
   cmd->callback([suite_file, options, no_progress, no_plots, device] {
     if (!device->empty()) options->overrides.push_back("train.device=\"" + *device + "\"");
     options->progress = !*no_progress;

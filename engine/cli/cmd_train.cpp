@@ -16,7 +16,7 @@ namespace {
 struct TrainArgs {
   std::string config, resume, device;
   std::vector<std::string> overrides;
-  bool profile = false, no_progress = false;
+  bool profile = false, profile_host = false, no_progress = false;
   int64_t stop_after = 0;
 };
 
@@ -49,7 +49,8 @@ void run_train(const TrainArgs& args) {
   TrainOptions options;
   options.resume = !args.resume.empty();
   options.progress = !args.no_progress;
-  options.profile = args.profile;
+  options.profile = args.profile || args.profile_host;
+  options.profile_host = args.profile_host;
   options.stop_after = args.stop_after;
   const TrainSummary s = train(config, options, *comm);
   if (comm->is_root())
@@ -71,6 +72,9 @@ void add_train_command(CLI::App& app) {
   cmd->add_option("--device", args->device, "cpu or cuda (train.device)")
       ->check(CLI::IsMember({"cpu", "cuda"}));
   cmd->add_flag("--profile", args->profile, "Print the step time split at the end");
+  cmd->add_flag(
+      "--profile-host", args->profile_host,
+      "--profile on the host clock: on CUDA, where the host spends its time issuing work");
   cmd->add_flag("--no-progress", args->no_progress, "No live progress output");
   cmd->add_option("--stop-after", args->stop_after,
                   "Stop (checkpoint, exit 130) after this many steps, as if interrupted");

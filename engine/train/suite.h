@@ -20,8 +20,9 @@ struct SuiteOptions {
   std::vector<std::string> overrides;  // --set applied to every variant after the scale
   std::string output_dir;              // empty = the suite's output_dir/<scale>
   bool progress = true;
-  bool plots = true;     // run tools/plot_results.py when python3 + matplotlib exist
-  bool profile = false;  // print each run's step time split (TrainOptions::profile)
+  bool plots = true;          // run tools/plot_results.py when python3 + matplotlib exist
+  bool profile = false;       // print each run's step time split (TrainOptions::profile)
+  bool profile_host = false;  // on the host clock (TrainOptions::profile_host)
 };
 
 struct SuiteResult {

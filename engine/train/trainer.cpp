@@ -190,15 +190,22 @@ void truncate_metrics(const fs::path& file, int64_t step) {
   write_file_atomically(file.string(), kept);
 }
 
-// The --profile table: each category's seconds, their sum and the rest of the steps' wall time.
-void print_step_split(int64_t steps, double wall, bool device_timed) {
-  std::printf("step time split over %lld steps, %.3f s of step wall time\n",
-              static_cast<long long>(steps), wall);
+// The --profile table: each category's seconds, their sum and the rest of the profiled steps'
+// wall time. `device_timed`: GPU time from CUDA events; `host_timing_gpu`: the host clock while
+// the GPU runs the work asynchronously.
+void print_step_split(int64_t steps, double wall, bool device_timed, bool host_timing_gpu) {
+  std::printf(
+      "step time split over %lld steps (the session's first, which warms caches, is not "
+      "profiled), %.3f s of their wall time\n",
+      static_cast<long long>(steps), wall);
   std::printf(
       device_timed
           ? "(GPU time between each category's CUDA events, innermost scope wins: it includes\n"
             " GPU idle gaps inside a scope, so launch-bound ops look long; each step ends with a\n"
             " device sync)\n"
+      : host_timing_gpu
+          ? "(host time inside each category's scopes while it issues the GPU's work, innermost\n"
+            " scope wins; waiting for the GPU at the end of each step counts as other)\n"
           : "(host wall time, innermost scope wins)\n");
   double named = 0;
   for (int c = 0; c < static_cast<int>(profiler::Category::kCount); ++c) {
@@ -319,12 +326,15 @@ TrainSummary train(const RunConfig& config, const TrainOptions& options, Communi
   Progress progress(options.progress && root, tc.steps);
   Allocator& alloc = allocator_for(place.device);
   alloc.reset_peak();
-  // --profile: the host clock on the CPU, the CUDA runtime's event timer on the GPU.
+  // --profile: the host clock on the CPU, the CUDA runtime's event timer on the GPU (the host
+  // clock there too with profile_host).
+  const bool device_timed = place.device == Device::CUDA && !options.profile_host;
   profiler::Timer* profile_timer = nullptr;
   if (options.profile)
-    profile_timer =
-        place.device == Device::CUDA ? &profiler::device_timer() : &profiler::host_timer();
+    profile_timer = device_timed ? &profiler::device_timer() : &profiler::host_timer();
   profiler::reset();
+  int64_t profiled_steps = 0;
+  double profiled_seconds = 0;
 
   auto state_json = [&](int64_t step, double wall) {
     return nlohmann::json{{"step", step},
@@ -360,7 +370,9 @@ TrainSummary train(const RunConfig& config, const TrainOptions& options, Communi
     }
     const DeviceRange range(place.device, "latte step " + std::to_string(step + 1));
     const auto t0 = std::chrono::steady_clock::now();
-    if (profile_timer) profiler::start(*profile_timer);
+    // Every step but the session's first (its caches, allocations and library loads are warming).
+    const bool profiled = profile_timer && step > start_step;
+    if (profiled) profiler::start(*profile_timer);
     for (Tensor p : params) p.zero_grad();
     double loss_sum = 0, lm_sum = 0, aux_sum = 0, mtp_sum = 0;
     std::vector<MoeLayerStats> moe_stats;
@@ -397,12 +409,16 @@ TrainSummary train(const RunConfig& config, const TrainOptions& options, Communi
     const double lr = schedule.at(step);
     optimizer.step(lr, clip_scale(grad_norm, tc.grad_clip));
     ++step;
-    if (profile_timer) {  // a profiled step ends when its device work has finished
+    if (profiled) {  // a profiled step ends when its device work has finished
       synchronize(place.device);
       profiler::stop();
     }
     const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     train_seconds += dt;
+    if (profiled) {
+      ++profiled_steps;
+      profiled_seconds += dt;
+    }
     if (step - start_step > 1) {  // the first step of a session warms caches: not timed
       step_seconds_sum += dt;
       ++timed_steps;
@@ -490,8 +506,13 @@ TrainSummary train(const RunConfig& config, const TrainOptions& options, Communi
     if (status == "completed")
       write_file_atomically((run_dir / "summary.json").string(), summary.to_json().dump(2) + "\n");
   }
-  if (options.profile && root && step > start_step)
-    print_step_split(step - start_step, train_seconds, place.device == Device::CUDA);
+  if (options.profile && root) {
+    if (profiled_steps > 0)
+      print_step_split(profiled_steps, profiled_seconds, device_timed,
+                       place.device == Device::CUDA && !device_timed);
+    else
+      std::printf("no step time split: the session ran one step, and its first is not profiled\n");
+  }
   return summary;
 }
 

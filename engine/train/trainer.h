@@ -29,10 +29,11 @@ struct TrainSummary {
 };
 
 struct TrainOptions {
-  bool resume = false;     // continue from the newest checkpoint of the run folder
-  bool progress = true;    // live progress line (plain lines when stdout is not a terminal)
-  bool profile = false;    // print the step time split at the end
-  int64_t stop_after = 0;  // >0: stop (as if interrupted) after this many steps of this session
+  bool resume = false;        // continue from the newest checkpoint of the run folder
+  bool progress = true;       // live progress line (plain lines when stdout is not a terminal)
+  bool profile = false;       // print the step time split at the end (steps after the first)
+  bool profile_host = false;  // with profile on CUDA: time the host, not the GPU (the host clock)
+  int64_t stop_after = 0;     // >0: stop (as if interrupted) after this many steps of this session
 };
 
 // Trains `config` in config.output.dir. Throws latte::Error on bad data or a non-finite loss

@@ -155,11 +155,15 @@ TEST_CASE("bad configs and bad data give a message naming the file, key or probl
        "needs train.device = \"cuda\""},
       {"unknown device", train + " --device gpu", "--device: gpu not in {cpu,cuda}", 105},
       {"profile outside bench train", "bench linear --profile",
-       "--profile applies to the train benchmark only"},
+       "--profile and --profile-host apply to the train benchmark only"},
+      {"host profile outside bench train", "bench moe --profile-host",
+       "--profile and --profile-host apply to the train benchmark only"},
   };
   if (!cuda_available()) {
     cases.push_back({"cuda without a GPU", train + " --device cuda", "no usable CUDA device"});
     cases.push_back({"profiling cuda without a GPU", train + " --profile --device cuda",
+                     "no usable CUDA device"});
+    cases.push_back({"host profiling cuda without a GPU", train + " --profile-host --device cuda",
                      "no usable CUDA device"});
   }
   for (const Case& c : cases) {
@@ -172,33 +176,51 @@ TEST_CASE("bad configs and bad data give a message naming the file, key or probl
 }
 
 TEST_CASE("train --profile prints the step time split: every category, their sum and the rest") {
+  // --profile-host is --profile on the host clock, which the CPU uses anyway.
+  for (const std::string flag : {"--profile", "--profile-host"}) {
+    INFO(flag);
+    test::TempDir tmp;
+    const auto r = test::run_latte("train " + source("tests/integration/configs/tiny_mha.toml") +
+                                   " --no-progress " + flag +
+                                   " --set output.dir=" + (tmp.path() / "run").string());
+    INFO(r.output);
+    REQUIRE(r.exit_code == 0);
+    // 12 steps; the first warms caches and is not profiled.
+    const std::string heading =
+        "step time split over 11 steps (the session's first, which warms caches, is not "
+        "profiled), ";
+    const size_t header = r.output.find(heading);
+    REQUIRE(header != std::string::npos);
+    CHECK(r.output.find("(host wall time, innermost scope wins)", header) != std::string::npos);
+    const double wall = std::stod(r.output.substr(header + heading.size()));
+    // The seconds on the line that starts with `label` after the header.
+    auto seconds_of = [&](const std::string& label) {
+      const size_t at = r.output.find("\n  " + label, header);
+      REQUIRE_MESSAGE(at != std::string::npos, "no line for " << label);
+      return std::stod(r.output.substr(at + 3 + label.size()));
+    };
+    double sum = 0;
+    for (int c = 0; c < static_cast<int>(profiler::Category::kCount); ++c) {
+      const double s = seconds_of(profiler::category_name(static_cast<profiler::Category>(c)));
+      CHECK(s >= 0);
+      sum += s;
+    }
+    // Printed with 3 decimals: each of the 11 categories rounds by at most 0.0005 s.
+    CHECK(std::abs(seconds_of("sum of the categories") - sum) <= 11 * 0.0005 + 1e-9);
+    CHECK(seconds_of("sum of the categories") <= wall);
+    // "other" is the unrounded wall minus the unrounded sum: two more roundings.
+    CHECK(std::abs(seconds_of("other (outside every scope)") - (wall - sum)) <= 13 * 0.0005 + 1e-9);
+  }
+}
+
+TEST_CASE("train --profile over a one-step session says there is nothing to profile") {
   test::TempDir tmp;
-  const auto r =
-      test::run_latte("train " + source("tests/integration/configs/tiny_mha.toml") +
-                      " --no-progress --profile --set output.dir=" + (tmp.path() / "run").string());
+  const auto r = test::run_latte("train " + source("tests/integration/configs/tiny_mha.toml") +
+                                 " --no-progress --profile --set train.steps=1 --set output.dir=" +
+                                 (tmp.path() / "run").string());
   INFO(r.output);
   REQUIRE(r.exit_code == 0);
-  const std::string heading = "step time split over 12 steps, ";
-  const size_t header = r.output.find(heading);
-  REQUIRE(header != std::string::npos);
-  const double wall = std::stod(r.output.substr(header + heading.size()));
-  // The seconds on the line that starts with `label` after the header.
-  auto seconds_of = [&](const std::string& label) {
-    const size_t at = r.output.find("\n  " + label, header);
-    REQUIRE_MESSAGE(at != std::string::npos, "no line for " << label);
-    return std::stod(r.output.substr(at + 3 + label.size()));
-  };
-  double sum = 0;
-  for (int c = 0; c < static_cast<int>(profiler::Category::kCount); ++c) {
-    const double s = seconds_of(profiler::category_name(static_cast<profiler::Category>(c)));
-    CHECK(s >= 0);
-    sum += s;
-  }
-  // Printed with 3 decimals: each of the 11 categories rounds by at most 0.0005 s.
-  CHECK(std::abs(seconds_of("sum of the categories") - sum) <= 11 * 0.0005 + 1e-9);
-  CHECK(seconds_of("sum of the categories") <= wall);
-  // "other" is the unrounded wall minus the unrounded sum: two more roundings.
-  CHECK(std::abs(seconds_of("other (outside every scope)") - (wall - sum)) <= 13 * 0.0005 + 1e-9);
+  CHECK(r.output.find("no step time split: the session ran one step") != std::string::npos);
 }
 
 TEST_CASE("SIGTERM checkpoints and exits cleanly, and the run then resumes") {
