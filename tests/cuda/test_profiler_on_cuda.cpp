@@ -84,32 +84,38 @@ TEST_CASE("a GEMM on CUDA tensors charges the GEMM category with GPU time") {
 }
 
 TEST_CASE("a profiled training run on CUDA splits its steps into the categories") {
-  TempDir dir;
   const char* env_source = std::getenv("LATTE_SOURCE_DIR");
   const std::string source = env_source && *env_source ? env_source : LATTE_SOURCE_DIR;
-  const RunConfig rc = load_run_config(
-      source + "/tests/integration/configs/tiny_v3.toml",
-      {"train.steps=3", "train.checkpoint_every=0", "eval.every=0", "eval.length_multipliers=[1]",
-       "train.device=\"cuda\"", "output.dir=\"" + dir.file("run") + "\""});
-  TrainOptions options;
-  options.progress = false;
-  options.profile = true;
-  const auto comm = make_single_process_communicator();
-  const auto t0 = std::chrono::steady_clock::now();
-  const TrainSummary summary = train(rc, options, *comm);
-  const double host = host_seconds_since(t0);
-  CHECK(summary.steps == 3);
-  CHECK(!profiler::enabled());
-  // deepseek_v3_small does work of every category (MLA with RoPE, an MoE layer, MTP).
-  double sum = 0;
-  for (int k = 0; k < static_cast<int>(profiler::Category::kCount); ++k) {
-    const auto c = static_cast<profiler::Category>(k);
-    CAPTURE(profiler::category_name(c));
-    CHECK(profiler::seconds(c) > 0);
-    sum += profiler::seconds(c);
+  // GPU time from CUDA events, then host time (--profile-host).
+  for (const bool host_clock : {false, true}) {
+    CAPTURE(host_clock);
+    TempDir dir;
+    const RunConfig rc = load_run_config(
+        source + "/tests/integration/configs/tiny_v3.toml",
+        {"train.steps=3", "train.checkpoint_every=0", "eval.every=0", "eval.length_multipliers=[1]",
+         "train.device=\"cuda\"", "output.dir=\"" + dir.file("run") + "\""});
+    TrainOptions options;
+    options.progress = false;
+    options.profile = true;
+    options.profile_host = host_clock;
+    const auto comm = make_single_process_communicator();
+    const auto t0 = std::chrono::steady_clock::now();
+    const TrainSummary summary = train(rc, options, *comm);
+    const double host = host_seconds_since(t0);
+    CHECK(summary.steps == 3);
+    CHECK(!profiler::enabled());
+    // deepseek_v3_small does work of every category (MLA with RoPE, an MoE layer, MTP); steps 2
+    // and 3 are profiled.
+    double sum = 0;
+    for (int k = 0; k < static_cast<int>(profiler::Category::kCount); ++k) {
+      const auto c = static_cast<profiler::Category>(k);
+      CAPTURE(profiler::category_name(c));
+      CHECK(profiler::seconds(c) > 0);
+      sum += profiler::seconds(c);
+    }
+    CHECK(sum <= host);
+    profiler::reset();
   }
-  CHECK(sum <= host);
-  profiler::reset();
 }
 
 }  // namespace latte::test
