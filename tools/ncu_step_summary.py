@@ -28,8 +28,9 @@ GROUPS = [
                            r"row_starts|sanitize"),
     ("MoE routing and permutation", r"router|select_experts|dispatch|place|scan|count|gather|"
                                     r"combine|balance|per_token|sum_tokens|expert"),
-    ("copies, casts and fills", r"copy|fill"),
-    ("elementwise and activations", r"binary|elementwise|scale|add_inplace|sum_to|sum_chunks"),
+    ("copies, casts and fills", r"copy|fill|Convert"),
+    ("elementwise and activations", r"binary|elementwise|map_kernel|scale|add_inplace|sum_to|"
+                                    r"sum_chunks"),
 ]
 
 
