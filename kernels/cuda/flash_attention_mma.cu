@@ -2,33 +2,27 @@
 // forward with the row logsumexp, and the recomputing backward (dq, dk, dv), for head dims up to
 // kMmaMaxQkDim (qk) and kMmaMaxVDim (v), chosen independently.
 //
-// How it computes. Each warp owns one or two 16-row m-tiles of every product (query rows, or key
-// rows in the dk/dv kernel) and keeps its accumulators and the score tiles in registers as
-// mma.sync m16n8k16 fragments (bf16 in, fp32 accumulate; mma_sync.cuh): the score fragments become
-// the A operand of the next product directly (the accumulator layout of two adjacent 8-column
-// tiles is the A layout of one 16-wide k step), so probabilities never touch shared memory.
-// Operands stream through shared memory: global -> shared by cp.async, double-buffered (the next
-// tile's copies run while this tile is computed), shared -> registers by ldmatrix (.trans where
-// the product needs the tile's columns); with two m-tiles per warp each B fragment read from
-// shared memory feeds two mmas, halving the shared-memory traffic per mma. Tile rows carry 8 bf16
-// of padding, so the 8 row addresses of an ldmatrix fall in different banks. Head dims are
-// compile-time (64/64, 128/128, 192/128 instantiations; a problem takes the smallest that holds
-// its dims); the zero-filled columns past the real dims are skipped at run time in 16-wide steps,
-// so qk 48 in a 64 instantiation does 3 of 4 k steps. Causal blocks skip the key tiles their rows
-// cannot see; only tiles that cross a row's last visible key (or the sequence end) evaluate the
-// mask.
-// - forward: one block of 4 warps (two m-tiles each) per (128 query rows, query head, batch)
-//   walks 64-key tiles (its q fragments held in registers up to qk 64, read from shared memory
-//   at each k step above) with the online softmax in registers (running max and sum per row in the
-//   exp2 domain, the output accumulator rescaled when the max grows; row sums are per lane and
-//   reduced once at the end);
+// How it computes. Each warp owns 16 rows of every product (query rows, or key rows in the dk/dv
+// kernel) and keeps its accumulators and the score tile in registers as mma.sync m16n8k16
+// fragments (bf16 in, fp32 accumulate; mma_sync.cuh): the score fragments become the A operand of
+// the next product directly (the accumulator layout of two adjacent 8-column tiles is the A layout
+// of one 16-wide k step), so probabilities never touch shared memory. Operands stream through
+// shared memory: global -> shared by cp.async, double-buffered (the next tile's copies run while
+// this tile is computed), shared -> registers by ldmatrix (.trans where the product needs the
+// tile's columns). Tile rows carry 8 bf16 of padding, so the 8 row addresses of an ldmatrix fall
+// in different banks. Head dims are compile-time (64/64, 128/128, 192/128 instantiations; a
+// problem takes the smallest that holds its dims); the zero-filled columns past the real dims are
+// skipped at run time in 16-wide steps, so qk 48 in a 64 instantiation does 3 of 4 k steps.
+// Causal blocks skip the key tiles their rows cannot see; only tiles that cross a row's last
+// visible key (or the sequence end) evaluate the mask.
+// - forward: one block of 8 warps per (128 query rows, query head, batch) walks 64-key tiles with
+//   the online softmax in registers (running max and sum per row in the exp2 domain, the output
+//   accumulator rescaled when the max grows; row sums are per lane and reduced once at the end);
 // - backward (deterministic, no atomics), like the shared-memory kernels: one block of 4 warps per
-//   (64 keys, kv head, batch; 128 keys with two m-tiles per warp at head dims up to 64) owns dk
-//   and dv of its keys (its k fragments held in registers at 128/128) and walks the 32-query
-//   tiles of every query head of its GQA group; one
-//   block of 4 warps per (64 query rows, query head, batch; 128 at head dims up to 64) owns dq
-//   and walks 32-key tiles, its q and d_o fragments held in registers. Both recompute
-//   probs = exp2(scores * scale log2 e - lse log2 e) and d scores = probs * (d probs - delta).
+//   (64 keys, kv head, batch) owns dk and dv of its keys and walks the 32-query tiles of every
+//   query head of its GQA group; one block of 4 warps per (64 query rows, query head, batch) owns
+//   dq and walks 32-key tiles. Both recompute probs = exp2(scores * scale log2 e - lse log2 e) and
+//   d scores = probs * (d probs - delta).
 // Results go registers -> the warp's own rows of a shared tile -> global memory in 16-byte stores.
 #include <cuda_pipeline.h>
 
@@ -98,112 +92,59 @@ __device__ __forceinline__ void accumulators_as_a(uint32_t (&a)[4], const float 
   a[3] = pack_bf16x2(hi[2], hi[3]);
 }
 
-// acc[m] (16 x 8 N) += A_m (16 rows, columns [0, k_dim) in 16-wide steps, up to K) times
-// B[k][n] = b_tile[n][k] for n in [0, 8 N), where a_fragment(a, m, kk) gives the A fragment of
-// m-tile m for k in [16 kk, 16 kk + 16). Each B fragment loaded from shared memory serves the MT
-// m-tiles.
-template <int K, int MT, int N, class AFragment>
-__device__ __forceinline__ void mma_times_rows(float (&acc)[MT][N][4], const AFragment& a_fragment,
-                                               const bf16_t* b_tile, int ldb, int k_dim) {
+// acc (16 x 8 N) += the warp's 16 rows of `a_tile` (columns [0, k_dim) in 16-wide steps, up to
+// K) times B[k][n] = b_tile[n][k] for n in [0, 8 N).
+template <int K, int N>
+__device__ __forceinline__ void mma_rows_times_rows(float (&acc)[N][4], const bf16_t* a_tile,
+                                                    int lda, int row0, const bf16_t* b_tile,
+                                                    int ldb, int k_dim) {
 #pragma unroll
   for (int kk = 0; kk < K / 16; ++kk) {
     if (kk * 16 < k_dim) {
-      uint32_t a[MT][4];
-#pragma unroll
-      for (int m = 0; m < MT; ++m) a_fragment(a[m], m, kk);
+      uint32_t a[4];
+      load_a(a, a_tile, lda, row0, kk * 16);
 #pragma unroll
       for (int n = 0; n < N / 2; ++n) {
         uint32_t b[4];
         load_b_from_rows(b, b_tile, ldb, n * 16, kk * 16);
-#pragma unroll
-        for (int m = 0; m < MT; ++m) mma_pair(acc[m][2 * n], acc[m][2 * n + 1], a[m], b);
+        mma_pair(acc[2 * n], acc[2 * n + 1], a, b);
       }
     }
   }
 }
 
-// mma_times_rows with A_m = rows [row0 + 16 m, row0 + 16 m + 16) of the shared tile `a_tile`.
-template <int K, int MT, int N>
-__device__ __forceinline__ void mma_rows_times_rows(float (&acc)[MT][N][4], const bf16_t* a_tile,
-                                                    int lda, int row0, const bf16_t* b_tile,
-                                                    int ldb, int k_dim) {
-  mma_times_rows<K>(
-      acc, [&](uint32_t(&a)[4], int m, int kk) { load_a(a, a_tile, lda, row0 + 16 * m, kk * 16); },
-      b_tile, ldb, k_dim);
-}
-
-// A warp's operand rows held in registers: the A fragments of its MT m-tiles (rows [row0,
-// row0 + 16 MT) of a shared tile) for every 16-wide k step up to K, loaded once and handed to
-// mma_times_rows for each tile of the walk. `kHeld` false keeps one dummy fragment: the kernel
-// reads the rows from shared memory at each k step instead.
-template <int K, int MT, bool kHeld>
-struct HeldRows {
-  static constexpr int kSteps = kHeld ? K / 16 : 1;
-  uint32_t frag[MT][kSteps][4];
-
-  __device__ __forceinline__ void load(const bf16_t* tile, int ld, int row0) {
-#pragma unroll
-    for (int m = 0; m < MT; ++m)
-#pragma unroll
-      for (int kk = 0; kk < kSteps; ++kk) load_a(frag[m][kk], tile, ld, row0 + 16 * m, kk * 16);
-  }
-  __device__ __forceinline__ void operator()(uint32_t (&a)[4], int m, int kk) const {
-#pragma unroll
-    for (int e = 0; e < 4; ++e) a[e] = frag[m][kk][e];
-  }
-};
-
-// acc (MT m-tiles) += rows times B[k][n] = b_tile[n][k]: from `held` when it holds them, else
-// from rows [row0, row0 + 16 MT) of the shared tile `a_tile`.
-template <int K, int MT, int N, bool kHeld>
-__device__ __forceinline__ void mma_rows_times_rows(float (&acc)[MT][N][4],
-                                                    const HeldRows<K, MT, kHeld>& held,
-                                                    const bf16_t* a_tile, int lda, int row0,
-                                                    const bf16_t* b_tile, int ldb, int k_dim) {
-  if constexpr (kHeld)
-    mma_times_rows<K>(acc, held, b_tile, ldb, k_dim);
-  else
-    mma_rows_times_rows<K>(acc, a_tile, lda, row0, b_tile, ldb, k_dim);
-}
-
-// acc[m] (16 x 8 N, columns [0, n_dim) computed in 16-wide steps) += the A operand held in the
-// accumulator tiles `a_acc[m]` (16 x 8 KT: k in [0, 8 KT)) times B[k][n] = b_tile[k][n]. Each B
-// fragment serves the MT m-tiles.
-template <int MT, int KT, int N>
-__device__ __forceinline__ void mma_acc_times_cols(float (&acc)[MT][N][4],
-                                                   const float (&a_acc)[MT][KT][4],
+// acc (16 x 8 N, columns [0, n_dim) computed in 16-wide steps) += the A operand held in the
+// accumulator tiles `a_acc` (16 x 8 KT: k in [0, 8 KT)) times B[k][n] = b_tile[k][n].
+template <int KT, int N>
+__device__ __forceinline__ void mma_acc_times_cols(float (&acc)[N][4], const float (&a_acc)[KT][4],
                                                    const bf16_t* b_tile, int ldb, int n_dim) {
 #pragma unroll
   for (int kk = 0; kk < KT / 2; ++kk) {
-    uint32_t a[MT][4];
-#pragma unroll
-    for (int m = 0; m < MT; ++m) accumulators_as_a(a[m], a_acc[m][2 * kk], a_acc[m][2 * kk + 1]);
+    uint32_t a[4];
+    accumulators_as_a(a, a_acc[2 * kk], a_acc[2 * kk + 1]);
 #pragma unroll
     for (int n = 0; n < N / 2; ++n) {
       if (n * 16 < n_dim) {
         uint32_t b[4];
         load_b_from_cols(b, b_tile, ldb, kk * 16, n * 16);
-#pragma unroll
-        for (int m = 0; m < MT; ++m) mma_pair(acc[m][2 * n], acc[m][2 * n + 1], a[m], b);
+        mma_pair(acc[2 * n], acc[2 * n + 1], a, b);
       }
     }
   }
 }
 
-template <int MT, int N>
-__device__ __forceinline__ void zero(float (&acc)[MT][N][4]) {
+template <int N>
+__device__ __forceinline__ void zero(float (&acc)[N][4]) {
 #pragma unroll
-  for (int m = 0; m < MT; ++m)
-#pragma unroll
-    for (int n = 0; n < N; ++n)
-      for (int e = 0; e < 4; ++e) acc[m][n][e] = 0.f;
+  for (int n = 0; n < N; ++n)
+    for (int e = 0; e < 4; ++e) acc[n][e] = 0.f;
 }
 
-// Writes one m-tile's accumulators (16 rows x 8 N, times `factor[r]` for the lane's rows g and
-// g + 8) as bf16 into rows [row0, row0 + 16) of a shared tile, then copies `rows` of them (`cols`
+// Writes the accumulator tiles (16 rows x 8 N, times `factor[r]` for the lane's rows g and g + 8)
+// as bf16 into rows [row0, row0 + 16) of a shared tile, then copies `rows` of them (`cols`
 // columns) to global memory, 16 bytes per store where `vec` allows. One warp; no block barrier.
 template <int N>
-__device__ void store_tile(const float (&acc)[N][4], const float (&factor)[2], bf16_t* stage,
+__device__ void store_rows(const float (&acc)[N][4], const float (&factor)[2], bf16_t* stage,
                            int ld, int row0, bf16_t* dst, int64_t row_stride, int rows, int cols,
                            bool vec) {
   const int l = lane_id(), g = l / 4, t = l % 4;
@@ -229,21 +170,6 @@ __device__ void store_tile(const float (&acc)[N][4], const float (&factor)[2], b
   }
 }
 
-// store_tile for each of a warp's MT m-tiles: `rows` of the warp's rows from row0 (global row
-// r of the warp at dst + r * row_stride) exist.
-template <int MT, int N>
-__device__ void store_rows(const float (&acc)[MT][N][4], const float (&factor)[MT][2],
-                           bf16_t* stage, int ld, int row0, bf16_t* dst, int64_t row_stride,
-                           int rows, int cols, bool vec) {
-#pragma unroll
-  for (int m = 0; m < MT; ++m) {
-    const int tile_rows = min(16, rows - 16 * m);
-    if (tile_rows > 0)
-      store_tile(acc[m], factor[m], stage, ld, row0 + 16 * m, dst + 16 * m * row_stride, row_stride,
-                 tile_rows, cols, vec);
-  }
-}
-
 // The quad (4 lanes sharing rows g, g + 8) reductions of a fragment row.
 __device__ __forceinline__ float quad_max(float x) {
   x = fmaxf(x, __shfl_xor_sync(kFullMask, x, 1));
@@ -255,17 +181,16 @@ __device__ __forceinline__ float quad_sum(float x) {
 }
 
 // How far the query-row kernels (forward, dq) walk the keys: the block loads key tiles up to its
-// last row's last visible key; a warp (rows [row0, row0 + warp_rows) of the tile) computes up to
-// its own last row's (no key for a warp past the sequence, as in decoding) and masks only tiles
-// past its first row's last visible key.
+// last row's last visible key; a warp computes up to its own last row's (no key for a warp past
+// the sequence, as in decoding) and masks only tiles past its first row's last visible key.
 struct KeyWalk {
   int tiles, warp_keys, unmasked_keys;
 };
 __device__ __forceinline__ KeyWalk key_walk(const FlashParams& p, const QueryTile& t, int row0,
-                                            int warp_rows, int keys_per_tile) {
+                                            int keys_per_tile) {
   const int first = t.i0 + row0;
   return {(visible_keys(p, t.i0 + t.rows - 1) + keys_per_tile - 1) / keys_per_tile,
-          first < p.q_len ? visible_keys(p, min(first + warp_rows - 1, p.q_len - 1)) : 0,
+          first < p.q_len ? visible_keys(p, min(first + 15, p.q_len - 1)) : 0,
           visible_keys(p, first)};
 }
 
@@ -295,12 +220,8 @@ __device__ __forceinline__ void begin_step(int step, int steps, IssueStep&& issu
 
 template <class D>
 struct ForwardShape {
-  // Two 16-row m-tiles per warp: each K or V fragment read from shared memory feeds two mmas.
-  static constexpr int kWarps = 4, kThreads = kWarps * kWarp, kMTiles = 2;
-  static constexpr int kWarpRows = 16 * kMTiles, kRows = kWarpRows * kWarps, kKeys = 64;
-  // Up to qk 64 the warp's q fragments fit in registers for the whole walk; larger qk reads them
-  // from shared memory at every k step.
-  static constexpr bool kQInRegisters = D::kQK <= 64;
+  static constexpr int kWarps = 8, kThreads = kWarps * kWarp;
+  static constexpr int kRows = 16 * kWarps, kKeys = 64;
   static constexpr int kQElems = kRows * D::kLdQK, kKElems = kKeys * D::kLdQK,
                        kVElems = kKeys * D::kLdV;
   static constexpr int kSmemBytes = (kQElems + 2 * (kKElems + kVElems)) * sizeof(bf16_t);
@@ -312,7 +233,7 @@ __global__ void __launch_bounds__(ForwardShape<D>::kThreads)
                        const bf16_t* __restrict__ k, const bf16_t* __restrict__ v,
                        bf16_t* __restrict__ o, float* __restrict__ lse) {
   using S = ForwardShape<D>;
-  constexpr int kQK = D::kQK, kV = D::kV, kKeys = S::kKeys, MT = S::kMTiles;
+  constexpr int kQK = D::kQK, kV = D::kV, kKeys = S::kKeys;
   extern __shared__ __align__(128) unsigned char smem[];
   bf16_t* qs = reinterpret_cast<bf16_t*>(smem);
   bf16_t* ks = qs + S::kQElems;      // two buffers
@@ -320,108 +241,102 @@ __global__ void __launch_bounds__(ForwardShape<D>::kThreads)
 
   const QueryTile t = query_tile(p, S::kRows);
   const int i0 = t.i0, rows = t.rows, h = t.h, b = t.b;
-  const int row0 = threadIdx.x / kWarp * S::kWarpRows, lane = lane_id(), quad_row = lane / 4;
+  const int row0 = threadIdx.x / kWarp * 16, lane = lane_id(), quad_row = lane / 4;
   const int col_in_tile = lane % 4 * 2;
-  const KeyWalk walk = key_walk(p, t, row0, S::kWarpRows, kKeys);
+  const KeyWalk walk = key_walk(p, t, row0, kKeys);
   auto issue_kv = [&](int tile) { issue_key_tile<D, kKeys>(p, t, k, v, ks, vs, tile); };
   issue_tile_load(qs, D::kLdQK, S::kRows, kQK, q + b * p.qb + h * p.qh + i0 * p.qt, p.qt, rows,
                   p.qk_dim, p.vec_q);
   if (walk.tiles > 0) issue_kv(0);
   __pipeline_commit();
 
-  float acc[MT][kV / 8][4];
+  uint32_t q_frag[kQK / 16][4];
+  float acc[kV / 8][4];
   zero(acc);
-  // Per m-tile and lane row (g, g + 8), in the exp2 domain.
-  float row_max[MT][2], row_sum[MT][2];
-#pragma unroll
-  for (int m = 0; m < MT; ++m)
-#pragma unroll
-    for (int r = 0; r < 2; ++r) {
-      row_max[m][r] = -INFINITY;
-      row_sum[m][r] = 0.f;
-    }
-  HeldRows<kQK, MT, S::kQInRegisters> q_rows;
+  float row_max[2] = {-INFINITY, -INFINITY}, row_sum[2] = {0.f, 0.f};  // exp2 domain
   for (int tile = 0; tile < walk.tiles; ++tile) {
     begin_step(tile, walk.tiles, issue_kv);
-    if (S::kQInRegisters && tile == 0) q_rows.load(qs, D::kLdQK, row0);
+    if (tile == 0) {
+#pragma unroll
+      for (int kk = 0; kk < kQK / 16; ++kk) load_a(q_frag[kk], qs, D::kLdQK, row0, kk * 16);
+    }
     const int j0 = tile * kKeys;
     if (j0 >= walk.warp_keys) continue;
     const bf16_t* kt = ks + tile % 2 * S::kKElems;
     const bf16_t* vt = vs + tile % 2 * S::kVElems;
 
-    float s[MT][kKeys / 8][4];
+    float s[kKeys / 8][4];
     zero(s);
-    mma_rows_times_rows(s, q_rows, qs, D::kLdQK, row0, kt, D::kLdQK, p.qk_dim);
+#pragma unroll
+    for (int kk = 0; kk < kQK / 16; ++kk) {
+      if (kk * 16 < p.qk_dim) {
+#pragma unroll
+        for (int n = 0; n < kKeys / 16; ++n) {
+          uint32_t bk[4];
+          load_b_from_rows(bk, kt, D::kLdQK, n * 16, kk * 16);
+          mma_pair(s[2 * n], s[2 * n + 1], q_frag[kk], bk);
+        }
+      }
+    }
 
     const bool masked = j0 + kKeys > walk.unmasked_keys;
 #pragma unroll
-    for (int m = 0; m < MT; ++m)
+    for (int r = 0; r < 2; ++r) {
+      const int limit = visible_keys(p, i0 + row0 + quad_row + 8 * r) - j0;
+      float tile_max = -INFINITY;
 #pragma unroll
-      for (int r = 0; r < 2; ++r) {
-        const int limit = visible_keys(p, i0 + row0 + 16 * m + quad_row + 8 * r) - j0;
-        float tile_max = -INFINITY;
+      for (int n = 0; n < kKeys / 8; ++n)
 #pragma unroll
-        for (int n = 0; n < kKeys / 8; ++n)
-#pragma unroll
-          for (int e = 0; e < 2; ++e) {
-            float& x = s[m][n][2 * r + e];
-            x = masked && n * 8 + col_in_tile + e >= limit ? -INFINITY : x * p.scale_log2;
-            tile_max = fmaxf(tile_max, x);
-          }
-        const float new_max = fmaxf(row_max[m][r], quad_max(tile_max));
-        const float shift = new_max == -INFINITY ? 0.f : new_max;  // a row that has seen no key
-        const float rescale = exp2f(row_max[m][r] - shift);
-        row_max[m][r] = new_max;
-        float sum = 0.f;
-#pragma unroll
-        for (int n = 0; n < kKeys / 8; ++n)
-#pragma unroll
-          for (int e = 0; e < 2; ++e) {
-            float& x = s[m][n][2 * r + e];
-            x = exp2f(x - shift);
-            sum += x;
-          }
-        row_sum[m][r] = row_sum[m][r] * rescale + sum;
-#pragma unroll
-        for (int n = 0; n < kV / 8; ++n) {
-          acc[m][n][2 * r] *= rescale;
-          acc[m][n][2 * r + 1] *= rescale;
+        for (int e = 0; e < 2; ++e) {
+          float& x = s[n][2 * r + e];
+          x = masked && n * 8 + col_in_tile + e >= limit ? -INFINITY : x * p.scale_log2;
+          tile_max = fmaxf(tile_max, x);
         }
+      const float new_max = fmaxf(row_max[r], quad_max(tile_max));
+      const float shift = new_max == -INFINITY ? 0.f : new_max;  // a row that has seen no key
+      const float rescale = exp2f(row_max[r] - shift);
+      row_max[r] = new_max;
+      float sum = 0.f;
+#pragma unroll
+      for (int n = 0; n < kKeys / 8; ++n)
+#pragma unroll
+        for (int e = 0; e < 2; ++e) {
+          float& x = s[n][2 * r + e];
+          x = exp2f(x - shift);
+          sum += x;
+        }
+      row_sum[r] = row_sum[r] * rescale + sum;
+#pragma unroll
+      for (int n = 0; n < kV / 8; ++n) {
+        acc[n][2 * r] *= rescale;
+        acc[n][2 * r + 1] *= rescale;
       }
+    }
     mma_acc_times_cols(acc, s, vt, D::kLdV, p.v_dim);
   }
 
   __pipeline_wait_prior(0);  // no copy may land in qs after the warp reuses its rows
   __syncthreads();
-  float inv_sum[MT][2];
+  float inv_sum[2];
   float* lse_rows = lse + (static_cast<int64_t>(b) * p.q_heads + h) * p.q_len;
 #pragma unroll
-  for (int m = 0; m < MT; ++m)
-#pragma unroll
-    for (int r = 0; r < 2; ++r) {
-      const float total = quad_sum(row_sum[m][r]);
-      inv_sum[m][r] = total > 0.f ? 1.f / total : 0.f;
-      const int i = i0 + row0 + 16 * m + quad_row + 8 * r;
-      if (lane % 4 == 0 && i < p.q_len)
-        lse_rows[i] = total > 0.f ? row_max[m][r] * kLn2 + logf(total) : -INFINITY;
-    }
+  for (int r = 0; r < 2; ++r) {
+    const float total = quad_sum(row_sum[r]);
+    inv_sum[r] = total > 0.f ? 1.f / total : 0.f;
+    const int i = i0 + row0 + quad_row + 8 * r;
+    if (lane % 4 == 0 && i < p.q_len)
+      lse_rows[i] = total > 0.f ? row_max[r] * kLn2 + logf(total) : -INFINITY;
+  }
   store_rows(acc, inv_sum, qs, D::kLdQK, row0, o + b * p.ob + h * p.oh + (i0 + row0) * p.ot, p.ot,
-             rows - row0, p.v_dim, p.vec_o);
+             max(0, min(16, rows - row0)), p.v_dim, p.vec_o);
 }
 
 // ---- backward: dq ----
 
-// Head dims up to 64 leave the registers for two m-tiles per warp in the backward kernels.
-template <class D>
-constexpr int kBackwardMTiles = D::kQK <= 64 && D::kV <= 64 ? 2 : 1;
-
 template <class D>
 struct DqShape {
-  static constexpr int kWarps = 4, kThreads = kWarps * kWarp, kMTiles = kBackwardMTiles<D>;
-  static constexpr int kWarpRows = 16 * kMTiles, kRows = kWarpRows * kWarps, kKeys = 32;
-  // The warp's q and d_o fragments stay in registers for the whole walk when they take at most
-  // 80 registers: every instantiation (64 at 64/64 and 128/128, 80 at 192/128).
-  static constexpr bool kRowsInRegisters = kMTiles * (D::kQK + D::kV) <= 320;
+  static constexpr int kWarps = 4, kThreads = kWarps * kWarp;
+  static constexpr int kRows = 16 * kWarps, kKeys = 32;
   static constexpr int kQElems = kRows * D::kLdQK, kDoElems = kRows * D::kLdV,
                        kKElems = kKeys * D::kLdQK, kVElems = kKeys * D::kLdV;
   static constexpr int kSmemBytes = (kQElems + kDoElems + 2 * (kKElems + kVElems)) * sizeof(bf16_t);
@@ -434,7 +349,7 @@ __global__ void __launch_bounds__(DqShape<D>::kThreads)
                            const bf16_t* __restrict__ d_o, const float* __restrict__ lse,
                            const float* __restrict__ delta, bf16_t* __restrict__ dq) {
   using S = DqShape<D>;
-  constexpr int kQK = D::kQK, kV = D::kV, kKeys = S::kKeys, MT = S::kMTiles;
+  constexpr int kQK = D::kQK, kV = D::kV, kKeys = S::kKeys;
   extern __shared__ __align__(128) unsigned char smem[];
   bf16_t* qs = reinterpret_cast<bf16_t*>(smem);
   bf16_t* dos = qs + S::kQElems;
@@ -443,9 +358,9 @@ __global__ void __launch_bounds__(DqShape<D>::kThreads)
 
   const QueryTile t = query_tile(p, S::kRows);
   const int i0 = t.i0, rows = t.rows, h = t.h, b = t.b;
-  const int row0 = threadIdx.x / kWarp * S::kWarpRows, lane = lane_id(), quad_row = lane / 4;
+  const int row0 = threadIdx.x / kWarp * 16, lane = lane_id(), quad_row = lane / 4;
   const int col_in_tile = lane % 4 * 2;
-  const KeyWalk walk = key_walk(p, t, row0, S::kWarpRows, kKeys);
+  const KeyWalk walk = key_walk(p, t, row0, kKeys);
   auto issue_kv = [&](int tile) { issue_key_tile<D, kKeys>(p, t, k, v, ks, vs, tile); };
   issue_tile_load(qs, D::kLdQK, S::kRows, kQK, q + b * p.qb + h * p.qh + i0 * p.qt, p.qt, rows,
                   p.qk_dim, p.vec_q);
@@ -455,74 +370,58 @@ __global__ void __launch_bounds__(DqShape<D>::kThreads)
   __pipeline_commit();
 
   // The lane's rows: lse in the exp2 domain (+inf past the sequence: probability 0) and delta.
-  float lse2[MT][2], row_delta[MT][2];
+  float lse2[2], row_delta[2];
 #pragma unroll
-  for (int m = 0; m < MT; ++m)
-#pragma unroll
-    for (int r = 0; r < 2; ++r) {
-      const int i = i0 + row0 + 16 * m + quad_row + 8 * r;
-      const int64_t at = (static_cast<int64_t>(b) * p.q_heads + h) * p.q_len + i;
-      lse2[m][r] = i < p.q_len ? lse[at] * kLog2e : INFINITY;
-      row_delta[m][r] = i < p.q_len ? delta[at] : 0.f;
-    }
+  for (int r = 0; r < 2; ++r) {
+    const int i = i0 + row0 + quad_row + 8 * r;
+    const int64_t at = (static_cast<int64_t>(b) * p.q_heads + h) * p.q_len + i;
+    lse2[r] = i < p.q_len ? lse[at] * kLog2e : INFINITY;
+    row_delta[r] = i < p.q_len ? delta[at] : 0.f;
+  }
 
-  float acc[MT][kQK / 8][4];
+  float acc[kQK / 8][4];
   zero(acc);
-  HeldRows<kQK, MT, S::kRowsInRegisters> q_rows;
-  HeldRows<kV, MT, S::kRowsInRegisters> do_rows;
   for (int tile = 0; tile < walk.tiles; ++tile) {
     begin_step(tile, walk.tiles, issue_kv);
-    if (S::kRowsInRegisters && tile == 0) {
-      q_rows.load(qs, D::kLdQK, row0);
-      do_rows.load(dos, D::kLdV, row0);
-    }
     const int j0 = tile * kKeys;
     if (j0 >= walk.warp_keys) continue;
     const bf16_t* kt = ks + tile % 2 * S::kKElems;
     const bf16_t* vt = vs + tile % 2 * S::kVElems;
 
-    float s[MT][kKeys / 8][4], dp[MT][kKeys / 8][4];
+    float s[kKeys / 8][4], dp[kKeys / 8][4];
     zero(s);
     zero(dp);
-    mma_rows_times_rows(s, q_rows, qs, D::kLdQK, row0, kt, D::kLdQK, p.qk_dim);
-    mma_rows_times_rows(dp, do_rows, dos, D::kLdV, row0, vt, D::kLdV, p.v_dim);
+    mma_rows_times_rows<kQK>(s, qs, D::kLdQK, row0, kt, D::kLdQK, p.qk_dim);
+    mma_rows_times_rows<kV>(dp, dos, D::kLdV, row0, vt, D::kLdV, p.v_dim);
     const bool masked = j0 + kKeys > walk.unmasked_keys;
 #pragma unroll
-    for (int m = 0; m < MT; ++m)
+    for (int r = 0; r < 2; ++r) {
+      const int limit = visible_keys(p, i0 + row0 + quad_row + 8 * r) - j0;
 #pragma unroll
-      for (int r = 0; r < 2; ++r) {
-        const int limit = visible_keys(p, i0 + row0 + 16 * m + quad_row + 8 * r) - j0;
+      for (int n = 0; n < kKeys / 8; ++n)
 #pragma unroll
-        for (int n = 0; n < kKeys / 8; ++n)
-#pragma unroll
-          for (int e = 0; e < 2; ++e) {
-            const bool seen = !masked || n * 8 + col_in_tile + e < limit;
-            float& x = s[m][n][2 * r + e];
-            const float prob = seen ? exp2f(x * p.scale_log2 - lse2[m][r]) : 0.f;
-            x = prob * (dp[m][n][2 * r + e] - row_delta[m][r]);  // d scores
-          }
-      }
+        for (int e = 0; e < 2; ++e) {
+          const bool seen = !masked || n * 8 + col_in_tile + e < limit;
+          const float prob = seen ? exp2f(s[n][2 * r + e] * p.scale_log2 - lse2[r]) : 0.f;
+          s[n][2 * r + e] = prob * (dp[n][2 * r + e] - row_delta[r]);  // d scores
+        }
+    }
     mma_acc_times_cols(acc, s, kt, D::kLdQK, p.qk_dim);
   }
 
   __pipeline_wait_prior(0);
   __syncthreads();
-  float factor[MT][2];
-#pragma unroll
-  for (int m = 0; m < MT; ++m) factor[m][0] = factor[m][1] = p.scale;
+  const float factor[2] = {p.scale, p.scale};
   store_rows(acc, factor, qs, D::kLdQK, row0, dq + b * p.qb + h * p.qh + (i0 + row0) * p.qt, p.qt,
-             rows - row0, p.qk_dim, p.vec_dq);
+             max(0, min(16, rows - row0)), p.qk_dim, p.vec_dq);
 }
 
 // ---- backward: dk and dv ----
 
 template <class D>
 struct DkDvShape {
-  static constexpr int kWarps = 4, kThreads = kWarps * kWarp, kMTiles = kBackwardMTiles<D>;
-  static constexpr int kWarpKeys = 16 * kMTiles, kKeys = kWarpKeys * kWarps, kRows = 32;
-  // The warp's k fragments stay in registers for the whole walk where the registers allow (32
-  // at 128/128; the accumulators and score tiles take the rest at the other head dims).
-  static constexpr bool kKeysInRegisters = kMTiles == 1 && D::kQK <= 128;
+  static constexpr int kWarps = 4, kThreads = kWarps * kWarp;
+  static constexpr int kKeys = 16 * kWarps, kRows = 32;
   static constexpr int kKElems = kKeys * D::kLdQK, kVElems = kKeys * D::kLdV,
                        kQElems = kRows * D::kLdQK, kDoElems = kRows * D::kLdV;
   static constexpr int kTileBytes = (kKElems + kVElems + 2 * (kQElems + kDoElems)) * 2;
@@ -537,7 +436,7 @@ __global__ void __launch_bounds__(DkDvShape<D>::kThreads)
                              const float* __restrict__ delta, bf16_t* __restrict__ dk,
                              bf16_t* __restrict__ dv) {
   using S = DkDvShape<D>;
-  constexpr int kQK = D::kQK, kV = D::kV, kRows = S::kRows, MT = S::kMTiles;
+  constexpr int kQK = D::kQK, kV = D::kV, kRows = S::kRows;
   extern __shared__ __align__(128) unsigned char smem[];
   bf16_t* ks = reinterpret_cast<bf16_t*>(smem);
   bf16_t* vs = ks + S::kKElems;
@@ -548,7 +447,7 @@ __global__ void __launch_bounds__(DkDvShape<D>::kThreads)
 
   const int j0 = blockIdx.x * S::kKeys, g = blockIdx.y, b = blockIdx.z;
   const int cols = min(S::kKeys, p.kv_len - j0);
-  const int row0 = threadIdx.x / kWarp * S::kWarpKeys, lane = lane_id(), quad_row = lane / 4;
+  const int row0 = threadIdx.x / kWarp * 16, lane = lane_id(), quad_row = lane / 4;
   const int col_in_tile = lane % 4 * 2;
   const int key0 = j0 + row0;  // the warp's first key
   // Query tiles start at the first query that sees the block's first key; a warp computes from
@@ -579,13 +478,11 @@ __global__ void __launch_bounds__(DkDvShape<D>::kThreads)
   if (n_steps > 0) issue_q(0);
   __pipeline_commit();
 
-  float acc_k[MT][kQK / 8][4], acc_v[MT][kV / 8][4];
+  float acc_k[kQK / 8][4], acc_v[kV / 8][4];
   zero(acc_k);
   zero(acc_v);
-  HeldRows<kQK, MT, S::kKeysInRegisters> k_rows;
   for (int step = 0; step < n_steps; ++step) {
     begin_step(step, n_steps, issue_q);
-    if (S::kKeysInRegisters && step == 0) k_rows.load(ks, D::kLdQK, row0);
     const int i0 = i_start + step % tiles_per_head * kRows;
     // Idle when the warp has no keys or no query of the tile sees them.
     if (key0 >= p.kv_len || i0 + kRows <= warp_first_query) continue;
@@ -596,12 +493,12 @@ __global__ void __launch_bounds__(DkDvShape<D>::kThreads)
     const float* delta_t = delta_s + buf * kRows;
 
     // Transposed tiles, key rows by query columns: scores^T = k q^T, d probs^T = v d_o^T.
-    float st[MT][kRows / 8][4], dpt[MT][kRows / 8][4];
+    float st[kRows / 8][4], dpt[kRows / 8][4];
     zero(st);
     zero(dpt);
-    mma_rows_times_rows(st, k_rows, ks, D::kLdQK, row0, qt, D::kLdQK, p.qk_dim);
+    mma_rows_times_rows<kQK>(st, ks, D::kLdQK, row0, qt, D::kLdQK, p.qk_dim);
     mma_rows_times_rows<kV>(dpt, vs, D::kLdV, row0, dot, D::kLdV, p.v_dim);
-    const bool masked = visible_keys(p, i0) < key0 + S::kWarpKeys;
+    const bool masked = visible_keys(p, i0) < key0 + 16;
 #pragma unroll
     for (int n = 0; n < kRows / 8; ++n)
 #pragma unroll
@@ -609,15 +506,12 @@ __global__ void __launch_bounds__(DkDvShape<D>::kThreads)
         const int c = n * 8 + col_in_tile + e;  // the query of the tile
         const int query_keys = masked ? visible_keys(p, i0 + c) : 0;
 #pragma unroll
-        for (int m = 0; m < MT; ++m)
-#pragma unroll
-          for (int r = 0; r < 2; ++r) {
-            const bool seen = !masked || key0 + 16 * m + quad_row + 8 * r < query_keys;
-            float& x = st[m][n][2 * r + e];
-            const float prob = seen ? exp2f(x * p.scale_log2 - lse_t[c]) : 0.f;
-            x = prob;
-            dpt[m][n][2 * r + e] = prob * (dpt[m][n][2 * r + e] - delta_t[c]);  // d scores^T
-          }
+        for (int r = 0; r < 2; ++r) {
+          const bool seen = !masked || key0 + quad_row + 8 * r < query_keys;
+          const float prob = seen ? exp2f(st[n][2 * r + e] * p.scale_log2 - lse_t[c]) : 0.f;
+          st[n][2 * r + e] = prob;
+          dpt[n][2 * r + e] = prob * (dpt[n][2 * r + e] - delta_t[c]);  // d scores^T
+        }
       }
     mma_acc_times_cols(acc_v, st, dot, D::kLdV, p.v_dim);
     mma_acc_times_cols(acc_k, dpt, qt, D::kLdQK, p.qk_dim);
@@ -625,16 +519,12 @@ __global__ void __launch_bounds__(DkDvShape<D>::kThreads)
 
   __pipeline_wait_prior(0);
   __syncthreads();
-  float k_factor[MT][2], v_factor[MT][2];
-#pragma unroll
-  for (int m = 0; m < MT; ++m) {
-    k_factor[m][0] = k_factor[m][1] = p.scale;
-    v_factor[m][0] = v_factor[m][1] = 1.f;
-  }
+  const int warp_rows = max(0, min(16, cols - row0));
+  const float k_factor[2] = {p.scale, p.scale}, v_factor[2] = {1.f, 1.f};
   store_rows(acc_k, k_factor, ks, D::kLdQK, row0, dk + b * p.kb + g * p.kh + key0 * p.kt, p.kt,
-             cols - row0, p.qk_dim, p.vec_dk);
+             warp_rows, p.qk_dim, p.vec_dk);
   store_rows(acc_v, v_factor, vs, D::kLdV, row0, dv + b * p.vb + g * p.vh + key0 * p.vt, p.vt,
-             cols - row0, p.v_dim, p.vec_dv);
+             warp_rows, p.v_dim, p.vec_dv);
 }
 
 // Calls f(HeadDims<...>{}) with the smallest instantiation that holds the problem's head dims.
