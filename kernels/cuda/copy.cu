@@ -41,6 +41,34 @@ __global__ void strided_copy_kernel(const Src* __restrict__ src, Dst* __restrict
   }
 }
 
+// A strided copy whose innermost merged dimension runs contiguously on both sides (a narrowed,
+// broadcast or windowed tensor: MLA's key halves and their gradients) in groups of W elements:
+// every group starts a 16-byte aligned run of W elements in both operands (strided_copy checks),
+// so it moves as one 16-byte access each way; the walk's index arithmetic is paid per group.
+template <typename T, int W>
+__global__ void strided_group_copy_kernel(const T* __restrict__ src, T* __restrict__ dst,
+                                          const MergedDims g, int64_t groups) {
+  for (int64_t idx = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; idx < groups;
+       idx += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    int64_t s, d;
+    merged_offsets(g, idx * W, s, d);
+    store_vec<W>(dst + d, load_vec<W>(src + s));
+  }
+}
+
+// Whether every W-element group of the walk is a 16-byte aligned contiguous run in both
+// operands: unit inner strides, an inner size and outer strides that are multiples of W, and
+// aligned starts.
+template <typename T>
+bool groups_contiguous(const MergedDims& g, const void* src, const void* dst) {
+  constexpr int W = kPackWidth<T>;
+  const int inner = g.rank - 1;
+  if (g.a_stride[inner] != 1 || g.b_stride[inner] != 1 || g.shape[inner] % W != 0) return false;
+  for (int d = 0; d < inner; ++d)
+    if (g.a_stride[d] % W != 0 || g.b_stride[d] % W != 0) return false;
+  return vector_aligned(src) && vector_aligned(dst);
+}
+
 // The dense case (both operands row-major over the same shape) as an elementwise map: element i
 // to element i, no index arithmetic; what dtype casts of whole tensors (mixed-precision weights)
 // take.
@@ -76,6 +104,15 @@ void strided_copy(const Src* src, const int64_t* src_strides, Dst* dst, const in
     const MapLaunch l = plan_map(n, p);
     map_kernel<<<l.blocks, kMapThreads, 0, stream>>>(n, l.vectorized, p,
                                                      Convert<DeviceType<Src>, DeviceType<Dst>>{});
+  } else if constexpr (std::is_same_v<Src, Dst>) {
+    constexpr int W = kPackWidth<Src>;
+    if (groups_contiguous<Src>(g, src, dst))
+      strided_group_copy_kernel<DeviceType<Src>, W>
+          <<<grid_for(n / W, kThreads), kThreads, 0, stream>>>(device_ptr(src), device_ptr(dst), g,
+                                                               n / W);
+    else
+      strided_copy_kernel<<<grid_for(n, kThreads), kThreads, 0, stream>>>(device_ptr(src),
+                                                                          device_ptr(dst), g, n);
   } else {
     strided_copy_kernel<<<grid_for(n, kThreads), kThreads, 0, stream>>>(device_ptr(src),
                                                                         device_ptr(dst), g, n);

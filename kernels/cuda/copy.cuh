@@ -6,6 +6,8 @@
 // they merge into one dense run (whole-tensor dtype casts), element i goes to element i as an
 // elementwise map (elementwise_map.cuh): with both pointers 16-byte aligned, a thread moves
 // 32 bytes of the narrower type per step in 16-byte accesses, the tail one element at a time.
+// A same-dtype copy whose innermost dimension runs contiguously on both sides in 16-byte aligned
+// groups (narrowed, broadcast or windowed rows) moves a group per thread step instead.
 // Conversions go through float (bf16) or are plain casts. fill stores 32 bytes per thread step in
 // the same way (a zero fill is no special case: the stores already run at write bandwidth).
 #pragma once

@@ -84,17 +84,29 @@ void run_copy(const CopyShape& s, Checks& checks) {
 template <typename Src, typename Dst>
 void add_copy_cases(std::vector<KernelCase>& cases) {
   // 7007 elements: 16 k + 15, 8 k + 7 and 4 k + 3, a tail for every group size.
-  const std::vector<CopyShape> shapes = {{{7, 1001}, {1001, 1}},
-                                         {{7, 1001}, {1001, 1}, 1, 0},
-                                         {{7, 1001}, {1001, 1}, 0, 1},
-                                         {{37, 53}, {1, 37}}};  // a transpose: the strided walk
-  for (const CopyShape& s : shapes)
-    cases.push_back({"strided_copy " + name_of<Src>() + " -> " + name_of<Dst>() + " [" +
-                         std::to_string(s.shape[0]) + ", " + std::to_string(s.shape[1]) + "]" +
-                         (s.src_strides[0] == 1 ? " transposed" : "") +
+  // Rows of 64 narrowed from rows of 96 and rows of 32 broadcast over 3 heads: whole 16-byte
+  // groups per row, taken as groups by same-dtype copies (not when a side starts one element
+  // in); rows of 60 leave a partial 8-element bf16 group (element by element; whole 4-element
+  // groups in f32).
+  std::vector<CopyShape> shapes = {{{7, 1001}, {1001, 1}},
+                                   {{7, 1001}, {1001, 1}, 1, 0},
+                                   {{7, 1001}, {1001, 1}, 0, 1},
+                                   {{37, 53}, {1, 37}},  // a transpose: the strided walk
+                                   {{5, 7, 3, 64}, {2016, 288, 96, 1}},
+                                   {{5, 7, 3, 64}, {2016, 288, 96, 1}, 1, 0},
+                                   {{5, 7, 3, 64}, {2016, 288, 96, 1}, 0, 1},
+                                   {{5, 7, 3, 32}, {224, 32, 0, 1}},
+                                   {{5, 7, 3, 60}, {2016, 288, 96, 1}}};
+  for (const CopyShape& s : shapes) {
+    std::string dims;
+    for (int64_t d : s.shape) dims += (dims.empty() ? "" : ", ") + std::to_string(d);
+    cases.push_back({"strided_copy " + name_of<Src>() + " -> " + name_of<Dst>() + " [" + dims +
+                         "]" + (s.src_strides[0] == 1 ? " transposed" : "") +
+                         (s.src_strides.size() == 4 && s.src_strides[2] == 0 ? " broadcast" : "") +
                          (s.src_offset ? " src one element in" : "") +
                          (s.dst_offset ? " dst one element in" : ""),
                      [s](Checks& c) { run_copy<Src, Dst>(s, c); }});
+  }
 }
 
 template <typename T>
