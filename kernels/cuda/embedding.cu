@@ -2,6 +2,7 @@
 
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/device_common.cuh"
+#include "kernels/cuda/vector_access.cuh"
 
 namespace latte::kernels::cuda {
 
@@ -58,14 +59,17 @@ int sort_passes(int64_t vocab) {
   return static_cast<int>(ceil_div(bits, kDigitBits));
 }
 
-template <typename T>
+// out[i, :] = weight[ids[i], :], W elements per thread step: 16-byte groups when every row of
+// both starts 16-byte aligned and dim is a multiple of W (embedding_forward picks), else W = 1.
+template <typename T, int W>
 __global__ void embedding_forward_kernel(const int32_t* __restrict__ ids,
                                          const T* __restrict__ weight, T* __restrict__ out,
                                          int64_t n, int64_t dim) {
-  for (int64_t idx = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; idx < n * dim;
-       idx += static_cast<int64_t>(gridDim.x) * blockDim.x) {
-    const int64_t i = idx / dim, j = idx % dim;
-    out[idx] = weight[static_cast<int64_t>(ids[i]) * dim + j];
+  const int64_t groups = n * dim / W;
+  for (int64_t g = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; g < groups;
+       g += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const int64_t idx = g * W, i = idx / dim, j = idx % dim;
+    store_vec<W>(out + idx, load_vec<W>(weight + static_cast<int64_t>(ids[i]) * dim + j));
   }
 }
 
@@ -224,8 +228,15 @@ template <typename T>
 void embedding_forward(const int32_t* ids, const T* weight, T* out, int64_t n, int64_t dim,
                        cudaStream_t stream) {
   if (n * dim == 0) return;
-  embedding_forward_kernel<<<grid_for(n * dim, kThreads), kThreads, 0, stream>>>(
-      ids, device_ptr(weight), device_ptr(out), n, dim);
+  constexpr int W = kPackWidth<T>;
+  if (dim % W == 0 && rows_vector_aligned<T>(dim, {weight, out}))
+    embedding_forward_kernel<DeviceType<T>, W>
+        <<<grid_for(n * dim / W, kThreads), kThreads, 0, stream>>>(ids, device_ptr(weight),
+                                                                   device_ptr(out), n, dim);
+  else
+    embedding_forward_kernel<DeviceType<T>, 1>
+        <<<grid_for(n * dim, kThreads), kThreads, 0, stream>>>(ids, device_ptr(weight),
+                                                               device_ptr(out), n, dim);
   LATTE_CUDA_CHECK_LAUNCH();
 }
 
