@@ -1,7 +1,12 @@
 #include "kernels/cuda/gemm.cuh"
 
+#include <algorithm>
 #include <cstdint>
 #include <limits>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <tuple>
 #include <type_traits>
 #include <utility>
 
@@ -73,6 +78,103 @@ uint32_t alignment_of(const void* p) {
   return bytes;
 }
 
+// The cuBLASLt problem C[m, n] = alpha op(A) op(B) + beta C in its column-major form D^T [n, m] =
+// op(B)^T [n, k] op(A)^T [k, m] + beta C^T (D = C), with `epilogue` (bias: added to every row).
+void describe(LtMatmul& mm, cudaDataType_t type, bool trans_a, bool trans_b, int64_t m, int64_t n,
+              int64_t k, int64_t lda, int64_t ldb, int64_t ldc, cublasLtEpilogue_t epilogue,
+              const void* bias) {
+  LATTE_CUBLAS_CHECK(cublasLtMatmulDescCreate(&mm.desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+  const cublasOperation_t op_first = op(trans_b), op_second = op(trans_a);
+  LATTE_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(mm.desc, CUBLASLT_MATMUL_DESC_TRANSA, &op_first,
+                                                    sizeof(op_first)));
+  LATTE_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(mm.desc, CUBLASLT_MATMUL_DESC_TRANSB,
+                                                    &op_second, sizeof(op_second)));
+  if (epilogue != CUBLASLT_EPILOGUE_DEFAULT) {
+    LATTE_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(mm.desc, CUBLASLT_MATMUL_DESC_EPILOGUE,
+                                                      &epilogue, sizeof(epilogue)));
+    LATTE_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(mm.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER,
+                                                      &bias, sizeof(bias)));
+  }
+  // Layouts of the stored operands, column-major: row-major B [k, n] is column-major [n, k]
+  // (op N), row-major B [n, k] is column-major [k, n] (op T); likewise A; D^T is [n, m].
+  LATTE_CUBLAS_CHECK(
+      cublasLtMatrixLayoutCreate(&mm.a, type, trans_b ? k : n, trans_b ? n : k, ldb));
+  LATTE_CUBLAS_CHECK(
+      cublasLtMatrixLayoutCreate(&mm.b, type, trans_a ? m : k, trans_a ? k : m, lda));
+  LATTE_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&mm.c, type, n, m, ldc));
+}
+
+// cuBLASLt's best algorithm for `mm` within the workspace, for operands of these alignments
+// (cuBLASLt assumes 256-byte aligned operands unless told otherwise; views start anywhere).
+std::optional<cublasLtMatmulAlgo_t> best_algo(const BlasHandles& h, LtMatmul& mm, uint32_t align_a,
+                                              uint32_t align_b, uint32_t align_c) {
+  LATTE_CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&mm.pref));
+  LATTE_CUBLAS_CHECK(
+      cublasLtMatmulPreferenceSetAttribute(mm.pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
+                                           &h.workspace_bytes, sizeof(h.workspace_bytes)));
+  const std::pair<cublasLtMatmulPreferenceAttributes_t, uint32_t> alignments[] = {
+      {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, align_b},
+      {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, align_a},
+      {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, align_c},
+      {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, align_c}};
+  for (const auto& [attribute, bytes] : alignments)
+    LATTE_CUBLAS_CHECK(
+        cublasLtMatmulPreferenceSetAttribute(mm.pref, attribute, &bytes, sizeof(bytes)));
+  cublasLtMatmulHeuristicResult_t result{};
+  int found = 0;
+  const cublasStatus_t status = cublasLtMatmulAlgoGetHeuristic(h.lt, mm.desc, mm.a, mm.b, mm.c,
+                                                               mm.c, mm.pref, 1, &result, &found);
+  if (status != CUBLAS_STATUS_SUCCESS || found == 0) return std::nullopt;
+  return result.algo;
+}
+
+// Algorithms chosen once per class of GEMM and reused. The experts' GEMMs change their row count
+// (their inner size, for weight gradients) every step as routing changes; cuBLAS runs its
+// heuristic for every size it has not seen, which made the host, not the GPU, the bottleneck of
+// small MoE steps. A class rounds the changing sizes m and k up (size_class); the algorithm chosen
+// for the class's largest problem runs every problem in it (cuBLASLt reports a problem an
+// algorithm cannot run, and gemm then falls back to cuBLAS's own choice).
+struct AlgoClass {
+  cudaDataType_t type;
+  bool trans_a, trans_b;
+  int64_t m, n, k, lda, ldb, ldc;
+  uint32_t align_a, align_b, align_c;
+  bool operator<(const AlgoClass& o) const {
+    return std::tie(type, trans_a, trans_b, m, n, k, lda, ldb, ldc, align_a, align_b, align_c) <
+           std::tie(o.type, o.trans_a, o.trans_b, o.m, o.n, o.k, o.lda, o.ldb, o.ldc, o.align_a,
+                    o.align_b, o.align_c);
+  }
+};
+
+// The smallest of 16, 20, 24, 28, 32, 40, ... (four steps per octave) that is at least x: a class
+// runs problems at most 25% smaller than the one its algorithm was chosen for.
+int64_t size_class(int64_t x) {
+  int64_t octave = 16;
+  while (octave * 2 <= x) octave *= 2;
+  for (int64_t quarter = 0; quarter <= 4; ++quarter)
+    if (octave + quarter * octave / 4 >= x) return octave + quarter * octave / 4;
+  return 2 * octave;
+}
+
+std::optional<cublasLtMatmulAlgo_t> class_algo(const BlasHandles& h, const AlgoClass& key) {
+  static std::mutex mutex;
+  static std::map<std::pair<cublasLtHandle_t, AlgoClass>, std::optional<cublasLtMatmulAlgo_t>>
+      algos;
+  const std::lock_guard<std::mutex> lock(mutex);
+  const auto found = algos.find({h.lt, key});
+  if (found != algos.end()) return found->second;
+  // The class's largest problem; leading dimensions at least its rows.
+  LtMatmul mm;
+  describe(mm, key.type, key.trans_a, key.trans_b, key.m, key.n, key.k,
+           std::max(key.lda, key.trans_a ? key.m : key.k),
+           std::max(key.ldb, key.trans_b ? key.k : key.n), std::max(key.ldc, key.n),
+           CUBLASLT_EPILOGUE_DEFAULT, nullptr);
+  const std::optional<cublasLtMatmulAlgo_t> algo =
+      best_algo(h, mm, key.align_a, key.align_b, key.align_c);
+  algos.emplace(std::make_pair(h.lt, key), algo);
+  return algo;
+}
+
 }  // namespace
 
 template <typename T>
@@ -81,6 +183,19 @@ void gemm(const BlasHandles& h, cudaStream_t stream, bool trans_a, bool trans_b,
           float beta, T* c, int64_t ldc) {
   if (m == 0 || n == 0) return;
   constexpr cudaDataType_t type = data_type<T>();
+  if (k > 0) {
+    const AlgoClass key{
+        type, trans_a,         trans_b,         size_class(m),  n, size_class(k), lda, ldb,
+        ldc,  alignment_of(a), alignment_of(b), alignment_of(c)};
+    if (const std::optional<cublasLtMatmulAlgo_t> algo = class_algo(h, key)) {
+      LtMatmul mm;
+      describe(mm, type, trans_a, trans_b, m, n, k, lda, ldb, ldc, CUBLASLT_EPILOGUE_DEFAULT,
+               nullptr);
+      if (cublasLtMatmul(h.lt, mm.desc, &alpha, b, mm.a, a, mm.b, &beta, c, mm.c, c, mm.c, &*algo,
+                         h.workspace, h.workspace_bytes, stream) == CUBLAS_STATUS_SUCCESS)
+        return;
+    }
+  }
   LATTE_CUBLAS_CHECK(cublasSetStream(h.blas, stream));
   LATTE_CUBLAS_CHECK(cublasGemmEx(h.blas, op(trans_b), op(trans_a), to_int(n, "n"), to_int(m, "m"),
                                   to_int(k, "k"), &alpha, b, type, to_int(ldb, "ldb"), a, type,
@@ -110,49 +225,13 @@ void gemm_bias(const BlasHandles& h, cudaStream_t stream, bool trans_a, bool tra
   if (m == 0 || n == 0) return;
   constexpr cudaDataType_t type = data_type<T>();
   const float alpha = 1.f, beta = 0.f;
-  // Column-major view: D^T [n, m] = op(B)^T [n, k] * op(A)^T [k, m] + bias[n].
   LtMatmul mm;
-  LATTE_CUBLAS_CHECK(cublasLtMatmulDescCreate(&mm.desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
-  const cublasOperation_t op_first = op(trans_b), op_second = op(trans_a);
-  const cublasLtEpilogue_t epilogue = CUBLASLT_EPILOGUE_BIAS;
-  LATTE_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(mm.desc, CUBLASLT_MATMUL_DESC_TRANSA, &op_first,
-                                                    sizeof(op_first)));
-  LATTE_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(mm.desc, CUBLASLT_MATMUL_DESC_TRANSB,
-                                                    &op_second, sizeof(op_second)));
-  LATTE_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(mm.desc, CUBLASLT_MATMUL_DESC_EPILOGUE,
-                                                    &epilogue, sizeof(epilogue)));
-  LATTE_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(mm.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER,
-                                                    &bias, sizeof(bias)));
-  // Layouts of the stored operands, column-major: row-major B [k, n] is column-major [n, k]
-  // (op N), row-major B [n, k] is column-major [k, n] (op T); likewise A; D^T is [n, m].
-  LATTE_CUBLAS_CHECK(
-      cublasLtMatrixLayoutCreate(&mm.a, type, trans_b ? k : n, trans_b ? n : k, ldb));
-  LATTE_CUBLAS_CHECK(
-      cublasLtMatrixLayoutCreate(&mm.b, type, trans_a ? m : k, trans_a ? k : m, lda));
-  LATTE_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&mm.c, type, n, m, ldc));
-  LATTE_CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&mm.pref));
-  LATTE_CUBLAS_CHECK(
-      cublasLtMatmulPreferenceSetAttribute(mm.pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
-                                           &h.workspace_bytes, sizeof(h.workspace_bytes)));
-  // cuBLASLt assumes 256-byte aligned operands unless told otherwise; views (a linear over a
-  // narrowed input) start anywhere, so state each operand's real alignment.
-  const std::pair<cublasLtMatmulPreferenceAttributes_t, const void*> alignments[] = {
-      {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, b},
-      {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, a},
-      {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, c},
-      {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, c}};
-  for (const auto& [attribute, pointer] : alignments) {
-    const uint32_t bytes = alignment_of(pointer);
-    LATTE_CUBLAS_CHECK(
-        cublasLtMatmulPreferenceSetAttribute(mm.pref, attribute, &bytes, sizeof(bytes)));
-  }
-  cublasLtMatmulHeuristicResult_t result{};
-  int found = 0;
-  const cublasStatus_t status = cublasLtMatmulAlgoGetHeuristic(h.lt, mm.desc, mm.a, mm.b, mm.c,
-                                                               mm.c, mm.pref, 1, &result, &found);
-  if (status == CUBLAS_STATUS_SUCCESS && found > 0) {
+  describe(mm, type, trans_a, trans_b, m, n, k, lda, ldb, ldc, CUBLASLT_EPILOGUE_BIAS, bias);
+  const std::optional<cublasLtMatmulAlgo_t> algo =
+      best_algo(h, mm, alignment_of(a), alignment_of(b), alignment_of(c));
+  if (algo) {
     LATTE_CUBLAS_CHECK(cublasLtMatmul(h.lt, mm.desc, &alpha, b, mm.a, a, mm.b, &beta, c, mm.c, c,
-                                      mm.c, &result.algo, h.workspace, h.workspace_bytes, stream));
+                                      mm.c, &*algo, h.workspace, h.workspace_bytes, stream));
     return;
   }
   gemm(h, stream, trans_a, trans_b, m, n, k, 1.f, a, lda, b, ldb, 0.f, c, ldc);

@@ -4,8 +4,12 @@
 // activation matrix. T = float (fp32 compute; TF32 is never enabled, so results are full fp32) or
 // latte::bf16 (bf16 in and out, fp32 accumulation).
 // How it computes: a row-major [m, n] matrix is a column-major [n, m] one, so C^T = op(B)^T op(A)^T
-// goes to cuBLAS with the operands swapped. The grouped GEMMs take the group offsets on the host
-// (one D2H copy of E + 1 counts per MoE layer) and issue one cuBLAS GEMM per non-empty group.
+// goes to cuBLAS with the operands swapped. gemm runs on cuBLASLt with an algorithm chosen once per
+// size class (sizes rounded up to four steps per octave) and reused, since the expert GEMMs'
+// sizes change every step and a heuristic per new size costs more host time than the GEMM; when
+// cuBLASLt has no algorithm or rejects the problem, cuBLAS chooses. The grouped GEMMs take the
+// group offsets on the host (one D2H copy of E + 1 counts per MoE layer) and issue one GEMM per
+// non-empty group.
 #pragma once
 
 #include <cublasLt.h>

@@ -1,6 +1,7 @@
 // GEMM cases: cuBLAS / cuBLASLt wrappers (every transpose combination, padded leading
-// dimensions, alpha and beta, strided batches with a shared operand, the bias epilogue) and the
-// grouped expert GEMMs with empty groups, against the CPU's OpenBLAS GEMM.
+// dimensions, alpha and beta, problems sharing one size class's algorithm, strided batches with a
+// shared operand, the bias epilogue) and the grouped expert GEMMs with empty groups, against the
+// CPU's OpenBLAS GEMM.
 #include <string>
 
 #include "cuda/cuda_test_support.h"
@@ -126,6 +127,14 @@ void add_cases(std::vector<KernelCase>& cases) {
     for (bool tb : {false, true})
       cases.push_back({"gemm" + t + (ta ? " At" : " A") + (tb ? "Bt" : "B"),
                        [=](Checks& c) { run_gemm<T>(ta, tb, 37, 53, 71, c); }});
+  // Row counts and inner sizes of one size class (449..512 rounds to 512) after its largest
+  // problem: the algorithm chosen for the class runs them all, as the experts' GEMMs do.
+  for (const int64_t m : {512, 449, 500, 511})
+    cases.push_back({"gemm" + t + " ABt class of 512, m " + std::to_string(m),
+                     [=](Checks& c) { run_gemm<T>(false, true, m, 64, 72, c); }});
+  for (const int64_t k : {512, 450, 509})
+    cases.push_back({"gemm" + t + " AtB class of 512, k " + std::to_string(k),
+                     [=](Checks& c) { run_gemm<T>(true, false, 96, 80, k, c); }});
   cases.push_back({"gemm_batched" + t, [](Checks& c) { run_gemm_batched<T>(c); }});
   cases.push_back(
       {"gemm_bias" + t + " 33x40x24", [](Checks& c) { run_gemm_bias<T>(33, 40, 24, c); }});
