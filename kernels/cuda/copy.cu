@@ -30,29 +30,22 @@ __device__ __forceinline__ Dst convert(Src v) {
   }
 }
 
-template <typename Src, typename Dst>
+// The strided walk in groups of W elements, its index arithmetic paid once per group. W = 1
+// converts element by element; W > 1 (same dtype) moves each group as one 16-byte access each
+// way, when every group is a 16-byte aligned contiguous run in both operands (groups_contiguous:
+// narrowed, broadcast or windowed rows, such as MLA's key halves and their gradients).
+template <typename Src, typename Dst, int W>
 __global__ void strided_copy_kernel(const Src* __restrict__ src, Dst* __restrict__ dst,
-                                    const MergedDims g, int64_t n) {
-  for (int64_t idx = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; idx < n;
-       idx += static_cast<int64_t>(gridDim.x) * blockDim.x) {
-    int64_t s, d;
-    merged_offsets(g, idx, s, d);
-    dst[d] = convert<Dst>(src[s]);
-  }
-}
-
-// A strided copy whose innermost merged dimension runs contiguously on both sides (a narrowed,
-// broadcast or windowed tensor: MLA's key halves and their gradients) in groups of W elements:
-// every group starts a 16-byte aligned run of W elements in both operands (strided_copy checks),
-// so it moves as one 16-byte access each way; the walk's index arithmetic is paid per group.
-template <typename T, int W>
-__global__ void strided_group_copy_kernel(const T* __restrict__ src, T* __restrict__ dst,
-                                          const MergedDims g, int64_t groups) {
+                                    const MergedDims g, int64_t groups) {
+  static_assert(W == 1 || std::is_same_v<Src, Dst>, "groups move without conversion");
   for (int64_t idx = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; idx < groups;
        idx += static_cast<int64_t>(gridDim.x) * blockDim.x) {
     int64_t s, d;
     merged_offsets(g, idx * W, s, d);
-    store_vec<W>(dst + d, load_vec<W>(src + s));
+    if constexpr (W == 1)
+      dst[d] = convert<Dst>(src[s]);
+    else
+      store_vec<W>(dst + d, load_vec<W>(src + s));
   }
 }
 
@@ -104,18 +97,22 @@ void strided_copy(const Src* src, const int64_t* src_strides, Dst* dst, const in
     const MapLaunch l = plan_map(n, p);
     map_kernel<<<l.blocks, kMapThreads, 0, stream>>>(n, l.vectorized, p,
                                                      Convert<DeviceType<Src>, DeviceType<Dst>>{});
-  } else if constexpr (std::is_same_v<Src, Dst>) {
-    constexpr int W = kPackWidth<Src>;
-    if (groups_contiguous<Src>(g, src, dst))
-      strided_group_copy_kernel<DeviceType<Src>, W>
-          <<<grid_for(n / W, kThreads), kThreads, 0, stream>>>(device_ptr(src), device_ptr(dst), g,
-                                                               n / W);
-    else
-      strided_copy_kernel<<<grid_for(n, kThreads), kThreads, 0, stream>>>(device_ptr(src),
-                                                                          device_ptr(dst), g, n);
   } else {
-    strided_copy_kernel<<<grid_for(n, kThreads), kThreads, 0, stream>>>(device_ptr(src),
-                                                                        device_ptr(dst), g, n);
+    using S = DeviceType<Src>;
+    using D = DeviceType<Dst>;
+    const auto launch = [&](auto kernel, int64_t groups) {
+      kernel<<<grid_for(groups, kThreads), kThreads, 0, stream>>>(device_ptr(src), device_ptr(dst),
+                                                                  g, groups);
+    };
+    constexpr int W = kPackWidth<Src>;
+    if constexpr (std::is_same_v<Src, Dst>) {
+      if (groups_contiguous<Src>(g, src, dst))
+        launch(strided_copy_kernel<S, D, W>, n / W);
+      else
+        launch(strided_copy_kernel<S, D, 1>, n);
+    } else {
+      launch(strided_copy_kernel<S, D, 1>, n);
+    }
   }
   LATTE_CUDA_CHECK_LAUNCH();
 }
