@@ -333,8 +333,6 @@ TrainSummary train(const RunConfig& config, const TrainOptions& options, Communi
   if (options.profile)
     profile_timer = device_timed ? &profiler::device_timer() : &profiler::host_timer();
   profiler::reset();
-  int64_t profiled_steps = 0;
-  double profiled_seconds = 0;
 
   auto state_json = [&](int64_t step, double wall) {
     return nlohmann::json{{"step", step},
@@ -370,7 +368,8 @@ TrainSummary train(const RunConfig& config, const TrainOptions& options, Communi
     }
     const DeviceRange range(place.device, "latte step " + std::to_string(step + 1));
     const auto t0 = std::chrono::steady_clock::now();
-    // Every step but the session's first (its caches, allocations and library loads are warming).
+    // Every step but the session's first (its caches, allocations and library loads are warming),
+    // the steps that tokens/s times.
     const bool profiled = profile_timer && step > start_step;
     if (profiled) profiler::start(*profile_timer);
     for (Tensor p : params) p.zero_grad();
@@ -415,10 +414,6 @@ TrainSummary train(const RunConfig& config, const TrainOptions& options, Communi
     }
     const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     train_seconds += dt;
-    if (profiled) {
-      ++profiled_steps;
-      profiled_seconds += dt;
-    }
     if (step - start_step > 1) {  // the first step of a session warms caches: not timed
       step_seconds_sum += dt;
       ++timed_steps;
@@ -507,8 +502,8 @@ TrainSummary train(const RunConfig& config, const TrainOptions& options, Communi
       write_file_atomically((run_dir / "summary.json").string(), summary.to_json().dump(2) + "\n");
   }
   if (options.profile && root) {
-    if (profiled_steps > 0)
-      print_step_split(profiled_steps, profiled_seconds, device_timed,
+    if (timed_steps > 0)
+      print_step_split(timed_steps, step_seconds_sum, device_timed,
                        place.device == Device::CUDA && !device_timed);
     else
       std::printf("no step time split: the session ran one step, and its first is not profiled\n");
