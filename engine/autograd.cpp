@@ -127,13 +127,12 @@ struct PendingGradient {
       ranges.emplace_back(w.start, w.start + grad.shape()[dim]);
     }
     std::sort(ranges.begin(), ranges.end());
-    int64_t end = 0;
+    int64_t end = 0, covered = 0;
     for (const auto& [begin, stop] : ranges) {
       if (begin < end) return {false, false};
       end = stop;
+      covered += stop - begin;
     }
-    int64_t covered = 0;
-    for (const auto& [begin, stop] : ranges) covered += stop - begin;
     return {true, covered == windows.front().second.input_shape[dim]};
   }
 
