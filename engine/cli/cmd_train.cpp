@@ -49,7 +49,7 @@ void run_train(const TrainArgs& args) {
   TrainOptions options;
   options.resume = !args.resume.empty();
   options.progress = !args.no_progress;
-  options.profile = args.profile || args.profile_host;
+  options.profile = args.profile;
   options.profile_host = args.profile_host;
   options.stop_after = args.stop_after;
   const TrainSummary s = train(config, options, *comm);

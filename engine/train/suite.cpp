@@ -125,7 +125,7 @@ SuiteResult run_suite(const std::string& suite_file, const SuiteOptions& options
         TrainOptions t;
         t.resume = latest_checkpoint(run_dir.string()).has_value();
         t.progress = options.progress;
-        t.profile = options.profile || options.profile_host;
+        t.profile = options.profile;
         t.profile_host = options.profile_host;
         if (comm.is_root())
           std::cout << "[" << name << " seed " << seed << "] "

@@ -330,8 +330,8 @@ TrainSummary train(const RunConfig& config, const TrainOptions& options, Communi
   // clock there too with profile_host).
   const bool device_timed = place.device == Device::CUDA && !options.profile_host;
   profiler::Timer* profile_timer = nullptr;
-  if (options.profile)
-    profile_timer = device_timed ? &profiler::device_timer() : &profiler::host_timer();
+  const bool profile = options.profile || options.profile_host;
+  if (profile) profile_timer = device_timed ? &profiler::device_timer() : &profiler::host_timer();
   profiler::reset();
 
   auto state_json = [&](int64_t step, double wall) {
@@ -501,7 +501,7 @@ TrainSummary train(const RunConfig& config, const TrainOptions& options, Communi
     if (status == "completed")
       write_file_atomically((run_dir / "summary.json").string(), summary.to_json().dump(2) + "\n");
   }
-  if (options.profile && root) {
+  if (profile && root) {
     if (timed_steps > 0)
       print_step_split(timed_steps, step_seconds_sum, device_timed,
                        place.device == Device::CUDA && !device_timed);

@@ -32,7 +32,7 @@ struct TrainOptions {
   bool resume = false;        // continue from the newest checkpoint of the run folder
   bool progress = true;       // live progress line (plain lines when stdout is not a terminal)
   bool profile = false;       // print the step time split at the end (steps after the first)
-  bool profile_host = false;  // with profile on CUDA: time the host, not the GPU (the host clock)
+  bool profile_host = false;  // profile on the host clock (on CUDA: the host, not the GPU)
   int64_t stop_after = 0;     // >0: stop (as if interrupted) after this many steps of this session
 };
 
