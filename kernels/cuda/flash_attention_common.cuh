@@ -119,10 +119,11 @@ void allow_shared_memory(Kernel* kernel, int64_t bytes) {
                                         static_cast<int>(bytes)));
 }
 
-// Whether the tensor-core kernels take these head dims.
+// Whether the tensor-core kernels take the problem: head dims up to theirs, and a positive softmax
+// scale (their online softmax takes the max over raw scores; the tile kernels take any scale).
 inline constexpr int kMmaMaxQkDim = 192, kMmaMaxVDim = 128;
 inline bool mma_kernels_take(const FlashParams& p) {
-  return p.qk_dim <= kMmaMaxQkDim && p.v_dim <= kMmaMaxVDim;
+  return p.qk_dim <= kMmaMaxQkDim && p.v_dim <= kMmaMaxVDim && p.scale > 0.f;
 }
 
 // The tensor-core kernels (bf16; mma_kernels_take(p) must hold).

@@ -14,19 +14,28 @@
 // problem takes the smallest that holds its dims); the zero-filled columns past the real dims are
 // skipped at run time in 16-wide steps, so qk 48 in a 64 instantiation does 3 of 4 k steps.
 // Causal blocks skip the key tiles their rows cannot see; only tiles that cross a row's last
-// visible key (or the sequence end) evaluate the mask.
+// visible key (or the sequence end) run the masked variant of the softmax code, the rest a
+// variant compiled without the mask. Exponentials are one ex2.approx each (fast_exp2.cuh) of one
+// fused multiply-add, and operand tiles load as whole 16-byte chunks at fixed per-thread strides
+// where the layout allows (issue_operand_tile): the instructions issued per score and per chunk
+// take the same issue slots as the tensor-core instructions.
 // - forward: one block of 8 warps per (128 query rows, query head, batch) walks 64-key tiles with
-//   the online softmax in registers (running max and sum per row in the exp2 domain, the output
-//   accumulator rescaled when the max grows; row sums are per lane and reduced once at the end);
+//   the online softmax in registers (running max of raw scores and sum per row; the output
+//   accumulator is rescaled only when a row's max grew, decided per warp by a vote; row sums are
+//   per lane and reduced once at the end);
 // - backward (deterministic, no atomics), like the shared-memory kernels: one block of 4 warps per
 //   (64 keys, kv head, batch) owns dk and dv of its keys and walks the 32-query tiles of every
 //   query head of its GQA group; one block of 4 warps per (64 query rows, query head, batch) owns
 //   dq and walks 32-key tiles. Both recompute probs = exp2(scores * scale log2 e - lse log2 e) and
-//   d scores = probs * (d probs - delta).
+//   d scores = probs * (d probs - delta); lse and delta of the dk/dv kernel's query tiles arrive
+//   by cp.async with the tiles.
 // Results go registers -> the warp's own rows of a shared tile -> global memory in 16-byte stores.
 #include <cuda_pipeline.h>
 
+#include <type_traits>
+
 #include "kernels/cuda/cuda_check.h"
+#include "kernels/cuda/fast_exp2.cuh"
 #include "kernels/cuda/flash_attention_common.cuh"
 #include "kernels/cuda/mma_sync.cuh"
 
@@ -180,6 +189,47 @@ __device__ __forceinline__ float quad_sum(float x) {
   return x + __shfl_xor_sync(kFullMask, x, 2);
 }
 
+constexpr int gcd(int a, int b) {
+  return b == 0 ? a : gcd(b, a % b);
+}
+
+// Starts copying a kRows x kDimPad operand tile into shared memory, as issue_tile_load does, for a
+// block of kThreads threads. With `vec` and whole 16-byte chunks (dim a multiple of 8), the
+// threads split each row's chunks among kLanesPerRow of them and walk the rows at a fixed stride,
+// so a thread keeps its columns and steps its pointers: per chunk one cp.async, or one zero store
+// past rows_valid or dim. Otherwise issue_tile_load's general loop.
+template <int kRows, int kDimPad, int kThreads>
+__device__ __forceinline__ void issue_operand_tile(bf16_t* tile, int ld, const bf16_t* src,
+                                                   int64_t row_stride, int rows_valid, int dim,
+                                                   bool vec) {
+  if (!vec || dim % 8 != 0) {
+    issue_tile_load(tile, ld, kRows, kDimPad, src, row_stride, rows_valid, dim, vec);
+    return;
+  }
+  constexpr int kChunks = kDimPad / 8, kLanesPerRow = gcd(kChunks, kThreads);
+  constexpr int kRowStep = kThreads / kLanesPerRow;
+  const int lane_in_row = static_cast<int>(threadIdx.x) % kLanesPerRow;
+  int r = static_cast<int>(threadIdx.x) / kLanesPerRow;
+  const bf16_t* from = src + r * row_stride + lane_in_row * 8;
+  bf16_t* to = tile + r * ld + lane_in_row * 8;
+#pragma unroll
+  for (int i = 0; i < (kRows + kRowStep - 1) / kRowStep; ++i) {
+    if (kRows % kRowStep == 0 || r < kRows) {
+#pragma unroll
+      for (int j = 0; j < kChunks / kLanesPerRow; ++j) {
+        const int c = (lane_in_row + j * kLanesPerRow) * 8;
+        if (r < rows_valid && c < dim)
+          __pipeline_memcpy_async(to + j * kLanesPerRow * 8, from + j * kLanesPerRow * 8, 16);
+        else
+          *reinterpret_cast<uint4*>(to + j * kLanesPerRow * 8) = make_uint4(0, 0, 0, 0);
+      }
+    }
+    r += kRowStep;
+    from += kRowStep * row_stride;
+    to += kRowStep * ld;
+  }
+}
+
 // How far the query-row kernels (forward, dq) walk the keys: the block loads key tiles up to its
 // last row's last visible key; a warp computes up to its own last row's (no key for a warp past
 // the sequence, as in decoding) and masks only tiles past its first row's last visible key.
@@ -196,14 +246,16 @@ __device__ __forceinline__ KeyWalk key_walk(const FlashParams& p, const QueryTil
 
 // Starts copying key tile `tile` (kKeys rows of kv head t.g from k and v) into buffer tile % 2 of
 // the double-buffered shared tiles ks and vs.
-template <class D, int kKeys>
+template <class D, int kKeys, int kThreads>
 __device__ void issue_key_tile(const FlashParams& p, const QueryTile& t, const bf16_t* k,
                                const bf16_t* v, bf16_t* ks, bf16_t* vs, int tile) {
   const int j0 = tile * kKeys, cols = min(kKeys, p.kv_len - j0);
-  issue_tile_load(ks + tile % 2 * kKeys * D::kLdQK, D::kLdQK, kKeys, D::kQK,
-                  k + t.b * p.kb + t.g * p.kh + j0 * p.kt, p.kt, cols, p.qk_dim, p.vec_k);
-  issue_tile_load(vs + tile % 2 * kKeys * D::kLdV, D::kLdV, kKeys, D::kV,
-                  v + t.b * p.vb + t.g * p.vh + j0 * p.vt, p.vt, cols, p.v_dim, p.vec_v);
+  issue_operand_tile<kKeys, D::kQK, kThreads>(ks + tile % 2 * kKeys * D::kLdQK, D::kLdQK,
+                                              k + t.b * p.kb + t.g * p.kh + j0 * p.kt, p.kt, cols,
+                                              p.qk_dim, p.vec_k);
+  issue_operand_tile<kKeys, D::kV, kThreads>(vs + tile % 2 * kKeys * D::kLdV, D::kLdV,
+                                             v + t.b * p.vb + t.g * p.vh + j0 * p.vt, p.vt, cols,
+                                             p.v_dim, p.vec_v);
 }
 
 // The top of step `step` of a double-buffered walk: waits until this step's copies have landed
@@ -217,6 +269,46 @@ __device__ __forceinline__ void begin_step(int step, int steps, IssueStep&& issu
 }
 
 // ---- forward ----
+
+// The online softmax of one key tile for the lane's rows g and g + 8 (r = 0, 1): turns the raw
+// scores s into unnormalized probabilities 2^(s scale log2 e - max scale log2 e), updates the
+// running max and sum and returns in `rescale` the factor that brings earlier sums and outputs to
+// the new max. The max is over raw scores (the scale is > 0, so it commutes with the max), which
+// makes each probability one fused multiply-add and one exp2. kMasked: the tile crosses a row's
+// last visible key; keys at or past limit[r] (tile columns) get probability 0.
+template <bool kMasked, int N>
+__device__ __forceinline__ void softmax_tile(float (&s)[N][4], float (&row_max)[2],
+                                             float (&row_sum)[2], float (&rescale)[2],
+                                             const int (&limit)[2], float scale_log2) {
+  const int col_in_tile = lane_id() % 4 * 2;
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    float tile_max = -INFINITY;
+#pragma unroll
+    for (int n = 0; n < N; ++n)
+#pragma unroll
+      for (int e = 0; e < 2; ++e) {
+        float& x = s[n][2 * r + e];
+        if (kMasked && n * 8 + col_in_tile + e >= limit[r]) x = -INFINITY;
+        tile_max = fmaxf(tile_max, x);
+      }
+    const float new_max = fmaxf(row_max[r], quad_max(tile_max));
+    // A row that has seen no key keeps max -inf: shift 0, so its -inf scores give 0, not NaN.
+    const float shift = new_max == -INFINITY ? 0.f : new_max * scale_log2;
+    rescale[r] = new_max == row_max[r] ? 1.f : fast_exp2((row_max[r] - new_max) * scale_log2);
+    row_max[r] = new_max;
+    float sum = 0.f;
+#pragma unroll
+    for (int n = 0; n < N; ++n)
+#pragma unroll
+      for (int e = 0; e < 2; ++e) {
+        float& x = s[n][2 * r + e];
+        x = fast_exp2(fmaf(x, scale_log2, -shift));
+        sum += x;
+      }
+    row_sum[r] = row_sum[r] * rescale[r] + sum;
+  }
+}
 
 template <class D>
 struct ForwardShape {
@@ -242,18 +334,19 @@ __global__ void __launch_bounds__(ForwardShape<D>::kThreads)
   const QueryTile t = query_tile(p, S::kRows);
   const int i0 = t.i0, rows = t.rows, h = t.h, b = t.b;
   const int row0 = threadIdx.x / kWarp * 16, lane = lane_id(), quad_row = lane / 4;
-  const int col_in_tile = lane % 4 * 2;
   const KeyWalk walk = key_walk(p, t, row0, kKeys);
-  auto issue_kv = [&](int tile) { issue_key_tile<D, kKeys>(p, t, k, v, ks, vs, tile); };
-  issue_tile_load(qs, D::kLdQK, S::kRows, kQK, q + b * p.qb + h * p.qh + i0 * p.qt, p.qt, rows,
-                  p.qk_dim, p.vec_q);
+  auto issue_kv = [&](int tile) {
+    issue_key_tile<D, kKeys, S::kThreads>(p, t, k, v, ks, vs, tile);
+  };
+  issue_operand_tile<S::kRows, kQK, S::kThreads>(qs, D::kLdQK, q + b * p.qb + h * p.qh + i0 * p.qt,
+                                                 p.qt, rows, p.qk_dim, p.vec_q);
   if (walk.tiles > 0) issue_kv(0);
   __pipeline_commit();
 
   uint32_t q_frag[kQK / 16][4];
   float acc[kV / 8][4];
   zero(acc);
-  float row_max[2] = {-INFINITY, -INFINITY}, row_sum[2] = {0.f, 0.f};  // exp2 domain
+  float row_max[2] = {-INFINITY, -INFINITY}, row_sum[2] = {0.f, 0.f};  // raw-score max
   for (int tile = 0; tile < walk.tiles; ++tile) {
     begin_step(tile, walk.tiles, issue_kv);
     if (tile == 0) {
@@ -279,38 +372,20 @@ __global__ void __launch_bounds__(ForwardShape<D>::kThreads)
       }
     }
 
-    const bool masked = j0 + kKeys > walk.unmasked_keys;
+    float rescale[2];
+    if (j0 + kKeys > walk.unmasked_keys) {
+      const int limit[2] = {visible_keys(p, i0 + row0 + quad_row) - j0,
+                            visible_keys(p, i0 + row0 + quad_row + 8) - j0};
+      softmax_tile<true>(s, row_max, row_sum, rescale, limit, p.scale_log2);
+    } else {
+      softmax_tile<false>(s, row_max, row_sum, rescale, {}, p.scale_log2);
+    }
+    // Once the rows' maxima settle, most tiles leave them alone: skip multiplying by 1.
+    if (__any_sync(kFullMask, rescale[0] != 1.f || rescale[1] != 1.f)) {
 #pragma unroll
-    for (int r = 0; r < 2; ++r) {
-      const int limit = visible_keys(p, i0 + row0 + quad_row + 8 * r) - j0;
-      float tile_max = -INFINITY;
+      for (int n = 0; n < kV / 8; ++n)
 #pragma unroll
-      for (int n = 0; n < kKeys / 8; ++n)
-#pragma unroll
-        for (int e = 0; e < 2; ++e) {
-          float& x = s[n][2 * r + e];
-          x = masked && n * 8 + col_in_tile + e >= limit ? -INFINITY : x * p.scale_log2;
-          tile_max = fmaxf(tile_max, x);
-        }
-      const float new_max = fmaxf(row_max[r], quad_max(tile_max));
-      const float shift = new_max == -INFINITY ? 0.f : new_max;  // a row that has seen no key
-      const float rescale = exp2f(row_max[r] - shift);
-      row_max[r] = new_max;
-      float sum = 0.f;
-#pragma unroll
-      for (int n = 0; n < kKeys / 8; ++n)
-#pragma unroll
-        for (int e = 0; e < 2; ++e) {
-          float& x = s[n][2 * r + e];
-          x = exp2f(x - shift);
-          sum += x;
-        }
-      row_sum[r] = row_sum[r] * rescale + sum;
-#pragma unroll
-      for (int n = 0; n < kV / 8; ++n) {
-        acc[n][2 * r] *= rescale;
-        acc[n][2 * r + 1] *= rescale;
-      }
+        for (int e = 0; e < 4; ++e) acc[n][e] *= rescale[e / 2];
     }
     mma_acc_times_cols(acc, s, vt, D::kLdV, p.v_dim);
   }
@@ -325,7 +400,7 @@ __global__ void __launch_bounds__(ForwardShape<D>::kThreads)
     inv_sum[r] = total > 0.f ? 1.f / total : 0.f;
     const int i = i0 + row0 + quad_row + 8 * r;
     if (lane % 4 == 0 && i < p.q_len)
-      lse_rows[i] = total > 0.f ? row_max[r] * kLn2 + logf(total) : -INFINITY;
+      lse_rows[i] = total > 0.f ? row_max[r] * p.scale + logf(total) : -INFINITY;
   }
   store_rows(acc, inv_sum, qs, D::kLdQK, row0, o + b * p.ob + h * p.oh + (i0 + row0) * p.ot, p.ot,
              max(0, min(16, rows - row0)), p.v_dim, p.vec_o);
@@ -361,11 +436,13 @@ __global__ void __launch_bounds__(DqShape<D>::kThreads)
   const int row0 = threadIdx.x / kWarp * 16, lane = lane_id(), quad_row = lane / 4;
   const int col_in_tile = lane % 4 * 2;
   const KeyWalk walk = key_walk(p, t, row0, kKeys);
-  auto issue_kv = [&](int tile) { issue_key_tile<D, kKeys>(p, t, k, v, ks, vs, tile); };
-  issue_tile_load(qs, D::kLdQK, S::kRows, kQK, q + b * p.qb + h * p.qh + i0 * p.qt, p.qt, rows,
-                  p.qk_dim, p.vec_q);
-  issue_tile_load(dos, D::kLdV, S::kRows, kV, d_o + b * p.ob + h * p.oh + i0 * p.ot, p.ot, rows,
-                  p.v_dim, p.vec_o);
+  auto issue_kv = [&](int tile) {
+    issue_key_tile<D, kKeys, S::kThreads>(p, t, k, v, ks, vs, tile);
+  };
+  issue_operand_tile<S::kRows, kQK, S::kThreads>(qs, D::kLdQK, q + b * p.qb + h * p.qh + i0 * p.qt,
+                                                 p.qt, rows, p.qk_dim, p.vec_q);
+  issue_operand_tile<S::kRows, kV, S::kThreads>(dos, D::kLdV, d_o + b * p.ob + h * p.oh + i0 * p.ot,
+                                                p.ot, rows, p.v_dim, p.vec_o);
   if (walk.tiles > 0) issue_kv(0);
   __pipeline_commit();
 
@@ -393,19 +470,26 @@ __global__ void __launch_bounds__(DqShape<D>::kThreads)
     zero(dp);
     mma_rows_times_rows<kQK>(s, qs, D::kLdQK, row0, kt, D::kLdQK, p.qk_dim);
     mma_rows_times_rows<kV>(dp, dos, D::kLdV, row0, vt, D::kLdV, p.v_dim);
-    const bool masked = j0 + kKeys > walk.unmasked_keys;
+    // s becomes d scores; kMasked: the tile crosses a row's last visible key.
+    auto d_scores = [&](auto masked) {
+      constexpr bool kMasked = decltype(masked)::value;
 #pragma unroll
-    for (int r = 0; r < 2; ++r) {
-      const int limit = visible_keys(p, i0 + row0 + quad_row + 8 * r) - j0;
+      for (int r = 0; r < 2; ++r) {
+        const int limit = kMasked ? visible_keys(p, i0 + row0 + quad_row + 8 * r) - j0 : kKeys;
 #pragma unroll
-      for (int n = 0; n < kKeys / 8; ++n)
+        for (int n = 0; n < kKeys / 8; ++n)
 #pragma unroll
-        for (int e = 0; e < 2; ++e) {
-          const bool seen = !masked || n * 8 + col_in_tile + e < limit;
-          const float prob = seen ? exp2f(s[n][2 * r + e] * p.scale_log2 - lse2[r]) : 0.f;
-          s[n][2 * r + e] = prob * (dp[n][2 * r + e] - row_delta[r]);  // d scores
-        }
-    }
+          for (int e = 0; e < 2; ++e) {
+            float prob = fast_exp2(fmaf(s[n][2 * r + e], p.scale_log2, -lse2[r]));
+            if (kMasked && n * 8 + col_in_tile + e >= limit) prob = 0.f;
+            s[n][2 * r + e] = prob * (dp[n][2 * r + e] - row_delta[r]);
+          }
+      }
+    };
+    if (j0 + kKeys > walk.unmasked_keys)
+      d_scores(std::true_type{});
+    else
+      d_scores(std::false_type{});
     mma_acc_times_cols(acc, s, kt, D::kLdQK, p.qk_dim);
   }
 
@@ -442,7 +526,7 @@ __global__ void __launch_bounds__(DkDvShape<D>::kThreads)
   bf16_t* vs = ks + S::kKElems;
   bf16_t* qs = vs + S::kVElems;                                   // two buffers
   bf16_t* dos = qs + 2 * S::kQElems;                              // two buffers
-  float* lse_s = reinterpret_cast<float*>(smem + S::kTileBytes);  // two buffers, exp2 domain
+  float* lse_s = reinterpret_cast<float*>(smem + S::kTileBytes);  // two buffers
   float* delta_s = lse_s + 2 * kRows;                             // two buffers
 
   const int j0 = blockIdx.x * S::kKeys, g = blockIdx.y, b = blockIdx.z;
@@ -457,33 +541,51 @@ __global__ void __launch_bounds__(DkDvShape<D>::kThreads)
   const int tiles_per_head = (p.q_len - i_start + kRows - 1) / kRows;
   const int n_steps = p.group * tiles_per_head;
 
-  auto issue_q = [&](int step) {
-    const int h = g * p.group + step / tiles_per_head;
-    const int i0 = i_start + step % tiles_per_head * kRows, rows = min(kRows, p.q_len - i0);
-    const int buf = step % 2;
-    issue_tile_load(qs + buf * S::kQElems, D::kLdQK, kRows, kQK,
-                    q + b * p.qb + h * p.qh + i0 * p.qt, p.qt, rows, p.qk_dim, p.vec_q);
-    issue_tile_load(dos + buf * S::kDoElems, D::kLdV, kRows, kV,
-                    d_o + b * p.ob + h * p.oh + i0 * p.ot, p.ot, rows, p.v_dim, p.vec_o);
+  // A step's query tile: rows [i0, i0 + kRows) of query head h. Steps walk the tiles of one head
+  // after another, so the next one is a compare and an add away (no division by tiles_per_head).
+  struct QueryStep {
+    int h, i0;
+  };
+  auto following = [&](QueryStep s) {
+    s.i0 += kRows;
+    if (s.i0 >= p.q_len) s = {s.h + 1, i_start};
+    return s;
+  };
+  auto issue_q = [&](QueryStep s, int buf) {
+    const int h = s.h, i0 = s.i0, rows = min(kRows, p.q_len - i0);
+    issue_operand_tile<kRows, kQK, S::kThreads>(qs + buf * S::kQElems, D::kLdQK,
+                                                q + b * p.qb + h * p.qh + i0 * p.qt, p.qt, rows,
+                                                p.qk_dim, p.vec_q);
+    issue_operand_tile<kRows, kV, S::kThreads>(dos + buf * S::kDoElems, D::kLdV,
+                                               d_o + b * p.ob + h * p.oh + i0 * p.ot, p.ot, rows,
+                                               p.v_dim, p.vec_o);
     for (int r = threadIdx.x; r < kRows; r += blockDim.x) {
       const int64_t at = (static_cast<int64_t>(b) * p.q_heads + h) * p.q_len + i0 + r;
-      lse_s[buf * kRows + r] = r < rows ? lse[at] * kLog2e : INFINITY;  // past the end: prob 0
-      delta_s[buf * kRows + r] = r < rows ? delta[at] : 0.f;
+      if (r < rows) {
+        __pipeline_memcpy_async(lse_s + buf * kRows + r, lse + at, sizeof(float));
+        __pipeline_memcpy_async(delta_s + buf * kRows + r, delta + at, sizeof(float));
+      } else {
+        lse_s[buf * kRows + r] = INFINITY;  // past the end: probability 0
+        delta_s[buf * kRows + r] = 0.f;
+      }
     }
   };
-  issue_tile_load(ks, D::kLdQK, S::kKeys, kQK, k + b * p.kb + g * p.kh + j0 * p.kt, p.kt, cols,
-                  p.qk_dim, p.vec_k);
-  issue_tile_load(vs, D::kLdV, S::kKeys, kV, v + b * p.vb + g * p.vh + j0 * p.vt, p.vt, cols,
-                  p.v_dim, p.vec_v);
-  if (n_steps > 0) issue_q(0);
+  issue_operand_tile<S::kKeys, kQK, S::kThreads>(ks, D::kLdQK, k + b * p.kb + g * p.kh + j0 * p.kt,
+                                                 p.kt, cols, p.qk_dim, p.vec_k);
+  issue_operand_tile<S::kKeys, kV, S::kThreads>(vs, D::kLdV, v + b * p.vb + g * p.vh + j0 * p.vt,
+                                                p.vt, cols, p.v_dim, p.vec_v);
+  QueryStep step_tile = {g * p.group, i_start};
+  if (n_steps > 0) issue_q(step_tile, 0);
   __pipeline_commit();
 
   float acc_k[kQK / 8][4], acc_v[kV / 8][4];
   zero(acc_k);
   zero(acc_v);
   for (int step = 0; step < n_steps; ++step) {
-    begin_step(step, n_steps, issue_q);
-    const int i0 = i_start + step % tiles_per_head * kRows;
+    const QueryStep next = following(step_tile);
+    begin_step(step, n_steps, [&](int next_step) { issue_q(next, next_step % 2); });
+    const int i0 = step_tile.i0;
+    step_tile = next;
     // Idle when the warp has no keys or no query of the tile sees them.
     if (key0 >= p.kv_len || i0 + kRows <= warp_first_query) continue;
     const int buf = step % 2;
@@ -498,21 +600,30 @@ __global__ void __launch_bounds__(DkDvShape<D>::kThreads)
     zero(dpt);
     mma_rows_times_rows<kQK>(st, ks, D::kLdQK, row0, qt, D::kLdQK, p.qk_dim);
     mma_rows_times_rows<kV>(dpt, vs, D::kLdV, row0, dot, D::kLdV, p.v_dim);
-    const bool masked = visible_keys(p, i0) < key0 + 16;
+    // st becomes probs^T and dpt d scores^T; kMasked: a query of the tile cannot see all of the
+    // warp's keys.
+    auto probs_and_d_scores = [&](auto masked) {
+      constexpr bool kMasked = decltype(masked)::value;
 #pragma unroll
-    for (int n = 0; n < kRows / 8; ++n)
+      for (int n = 0; n < kRows / 8; ++n)
 #pragma unroll
-      for (int e = 0; e < 2; ++e) {
-        const int c = n * 8 + col_in_tile + e;  // the query of the tile
-        const int query_keys = masked ? visible_keys(p, i0 + c) : 0;
+        for (int e = 0; e < 2; ++e) {
+          const int c = n * 8 + col_in_tile + e;  // the query of the tile
+          const int query_keys = kMasked ? visible_keys(p, i0 + c) : 0;
+          const float lse_c = lse_t[c] * kLog2e, delta_c = delta_t[c];
 #pragma unroll
-        for (int r = 0; r < 2; ++r) {
-          const bool seen = !masked || key0 + quad_row + 8 * r < query_keys;
-          const float prob = seen ? exp2f(st[n][2 * r + e] * p.scale_log2 - lse_t[c]) : 0.f;
-          st[n][2 * r + e] = prob;
-          dpt[n][2 * r + e] = prob * (dpt[n][2 * r + e] - delta_t[c]);  // d scores^T
+          for (int r = 0; r < 2; ++r) {
+            float prob = fast_exp2(fmaf(st[n][2 * r + e], p.scale_log2, -lse_c));
+            if (kMasked && key0 + quad_row + 8 * r >= query_keys) prob = 0.f;
+            st[n][2 * r + e] = prob;
+            dpt[n][2 * r + e] = prob * (dpt[n][2 * r + e] - delta_c);
+          }
         }
-      }
+    };
+    if (visible_keys(p, i0) < key0 + 16)
+      probs_and_d_scores(std::true_type{});
+    else
+      probs_and_d_scores(std::false_type{});
     mma_acc_times_cols(acc_v, st, dot, D::kLdV, p.v_dim);
     mma_acc_times_cols(acc_k, dpt, qt, D::kLdQK, p.qk_dim);
   }

@@ -37,6 +37,7 @@ struct Shape {
   int64_t batch, q_heads, kv_heads, q_len, kv_len, qk_dim, v_dim;
   bool causal;
   Layout layout;
+  bool negative_scale = false;  // softmax scale -1/sqrt(qk_dim) instead of 1/sqrt(qk_dim)
 };
 
 // One operand: its layout and the element offset of its first element in its buffer.
@@ -135,7 +136,7 @@ Inputs make_inputs(const Shape& s, unsigned seed) {
   AttentionProblem& p = in.p;
   p.batch = s.batch, p.q_heads = s.q_heads, p.kv_heads = s.kv_heads;
   p.q_len = s.q_len, p.kv_len = s.kv_len, p.qk_dim = s.qk_dim, p.v_dim = s.v_dim;
-  p.scale = 1.0 / std::sqrt(static_cast<double>(s.qk_dim));
+  p.scale = (s.negative_scale ? -1.0 : 1.0) / std::sqrt(static_cast<double>(s.qk_dim));
   p.causal = s.causal;
   p.q = x.q.layout, p.k = x.k.layout, p.v = x.v.layout, p.o = x.o.layout;
 
@@ -284,7 +285,8 @@ std::string describe(const Shape& s, const char* kernel, const char* type) {
   std::ostringstream out;
   out << kernel << " " << type << " B" << s.batch << " H" << s.q_heads << "/" << s.kv_heads << " T"
       << s.q_len << "/" << s.kv_len << " d(" << s.qk_dim << "," << s.v_dim << ")"
-      << (s.causal ? " causal" : "") << (s.layout == Layout::kStrided ? " strided" : "");
+      << (s.causal ? " causal" : "") << (s.layout == Layout::kStrided ? " strided" : "")
+      << (s.negative_scale ? " negative scale" : "");
   return out.str();
 }
 
@@ -307,8 +309,9 @@ std::vector<KernelCase> attention_cases() {
       {1, 3, 3, 50, 50, 20, 36, true, S},  // dims that are not multiples of 16
       // Several query and key tiles of every bf16 tensor-core kernel, GQA, causal.
       {1, 4, 2, 300, 300, 192, 128, true, P},
-      {2, 2, 1, 130, 260, 128, 64, true, S},  // v narrower than its instantiation
-      {1, 2, 2, 90, 90, 160, 160, true, P},   // v past the tensor-core kernels: bf16 tiles
+      {2, 2, 1, 130, 260, 128, 64, true, S},     // v narrower than its instantiation
+      {1, 2, 2, 90, 90, 160, 160, true, P},      // v past the tensor-core kernels: bf16 tiles
+      {1, 2, 1, 70, 70, 64, 64, true, S, true},  // negative scale: bf16 tiles as well
   };
   std::vector<KernelCase> cases;
   unsigned seed = 100;
