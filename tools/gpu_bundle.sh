@@ -60,7 +60,7 @@ step "where the host's time goes: latte bench train --device cuda --quick --prof
 timeout 200 "$B/latte" bench train --device cuda --quick --profile-host 2>&1 | tee -a "$out/profile.log"
 host_profile=${PIPESTATUS[0]}
 step "kernel by kernel: tools/ncu_step.sh (step 3 of the gpu-scale models under ncu)"
-timeout 260 tools/ncu_step.sh "$PWD/$B/latte" "$out" 2>&1 | tee "$out/ncu.log"
+timeout 420 tools/ncu_step.sh "$PWD/$B/latte" "$out" 2>&1 | tee "$out/ncu.log"
 ncu=${PIPESTATUS[0]}
 step "done: tests exit $tests, benchmarks exit $bench, profile exit $profile, host profile exit $host_profile, ncu exit $ncu"
 RUN

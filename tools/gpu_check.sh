@@ -6,9 +6,9 @@
 # attention moe memory --device cuda), the PyTorch SDPA baseline (tools/bench_sdpa.py) and whole
 # training steps (latte bench train --device cuda: tokens/s, MFU) with short profiled reruns
 # (--quick --profile and --profile-host: GPU and host time per category of op) and, where the
-# toolkit has ncu, one step of each gpu-scale model kernel by kernel (tools/ncu_step.sh), and
+# toolkit has ncu, one step of each gpu-scale model kernel by kernel and its attention kernels' bounds (tools/ncu_step.sh), and
 # prints one summary table. The full log goes to $OUT/gpu_check.log when OUT is set (the device tool returns files
-# from $OUT), else to build/gpu/gpu_check.log. Ends within 8 minutes on an H200, plus up to 4 for
+# from $OUT), else to build/gpu/gpu_check.log. Ends within 8 minutes on an H200, plus up to 7 for
 # the ncu step.
 #   tools/gpu_check.sh
 # Debian packages the GPU machine lacks (CLI11, toml11, doctest, OpenBLAS, nlohmann-json) can be
@@ -87,7 +87,7 @@ timeout 150 "$build/latte" bench train --device cuda --quick --profile-host 2>&1
   tee -a "$build/profile.log"
 
 section "kernel by kernel: tools/ncu_step.sh (step 3 of the gpu-scale models under ncu)"
-timeout 260 tools/ncu_step.sh "$build/latte" "$build/ncu" 2>&1 | tee "$build/ncu.log"
+timeout 420 tools/ncu_step.sh "$build/latte" "$build/ncu" 2>&1 | tee "$build/ncu.log"
 ncu_status=${PIPESTATUS[0]}
 
 section "summary"
