@@ -4,8 +4,9 @@
 // Dtypes: on the CPU everything is f32 or f64 (one dtype per call). On CUDA the router, the gate
 // weights, the balance losses and the correction bias are f32 (router math is fp32 by design),
 // token rows (x, expert inputs and outputs) are f32 or bf16, and the combine weights stay f32.
-// Methods named *_backward ADD into their gradient outputs (the ops zero-fill them), so the
-// gradients of the gate weights and of the balance losses can share one d scores buffer.
+// The router and balance-loss *_backward methods ADD into their gradient outputs (the ops
+// zero-fill them), so the gradients of the gate weights and of the balance losses can share one
+// d scores buffer; gather_rows_backward and the combine passes write theirs.
 #pragma once
 
 #include <cstdint>
@@ -61,15 +62,16 @@ class MoeKernels {
   virtual void gather_rows(const Tensor& x, const Tensor& sorted_assignment,
                            const Tensor& expert_offsets, int64_t top_k,
                            const Tensor& x_sorted) const = 0;
-  // dx [N, d] += the rows of dx_sorted [n_kept, d] of each token's kept assignments.
+  // dx [N, d] = the sum of the rows of dx_sorted [n_kept, d] of each token's kept assignments.
   virtual void gather_rows_backward(const Tensor& dx_sorted, const Tensor& assignment_position,
                                     int64_t top_k, const Tensor& dx) const = 0;
-  // y [N, d] += Σ_k weights[t, k] · out_sorted[position of (t, k)] over kept assignments;
+  // y [N, d] = Σ_k weights[t, k] · out_sorted[position of (t, k)] over kept assignments;
   // weights [N, K].
   virtual void combine_forward(const Tensor& out_sorted, const Tensor& weights,
                                const Tensor& assignment_position, const Tensor& y) const = 0;
   // For each kept assignment a of token t at sorted position p:
-  //   dout_sorted[p] += weights[a] · dy[t];  dweights[a] += dy[t] · out_sorted[p]
+  //   dout_sorted[p] = weights[a] · dy[t];  dweights[a] = dy[t] · out_sorted[p]
+  // (dweights[a] = 0 for a dropped assignment). These three write every element of their outputs.
   virtual void combine_backward(const Tensor& dy, const Tensor& out_sorted, const Tensor& weights,
                                 const Tensor& assignment_position, const Tensor& dout_sorted,
                                 const Tensor& dweights) const = 0;

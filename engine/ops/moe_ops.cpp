@@ -145,7 +145,7 @@ Tensor moe_gather(const Tensor& x, const MoeDispatchPlan& plan) {
   return record(op, x_sorted, {x}, [plan, dim, dtype = xc.dtype()](const Tensor& g) {
     profiler::Scope timing(profiler::Category::kMoe);
     const Tensor dxs = g.contiguous();
-    Tensor dx = Tensor::zeros({plan->n_tokens, dim}, dtype, dxs.device());
+    Tensor dx = Tensor::empty({plan->n_tokens, dim}, dtype, dxs.device());
     kernels(dxs).gather_rows_backward(dxs, plan->assignment_position, plan->top_k, dx);
     return std::vector<Tensor>{dx};
   });
@@ -312,14 +312,14 @@ Tensor moe_combine(const Tensor& out_sorted, const Tensor& weights, const MoeDis
       << op << ": weights " << weights.describe() << " must be [" << plan->n_tokens << ", "
       << plan->top_k << "]";
   const Tensor os = out_sorted.contiguous(), wc = weights.contiguous();
-  Tensor y = Tensor::zeros({plan->n_tokens, os.size(1)}, os.dtype(), os.device());
+  Tensor y = Tensor::empty({plan->n_tokens, os.size(1)}, os.dtype(), os.device());
   kernels(os).combine_forward(os, wc, plan->assignment_position, y);
   return record(op, y, {out_sorted, weights},
                 [so = saved(os), sw = saved(wc), plan](const Tensor& g) {
                   profiler::Scope timing(profiler::Category::kMoe);
                   const Tensor dy = g.contiguous();
-                  Tensor dout = Tensor::zeros(so.shape(), so.dtype(), so.device());
-                  Tensor dw = Tensor::zeros(sw.shape(), sw.dtype(), sw.device());
+                  Tensor dout = Tensor::empty(so.shape(), so.dtype(), so.device());
+                  Tensor dw = Tensor::empty(sw.shape(), sw.dtype(), sw.device());
                   kernels(so).combine_backward(dy, so, sw, plan->assignment_position, dout, dw);
                   return std::vector<Tensor>{dout, dw};
                 });

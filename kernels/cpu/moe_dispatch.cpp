@@ -71,6 +71,7 @@ void gather_rows_backward(const T* dx_sorted, const int64_t* assignment_position
 #pragma omp parallel for schedule(static)
   for (int64_t t = 0; t < n_tokens; ++t) {
     T* out = dx + t * dim;
+    std::fill(out, out + dim, T(0));
     for (int64_t k = 0; k < top_k; ++k) {
       const int64_t p = assignment_position[t * top_k + k];
       if (p < 0) continue;
@@ -87,6 +88,7 @@ void combine_forward(const T* expert_out_sorted, const T* weights,
 #pragma omp parallel for schedule(static)
   for (int64_t t = 0; t < n_tokens; ++t) {
     T* out = y + t * dim;
+    std::fill(out, out + dim, T(0));
     for (int64_t k = 0; k < top_k; ++k) {
       const int64_t a = t * top_k + k;
       const int64_t p = assignment_position[a];
@@ -108,16 +110,17 @@ void combine_backward(const T* dy, const T* expert_out_sorted, const T* weights,
     for (int64_t k = 0; k < top_k; ++k) {
       const int64_t a = t * top_k + k;
       const int64_t p = assignment_position[a];
+      dweights[a] = 0;
       if (p < 0) continue;
       const T w = weights[a];
       const T* out = expert_out_sorted + p * dim;
       T* d_out = d_expert_out_sorted + p * dim;
       T dot = 0;
       for (int64_t j = 0; j < dim; ++j) {
-        d_out[j] += w * g[j];
+        d_out[j] = w * g[j];
         dot += g[j] * out[j];
       }
-      dweights[a] += dot;
+      dweights[a] = dot;
     }
   }
 }

@@ -12,7 +12,8 @@
 // gather_rows runs in parallel over sorted rows; its backward and both combine passes run in
 // parallel over tokens, each token reading its own K assignments in k order, so every write has
 // one owner and results do not depend on the thread count.
-// Backward kernels (and combine_forward) add into their outputs; callers zero-fill them first.
+// gather_rows_backward and both combine passes write every element of their outputs (zeros where
+// no kept assignment contributes), so callers need not clear them.
 #pragma once
 
 #include <cstdint>
@@ -39,12 +40,12 @@ template <typename T>
 void gather_rows(const T* x, const int64_t* sorted_assignment, int64_t n_kept, int64_t top_k,
                  int64_t dim, T* x_sorted);
 
-// dx[t, :] += Σ_k dx_sorted[assignment_position[t·K+k], :] over kept assignments.
+// dx[t, :] = Σ_k dx_sorted[assignment_position[t·K+k], :] over kept assignments.
 template <typename T>
 void gather_rows_backward(const T* dx_sorted, const int64_t* assignment_position, int64_t n_tokens,
                           int64_t top_k, int64_t dim, T* dx);
 
-// y[t, :] += Σ_k weights[t·K+k] · expert_out_sorted[assignment_position[t·K+k], :] over kept
+// y[t, :] = Σ_k weights[t·K+k] · expert_out_sorted[assignment_position[t·K+k], :] over kept
 // assignments (a dropped assignment contributes nothing).
 template <typename T>
 void combine_forward(const T* expert_out_sorted, const T* weights,
@@ -52,9 +53,10 @@ void combine_forward(const T* expert_out_sorted, const T* weights,
                      int64_t dim, T* y);
 
 // For each kept assignment a of token t at sorted position p:
-//   d_expert_out_sorted[p, :] += weights[a] · dy[t, :]
-//   dweights[a] += dy[t, :] · expert_out_sorted[p, :]
-// (a dropped assignment gets no gradient).
+//   d_expert_out_sorted[p, :] = weights[a] · dy[t, :]
+//   dweights[a] = dy[t, :] · expert_out_sorted[p, :]
+// and dweights[a] = 0 for a dropped assignment. Every kept row p belongs to one assignment, so
+// all n_kept rows of d_expert_out_sorted are written.
 template <typename T>
 void combine_backward(const T* dy, const T* expert_out_sorted, const T* weights,
                       const int64_t* assignment_position, int64_t n_tokens, int64_t top_k,

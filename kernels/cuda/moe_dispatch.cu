@@ -156,19 +156,18 @@ __global__ void __launch_bounds__(kRowThreads)
   for (int64_t j = threadIdx.x; j < dim / W; j += blockDim.x) dst[j] = src[j];
 }
 
-// out[j] (+)= Σ_k scale_k · rows_k[j] over one token's kept assignments, k in order (so every W
+// out[j] = Σ_k scale_k · rows_k[j] over one token's kept assignments, k in order (so every W
 // gives the same sums); scale is weights[a] or 1.
 template <typename T, int W>
-__device__ void accumulate_assignments(T* __restrict__ out, const T* __restrict__ rows,
-                                       const float* __restrict__ weights,
-                                       const int64_t* __restrict__ assignment_position, int64_t t,
-                                       int64_t top_k, int64_t dim) {
+__device__ void sum_assignments(T* __restrict__ out, const T* __restrict__ rows,
+                                const float* __restrict__ weights,
+                                const int64_t* __restrict__ assignment_position, int64_t t,
+                                int64_t top_k, int64_t dim) {
   using P = Vec<T, W>;
   P* o = reinterpret_cast<P*>(out);
   for (int64_t j = threadIdx.x; j < dim / W; j += blockDim.x) {
-    P v = o[j];
-    float acc[W];
-    for (int w = 0; w < W; ++w) acc[w] = to_float(v.v[w]);
+    P v;
+    float acc[W] = {};
     for (int64_t k = 0; k < top_k; ++k) {
       const int64_t a = t * top_k + k, p = assignment_position[a];
       if (p < 0) continue;
@@ -187,8 +186,7 @@ __global__ void __launch_bounds__(kRowThreads)
                                 const int64_t* __restrict__ assignment_position, int64_t top_k,
                                 int64_t dim, T* __restrict__ dx) {
   const int64_t t = blockIdx.x;
-  accumulate_assignments<T, W>(dx + t * dim, dx_sorted, nullptr, assignment_position, t, top_k,
-                               dim);
+  sum_assignments<T, W>(dx + t * dim, dx_sorted, nullptr, assignment_position, t, top_k, dim);
 }
 
 template <typename T, int W>
@@ -198,13 +196,13 @@ __global__ void __launch_bounds__(kRowThreads)
                            const int64_t* __restrict__ assignment_position, int64_t top_k,
                            int64_t dim, T* __restrict__ y) {
   const int64_t t = blockIdx.x;
-  accumulate_assignments<T, W>(y + t * dim, expert_out_sorted, weights, assignment_position, t,
-                               top_k, dim);
+  sum_assignments<T, W>(y + t * dim, expert_out_sorted, weights, assignment_position, t, top_k,
+                        dim);
 }
 
 // Block t (blockDim.x threads, a multiple of 32): for each kept assignment of token t in k order,
-// d_out[p] += w * dy[t] and dweights[a] += the block's fixed-tree dot of dy[t] and out[p], rows in
-// Packs of W.
+// d_out[p] = w * dy[t] and dweights[a] = the block's fixed-tree dot of dy[t] and out[p], rows in
+// Packs of W; dweights[a] = 0 for a dropped one.
 template <typename T, int W>
 __global__ void __launch_bounds__(kRowThreads)
     combine_backward_kernel(const T* __restrict__ dy, const T* __restrict__ expert_out_sorted,
@@ -218,23 +216,26 @@ __global__ void __launch_bounds__(kRowThreads)
   const P* g = reinterpret_cast<const P*>(dy + t * dim);
   for (int64_t k = 0; k < top_k; ++k) {
     const int64_t a = t * top_k + k, p = assignment_position[a];
-    if (p < 0) continue;  // the same for the whole block
+    if (p < 0) {  // the same for the whole block
+      if (threadIdx.x == 0) dweights[a] = 0.f;
+      continue;
+    }
     const float w = weights[a];
     const P* out = reinterpret_cast<const P*>(expert_out_sorted + p * dim);
     P* d_out = reinterpret_cast<P*>(d_expert_out_sorted + p * dim);
     float dot = 0.f;
     for (int64_t j = threadIdx.x; j < dim / W; j += blockDim.x) {
       const P gj = g[j], oj = out[j];
-      P dj = d_out[j];
+      P dj;
 #pragma unroll
       for (int e = 0; e < W; ++e) {
-        dj.v[e] = from_float<T>(to_float(dj.v[e]) + w * to_float(gj.v[e]));
+        dj.v[e] = from_float<T>(w * to_float(gj.v[e]));
         dot += to_float(gj.v[e]) * to_float(oj.v[e]);
       }
       d_out[j] = dj;
     }
     dot = block_sum(dot, scratch);
-    if (threadIdx.x == 0) dweights[a] += dot;
+    if (threadIdx.x == 0) dweights[a] = dot;
   }
 }
 

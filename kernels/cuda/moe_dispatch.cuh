@@ -13,8 +13,9 @@
 // token (combine and its backward, gather backward: each token reads its own K assignments in k
 // order, so every write has one owner), 16 bytes per access when the row size and the bases
 // allow (these are bandwidth-bound; combine_backward's blocks have one thread per access up to
-// 256); dot products for the weight gradients reduce in a fixed tree. Backward kernels and
-// combine_forward ADD into their outputs; callers zero-fill them first.
+// 256); dot products for the weight gradients reduce in a fixed tree. gather_rows_backward and both
+// combine passes write every element of their outputs (zeros where no kept assignment
+// contributes), so callers need not clear them.
 #pragma once
 
 #include <cuda_runtime_api.h>
@@ -49,19 +50,21 @@ template <typename T>
 void gather_rows(const T* x, const int64_t* sorted_assignment, const int64_t* n_kept,
                  int64_t max_rows, int64_t top_k, int64_t dim, T* x_sorted, cudaStream_t stream);
 
-// dx[t, :] += sum_k dx_sorted[assignment_position[t*K+k], :] over kept assignments.
+// dx[t, :] = sum_k dx_sorted[assignment_position[t*K+k], :] over kept assignments.
 template <typename T>
 void gather_rows_backward(const T* dx_sorted, const int64_t* assignment_position, int64_t n_tokens,
                           int64_t top_k, int64_t dim, T* dx, cudaStream_t stream);
 
-// y[t, :] += sum_k weights[t*K+k] * expert_out_sorted[assignment_position[t*K+k], :].
+// y[t, :] = sum_k weights[t*K+k] * expert_out_sorted[assignment_position[t*K+k], :] over kept
+// assignments.
 template <typename T>
 void combine_forward(const T* expert_out_sorted, const float* weights,
                      const int64_t* assignment_position, int64_t n_tokens, int64_t top_k,
                      int64_t dim, T* y, cudaStream_t stream);
 
 // For each kept assignment a of token t at sorted position p:
-//   d_expert_out_sorted[p, :] += weights[a] * dy[t, :];  dweights[a] += dy[t, :] . out[p, :]
+//   d_expert_out_sorted[p, :] = weights[a] * dy[t, :];  dweights[a] = dy[t, :] . out[p, :]
+// and dweights[a] = 0 for a dropped assignment.
 template <typename T>
 void combine_backward(const T* dy, const T* expert_out_sorted, const float* weights,
                       const int64_t* assignment_position, int64_t n_tokens, int64_t top_k,

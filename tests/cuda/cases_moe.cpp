@@ -126,6 +126,8 @@ void run_dispatch_invalid(Checks& checks) {
 }
 
 // gather: a copy, exact. gather backward: the CPU's additions in the same order, exact in float.
+// The outputs of gather backward and both combine passes start as other random values on each
+// side: both must overwrite them.
 // combine: a fused multiply-add per term on the device: 1e-6 (f32); its weight gradient is a dot
 // product summed in another order: 1e-5 of the scale. bf16 outputs add one rounding. Rows of
 // `dim` elements: 16-byte accesses when the row size is a multiple of 16 bytes (f32 100, bf16
@@ -155,8 +157,8 @@ void run_gather_combine(double capacity_factor, int64_t dim, Checks& checks) {
   checks.expect("x_sorted", mismatch_report(xs, xs_ref, 0, 0));
 
   const std::vector<float> dxs = random_input<T>(rng, kept * dim);
-  std::vector<float> dx_ref = random_input<T>(rng, n * dim);  // added into
-  DeviceBuffer<T> gdxs(as_type<T>(dxs)), gdx(as_type<T>(dx_ref));
+  std::vector<float> dx_ref = random_input<T>(rng, n * dim);  // overwritten
+  DeviceBuffer<T> gdxs(as_type<T>(dxs)), gdx(as_type<T>(random_input<T>(rng, n * dim)));
   kernels::cpu::gather_rows_backward<float>(dxs.data(), position.data(), n, k, dim, dx_ref.data());
   kernels::cuda::gather_rows_backward<T>(gdxs.get(), gposition.get(), n, k, dim, gdx.get(),
                                          cuda::stream());
@@ -164,8 +166,8 @@ void run_gather_combine(double capacity_factor, int64_t dim, Checks& checks) {
 
   const std::vector<float> out = random_input<T>(rng, kept * dim);
   const std::vector<float> w = uniform(rng, n * k, 0.f, 1.f);
-  std::vector<float> y_ref = random_input<T>(rng, n * dim);  // added into
-  DeviceBuffer<T> gout(as_type<T>(out)), gy(as_type<T>(y_ref));
+  std::vector<float> y_ref = random_input<T>(rng, n * dim);  // overwritten
+  DeviceBuffer<T> gout(as_type<T>(out)), gy(as_type<T>(random_input<T>(rng, n * dim)));
   DeviceBuffer<float> gw(w);
   kernels::cpu::combine_forward<float>(out.data(), w.data(), position.data(), n, k, dim,
                                        y_ref.data());
@@ -175,8 +177,8 @@ void run_gather_combine(double capacity_factor, int64_t dim, Checks& checks) {
 
   const std::vector<float> dy = random_input<T>(rng, n * dim);
   std::vector<float> dout_ref = random_input<T>(rng, kept * dim), dw_ref = uniform(rng, n * k);
-  DeviceBuffer<T> gdy(as_type<T>(dy)), gdout(as_type<T>(dout_ref));
-  DeviceBuffer<float> gdw(dw_ref);
+  DeviceBuffer<T> gdy(as_type<T>(dy)), gdout(as_type<T>(random_input<T>(rng, kept * dim)));
+  DeviceBuffer<float> gdw(uniform(rng, n * k));
   kernels::cpu::combine_backward<float>(dy.data(), out.data(), w.data(), position.data(), n, k, dim,
                                         dout_ref.data(), dw_ref.data());
   kernels::cuda::combine_backward<T>(gdy.get(), gout.get(), gw.get(), gposition.get(), n, k, dim,

@@ -127,22 +127,22 @@ TEST_CASE("gather_rows and combine_forward on the hand-built dispatch") {
   }
 
   // Combine with capacity 2: expert outputs are row p -> (p, -p); weights w[a] = a + 1.
-  // Token 3 has a = 6 (dropped) and a = 7 (dropped): y stays at its initial value.
+  // Token 3 has a = 6 (dropped) and a = 7 (dropped): y = (0, 0).
   // Token 0: a = 0 at row 3, a = 1 at row 0: y = 1·(3, -3) + 2·(0, 0) = (3, -3).
   // Token 1: a = 2 at row 1, a = 3 at row 5: y = 3·(1, -1) + 4·(5, -5) = (23, -23).
   // Token 2: a = 4 at row 4, a = 5 at row 2: y = 5·(4, -4) + 6·(2, -2) = (32, -32).
   // Token 4: a = 8 at row 6, a = 9 dropped: y = 9·(6, -6) = (54, -54).
-  // combine adds into y, which starts at 100 everywhere.
+  // combine writes all of y, which starts at 100 everywhere.
   const Dispatch capped = dispatch(kIds, top_k, 5, 2);
   std::vector<double> out(capped.offsets[5] * dim), w(n * top_k), y(n * dim, 100.0);
   for (int64_t p = 0; p < capped.offsets[5]; ++p) out[p * dim] = p, out[p * dim + 1] = -p;
   std::iota(w.begin(), w.end(), 1.0);
   k::combine_forward(out.data(), w.data(), capped.position.data(), n, top_k, dim, y.data());
-  const std::vector<double> expected = {103, 97, 123, 77, 132, 68, 100, 100, 154, 46};
+  const std::vector<double> expected = {3, -3, 23, -23, 32, -32, 0, 0, 54, -54};
   CHECK(y == expected);  // small integers: exact
 }
 
-TEST_CASE("gather_rows_backward matches finite differences, dropped rows get nothing") {
+TEST_CASE("gather_rows_backward matches finite differences, dropped rows get zeros") {
   const int64_t n = 9, top_k = 2, e = 4, dim = 3;
   const std::vector<int32_t> ids = random_expert_ids(n, top_k, e, 7);
   const Dispatch d = dispatch(ids, top_k, e, 3);
@@ -157,7 +157,7 @@ TEST_CASE("gather_rows_backward matches finite differences, dropped rows get not
     for (int64_t i = 0; i < kept * dim; ++i) total += upstream[i] * x_sorted[i];
     return total;
   };
-  std::vector<double> dx(n * dim, 0.0);
+  std::vector<double> dx(n * dim, 7.0);  // overwritten
   k::gather_rows_backward(upstream.data(), d.position.data(), n, top_k, dim, dx.data());
   const std::vector<double> numeric = latte::test::numeric_gradient(loss, x);
   // 1e-8: the loss is linear in x, so central differences are exact up to ~1e-10 rounding.
@@ -176,13 +176,13 @@ TEST_CASE("combine_backward matches finite differences for expert outputs and we
     std::vector<double> w = latte::test::random_vector(n * top_k, 15);
     const std::vector<double> upstream = latte::test::random_vector(n * dim, 16);
     auto loss = [&] {
-      std::vector<double> y(n * dim, 0.0);
+      std::vector<double> y(n * dim);
       k::combine_forward(out.data(), w.data(), d.position.data(), n, top_k, dim, y.data());
       double total = 0;
       for (int64_t i = 0; i < n * dim; ++i) total += upstream[i] * y[i];
       return total;
     };
-    std::vector<double> d_out(kept * dim, 0.0), dw(n * top_k, 0.0);
+    std::vector<double> d_out(kept * dim, 7.0), dw(n * top_k, 7.0);  // overwritten
     k::combine_backward(upstream.data(), out.data(), w.data(), d.position.data(), n, top_k, dim,
                         d_out.data(), dw.data());
     // 1e-8: the loss is bilinear, so central differences are exact up to ~1e-10 rounding.
