@@ -25,6 +25,13 @@ NoGradGuard::~NoGradGuard() {
 
 namespace {
 
+std::vector<DType> dtypes_of(const std::vector<Tensor>& inputs) {
+  std::vector<DType> dtypes;
+  dtypes.reserve(inputs.size());
+  for (const Tensor& in : inputs) dtypes.push_back(in.defined() ? in.dtype() : DType::F32);
+  return dtypes;
+}
+
 // The autograd slots of `inputs` (nullptr where an input needs no gradient); empty when none does.
 std::vector<std::shared_ptr<AutogradMeta>> edges_of(const std::vector<Tensor>& inputs) {
   std::vector<std::shared_ptr<AutogradMeta>> edges;
@@ -53,8 +60,8 @@ Tensor record(const char* op_name, Tensor output, const std::vector<Tensor>& inp
   if (!g_grad_enabled) return output;
   std::vector<std::shared_ptr<AutogradMeta>> edges = edges_of(inputs);
   if (edges.empty()) return output;
-  return attach(std::move(output),
-                std::make_shared<Node>(op_name, std::move(edges), std::move(backward)));
+  return attach(std::move(output), std::make_shared<Node>(op_name, std::move(edges),
+                                                          dtypes_of(inputs), std::move(backward)));
 }
 
 Tensor record_window(const char* op_name, Tensor output, const Tensor& input, InputWindow window) {
@@ -63,7 +70,7 @@ Tensor record_window(const char* op_name, Tensor output, const Tensor& input, In
   if (edges.empty()) return output;
   return attach(std::move(output),
                 std::make_shared<Node>(
-                    op_name, std::move(edges),
+                    op_name, std::move(edges), dtypes_of({input}),
                     [](const Tensor& g) { return std::vector<Tensor>{g}; }, std::move(window)));
 }
 
@@ -193,6 +200,10 @@ void run_backward(const Tensor& root, const Tensor& seed) {
     for (size_t i = 0; i < inputs.size(); ++i) {
       const auto& meta = inputs[i];
       if (!meta || !grads[i].defined()) continue;
+      LATTE_CHECK(grads[i].dtype() == node->input_dtype(i))
+          << "backward of " << node->name() << ": the gradient of input " << i << ", "
+          << grads[i].describe() << ", does not have the input's dtype "
+          << dtype_name(node->input_dtype(i));
       if (meta->grad_fn) {
         pending[meta->grad_fn.get()].add(grads[i], node->window());
       } else if (meta->requires_grad && node->window()) {

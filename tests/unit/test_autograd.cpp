@@ -1,5 +1,5 @@
 // The autograd engine: accumulation, window gradients of slices, no-grad scopes, release of saved
-// tensors, error cases.
+// tensors, error cases (among them gradients of the wrong dtype).
 #include <doctest/doctest.h>
 
 #include "engine/allocator.h"
@@ -103,6 +103,17 @@ TEST_CASE("backward needs a one-element tensor that requires grad, and runs once
                        Error);
   Tensor ids = Tensor::zeros({2}, DType::I32);
   CHECK_THROWS_WITH_AS(ids.set_requires_grad(true), doctest::Contains("floating-point"), Error);
+}
+
+TEST_CASE("a gradient in another dtype than its input's is an error naming the op") {
+  Tensor x = Tensor::ones({2}, DType::F64);
+  x.set_requires_grad(true);
+  const Tensor y = record("narrowing_op", Tensor::ones({2}, DType::F64), {x},
+                          [](const Tensor& g) { return std::vector<Tensor>{g.to(DType::F32)}; });
+  CHECK_THROWS_WITH_AS(ops::sum(y).backward(),
+                       doctest::Contains("backward of narrowing_op: the gradient of input 0, "
+                                         "f32[2] cpu, does not have the input's dtype F64"),
+                       Error);
 }
 
 TEST_CASE("saved activations are freed after backward") {
