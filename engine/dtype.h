@@ -48,6 +48,12 @@ inline bool is_floating(DType t) {
   return t == DType::F32 || t == DType::F64 || t == DType::BF16;
 }
 
+// The dtype master weights of `compute` activations keep (mixed precision): the next wider float
+// (BF16 -> F32, F32 -> F64); `compute` itself when there is none.
+inline DType master_dtype(DType compute) {
+  return compute == DType::BF16 ? DType::F32 : compute == DType::F32 ? DType::F64 : compute;
+}
+
 inline const char* device_name(Device d) {
   return d == Device::CPU ? "cpu" : "cuda";
 }

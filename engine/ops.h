@@ -33,7 +33,10 @@ Tensor sum_to(const Tensor& x, const Shape& shape);
 // ---- matrix products ----
 // a [..., M, K] (or [..., K, M] with trans_a), b [..., K, N] or a shared 2-D b; -> [..., M, N].
 Tensor matmul(const Tensor& a, const Tensor& b, bool trans_a = false, bool trans_b = false);
-// x [..., in] · weightᵀ (weight [out, in]) + bias [out] (optional) -> [..., out].
+// x [..., in] · weightᵀ (weight [out, in]) + bias [out] (optional) -> [..., out]. weight and bias
+// may have x's master dtype (master_dtype: mixed precision): the products read them rounded to x's
+// dtype (a parameter's kept compute copy) and their gradients come out in their own dtype, the
+// weight's straight from the GEMM's fp32 accumulators.
 Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor());
 
 // ---- shape ----

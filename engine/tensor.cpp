@@ -254,6 +254,15 @@ Tensor Tensor::current_compute_copy(DType target) const {
   return meta.compute_copy;
 }
 
+Tensor Tensor::detached_cast(DType target) const {
+  if (target == dtype()) return detach();
+  const Tensor kept = current_compute_copy(target);
+  if (kept.defined()) return kept;
+  Tensor out = empty(shape(), target, device());
+  out.copy_(detach());
+  return out;
+}
+
 Tensor Tensor::compute_copy() const {
   return defined() && impl_->autograd ? impl_->autograd->compute_copy : Tensor();
 }

@@ -148,6 +148,10 @@ class Tensor {
   // mark that it holds the parameter's current values (the optimizer writes both together).
   Tensor compute_copy() const;
   void mark_compute_copy_current() const;
+  // This tensor's values in `dtype` without autograd history, for a product that records this
+  // tensor itself (mixed precision's master weights): itself when it has the dtype, a parameter's
+  // kept compute copy (as Tensor::to keeps it), else a fresh cast.
+  Tensor detached_cast(DType dtype) const;
 
  private:
   struct Impl;

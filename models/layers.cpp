@@ -10,7 +10,7 @@ Linear::Linear(int64_t in, int64_t out, bool bias, const InitContext& init) {
 }
 
 Tensor Linear::forward(const Tensor& x) const {
-  return ops::linear(x, weight_.to(x.dtype()), bias_.defined() ? bias_.to(x.dtype()) : bias_);
+  return ops::linear(x, weight_, bias_);  // master weights: linear rounds them to x's dtype
 }
 
 Embedding::Embedding(int64_t vocab, int64_t dim, const InitContext& init) {

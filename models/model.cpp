@@ -46,8 +46,7 @@ DeepSeekModel::DeepSeekModel(const ModelConfig& config, uint64_t seed, DType dty
 }
 
 Tensor DeepSeekModel::logits_of(const Tensor& hidden) const {
-  return lm_head_ ? lm_head_->forward(hidden)
-                  : ops::linear(hidden, embed_->weight().to(hidden.dtype()));
+  return lm_head_ ? lm_head_->forward(hidden) : ops::linear(hidden, embed_->weight());
 }
 
 ModelOutput DeepSeekModel::forward(const Tensor& tokens, ForwardContext& ctx) {

@@ -100,11 +100,11 @@ Tensor MoeLayer::forward(const Tensor& x, ForwardContext& ctx) {
   const ops::MoeDispatchPlan plan =
       ops::moe_dispatch(choice.expert_ids, E, config_.capacity_factor);
 
-  ops::MoeExpertWeights weights;
+  ops::MoeExpertWeights weights;  // master weights: the expert GEMMs round them to xf's dtype
   for (const SwiGluMlp* expert : experts_) {
-    weights.gate_proj.push_back(expert->gate_proj().weight().to(xf.dtype()));
-    weights.up_proj.push_back(expert->up_proj().weight().to(xf.dtype()));
-    weights.down_proj.push_back(expert->down_proj().weight().to(xf.dtype()));
+    weights.gate_proj.push_back(expert->gate_proj().weight());
+    weights.up_proj.push_back(expert->up_proj().weight());
+    weights.down_proj.push_back(expert->down_proj().weight());
   }
   const Tensor routed = ops::moe_expert_mlps(ops::moe_gather(xf, plan), plan, weights);
   Tensor y = ops::moe_combine(routed, choice.weights, plan);

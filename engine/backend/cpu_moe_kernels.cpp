@@ -129,15 +129,21 @@ class CpuMoeKernels final : public MoeKernels {
   void expert_weight_grad(const Tensor& dy, const Tensor& x, const std::vector<int64_t>& offsets,
                           const std::vector<Tensor>& grads) const override {
     const int64_t out = dy.size(1), in = x.size(1);
-    visit_float(x.dtype(), "moe_expert_mlps backward", [&](auto tag) {
-      using T = decltype(tag);
-      for (size_t e = 0; e < grads.size(); ++e) {
-        const int64_t begin = offsets[e], m = offsets[e + 1] - begin;
-        if (m == 0 || !grads[e].defined()) continue;
+    for (size_t e = 0; e < grads.size(); ++e) {
+      const int64_t begin = offsets[e], m = offsets[e + 1] - begin;
+      if (m == 0 || !grads[e].defined()) continue;
+      if (x.dtype() == DType::F32 && grads[e].dtype() == DType::F64) {
+        k::gemm_batched_widening(true, false, 1, out, in, m, 1.f, dy.data<float>() + begin * out,
+                                 out, 0, x.data<float>() + begin * in, in, 0, 0.0,
+                                 grads[e].data<double>(), in, 0);
+        continue;
+      }
+      visit_float(x.dtype(), "moe_expert_mlps backward", [&](auto tag) {
+        using T = decltype(tag);
         k::gemm<T>(true, false, out, in, m, T(1), dy.data<T>() + begin * out, out,
                    x.data<T>() + begin * in, in, T(0), grads[e].data<T>(), in);
-      }
-    });
+      });
+    }
   }
 
   void seq_aux_loss_forward(const Tensor& scores, const Tensor& expert_ids, int64_t n_seqs,

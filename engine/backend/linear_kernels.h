@@ -31,7 +31,8 @@ class LinearKernels {
   virtual ~LinearKernels() = default;
 
   // c_i = alpha · op(a_i) · op(b_i) + beta · c_i for i < batch; op(a_i) is [m, k], op(b_i) is
-  // [k, n], c_i is [m, n]; op transposes when the flag is set.
+  // [k, n], c_i is [m, n]; op transposes when the flag is set. a and b share a dtype; c has it
+  // too, or its master dtype (the weight gradients of mixed precision).
   virtual void gemm(bool trans_a, bool trans_b, int64_t batch, int64_t m, int64_t n, int64_t k,
                     double alpha, const MatrixStack& a, const MatrixStack& b, double beta,
                     const MatrixStack& c) const = 0;

@@ -84,7 +84,8 @@ class MoeKernels {
                            const std::vector<Tensor>& w, bool trans_w, double beta,
                            const Tensor& c) const = 0;
   // grads[e] = dy[block]ᵀ · x[block] ([n, k] from dy [rows, n] and x [rows, k]) for each expert e
-  // with rows and a defined grads[e]; the other gradients are not touched.
+  // with rows and a defined grads[e]; the other gradients are not touched. The gradients have x's
+  // dtype or its master dtype (mixed precision: stored from the GEMM's accumulators).
   virtual void expert_weight_grad(const Tensor& dy, const Tensor& x,
                                   const std::vector<int64_t>& offsets,
                                   const std::vector<Tensor>& grads) const = 0;

@@ -3,8 +3,7 @@
 // f32; token rows are f32 or bf16. The dispatch downloads its counts once (the expert GEMMs need
 // their row counts on the host); everything else stays on the stream without a host sync. The
 // experts' weights are separate tensors, so the expert GEMMs issue one cuBLAS GEMM per
-// projection per expert with rows (what kernels::cuda::grouped_gemm does for weights that share
-// one buffer).
+// projection per expert with rows.
 #include "engine/backend/moe_kernels.h"
 #include "engine/cuda/cuda_backend.h"
 #include "engine/cuda/cuda_runtime.h"
@@ -157,15 +156,21 @@ class CudaMoeKernels final : public MoeKernels {
   void expert_weight_grad(const Tensor& dy, const Tensor& x, const std::vector<int64_t>& offsets,
                           const std::vector<Tensor>& grads) const override {
     const int64_t out = dy.size(1), in = x.size(1);
-    visit_gpu_float(x.dtype(), "moe_expert_mlps backward", [&](auto tag) {
-      using T = decltype(tag);
-      for (size_t e = 0; e < grads.size(); ++e) {
-        const int64_t begin = offsets[e], m = offsets[e + 1] - begin;
-        if (m == 0 || !grads[e].defined()) continue;
-        kc::gemm<T>(blas(), stream(), true, false, out, in, m, 1.f, dy.data<T>() + begin * out, out,
-                    x.data<T>() + begin * in, in, 0.f, grads[e].data<T>(), in);
-      }
-    });
+    const auto run = [&](auto operand, auto result, const Tensor& grad, int64_t begin, int64_t m) {
+      using T = decltype(operand);
+      using C = decltype(result);
+      kc::gemm<T, C>(blas(), stream(), true, false, out, in, m, 1.f, dy.data<T>() + begin * out,
+                     out, x.data<T>() + begin * in, in, 0.f, grad.data<C>(), in);
+    };
+    for (size_t e = 0; e < grads.size(); ++e) {
+      const int64_t begin = offsets[e], m = offsets[e + 1] - begin;
+      if (m == 0 || !grads[e].defined()) continue;
+      if (x.dtype() == DType::BF16 && grads[e].dtype() == DType::F32)
+        run(bf16{}, float{}, grads[e], begin, m);
+      else
+        visit_gpu_float(x.dtype(), "moe_expert_mlps backward",
+                        [&](auto tag) { run(tag, tag, grads[e], begin, m); });
+    }
   }
 
   void seq_aux_loss_forward(const Tensor& scores, const Tensor& expert_ids, int64_t n_seqs,

@@ -134,31 +134,33 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
   const char* op = "linear";
   require_defined(op, x);
   require_defined(op, weight);
-  detail::require_same_dtype(op, x, weight);
+  detail::require_weight_dtype(op, x, weight, "weight");
   LATTE_CHECK(weight.dim() == 2) << "linear: weight must be [out, in], got " << weight.describe();
   detail::require_rank_at_least(op, x, 1, "input");
   const int64_t in = weight.size(1), out = weight.size(0);
   LATTE_CHECK(x.size(-1) == in) << "linear: input " << x.describe() << " does not match weight "
                                 << weight.describe() << " (expects last dimension " << in << ")";
   if (bias.defined()) {
-    detail::require_same_dtype(op, x, bias);
+    detail::require_weight_dtype(op, x, bias, "bias");
     LATTE_CHECK(bias.dim() == 1 && bias.size(0) == out)
         << "linear: bias " << bias.describe() << " does not match weight " << weight.describe();
   }
   const int64_t rows = x.numel() / in;
-  const Tensor x2 = x.contiguous(), w = weight.contiguous();
+  // Master weights enter the products rounded to x's dtype; their gradients leave in their own.
+  const Tensor x2 = x.contiguous(), w = weight.detached_cast(x.dtype()).contiguous();
+  const Tensor b = bias.defined() ? bias.detached_cast(x.dtype()) : Tensor();
   std::vector<int64_t> out_shape(x.shape().begin(), x.shape().end() - 1);
   out_shape.push_back(out);
   Tensor y = Tensor::empty(Shape(out_shape), x.dtype(), x.device());
   {
     profiler::Scope timing(profiler::Category::kGemm);
-    linear_kernels(x.device())
-        .linear_forward(x2, w, bias.defined() ? bias.contiguous() : Tensor(), y);
+    linear_kernels(x.device()).linear_forward(x2, w, b.defined() ? b.contiguous() : Tensor(), y);
   }
   std::vector<Tensor> inputs = {x, weight};
   if (bias.defined()) inputs.push_back(bias);
   return record(op, y, inputs,
                 [sx = saved(x2), sw = saved(w), x_shape = x.shape(), has_bias = bias.defined(),
+                 w_dtype = weight.dtype(), b_dtype = bias.defined() ? bias.dtype() : x.dtype(),
                  rows, in, out, need_x = x.requires_grad(), need_w = weight.requires_grad(),
                  need_b = bias.requires_grad()](const Tensor& g) -> std::vector<Tensor> {
                   const Tensor dy = g.contiguous();
@@ -170,14 +172,15 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
                     blas.gemm(false, false, 1, rows, in, out, 1.0, dense(dy, rows, out),
                               dense(sw, out, in), 0.0, dense(dx, rows, in));
                   }
-                  if (need_w) {  // dW = dyᵀ · x
-                    dw = Tensor::empty(Shape{out, in}, dy.dtype(), dy.device());
+                  if (need_w) {  // dW = dyᵀ · x, stored from the GEMM's accumulators in W's dtype
+                    dw = Tensor::empty(Shape{out, in}, w_dtype, dy.device());
                     blas.gemm(true, false, 1, out, in, rows, 1.0, dense(dy, rows, out),
                               dense(sx, rows, in), 0.0, dense(dw, out, in));
                   }
                   if (need_b) {  // db = column sums of dy
                     db = Tensor::empty(Shape{out}, dy.dtype(), dy.device());
                     elementwise_kernels(dy.device()).sum_to(dy, Shape{rows, out}, db, Shape{0, 1});
+                    if (b_dtype != db.dtype()) db = db.to(b_dtype);
                   }
                   std::vector<Tensor> grads = {dx, dw};
                   if (has_bias) grads.push_back(db);

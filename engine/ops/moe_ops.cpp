@@ -156,7 +156,7 @@ namespace {
 // The checked, contiguous weights of the routed experts and their common sizes.
 struct ExpertGeometry {
   int64_t hidden = 0, intermediate = 0;
-  std::vector<Tensor> gate, up, down;  // contiguous handles, expert order
+  std::vector<Tensor> gate, up, down;  // contiguous, in the rows' dtype, expert order
 };
 
 ExpertGeometry check_experts(const char* op, const Tensor& x_sorted, const MoeDispatch& plan,
@@ -174,16 +174,18 @@ ExpertGeometry check_experts(const char* op, const Tensor& x_sorted, const MoeDi
     for (const Tensor* p : parts) {
       require_defined(op, *p);
       require_device(op, *p, x_sorted.device(), "expert weight");
-      detail::require_same_dtype(op, x_sorted, *p);
+      detail::require_weight_dtype(op, x_sorted, *p, "expert weight");
     }
     LATTE_CHECK(w.gate_proj[e].shape() == in_shape && w.up_proj[e].shape() == in_shape &&
                 w.down_proj[e].shape() == out_shape)
         << op << ": expert " << e << " has gate " << w.gate_proj[e].describe() << ", up "
         << w.up_proj[e].describe() << ", down " << w.down_proj[e].describe()
         << "; expected gate/up " << in_shape.str() << " and down " << out_shape.str();
-    geo.gate.push_back(w.gate_proj[e].contiguous());
-    geo.up.push_back(w.up_proj[e].contiguous());
-    geo.down.push_back(w.down_proj[e].contiguous());
+    // Master weights enter the products rounded to the rows' dtype (Tensor::detached_cast).
+    const DType dtype = x_sorted.dtype();
+    geo.gate.push_back(w.gate_proj[e].detached_cast(dtype).contiguous());
+    geo.up.push_back(w.up_proj[e].detached_cast(dtype).contiguous());
+    geo.down.push_back(w.down_proj[e].detached_cast(dtype).contiguous());
   }
   return geo;
 }
@@ -193,7 +195,10 @@ struct ExpertMlpSaved {
   Tensor x, gate, up, hidden;                // x_sorted and the [n_kept, I] intermediates
   std::vector<Tensor> gate_w, up_w, down_w;  // contiguous weights, expert order
   MoeDispatchPlan plan;
-  std::vector<bool> need;  // per input: x_sorted, then gate_proj, up_proj, down_proj of each expert
+  // Per input (x_sorted, then gate_proj, up_proj, down_proj of each expert): whether it needs a
+  // gradient, and the gradient's dtype (the input's own: master weights get theirs).
+  std::vector<bool> need;
+  std::vector<DType> dtypes;
 };
 
 // Input 0 is x_sorted, then gate_proj e at 1 + e, up_proj at 1 + E + e, down_proj at 1 + 2E + e.
@@ -216,7 +221,8 @@ std::vector<Tensor> expert_mlps_backward(const ExpertMlpSaved& s, const Tensor& 
       const size_t i = 1 + p * n_exp + e;
       if (!s.need[i]) continue;
       const bool empty = offsets[e + 1] == offsets[e];
-      grads[i] = empty ? Tensor::zeros(shape, dtype, device) : Tensor::empty(shape, dtype, device);
+      grads[i] = empty ? Tensor::zeros(shape, s.dtypes[i], device)
+                       : Tensor::empty(shape, s.dtypes[i], device);
       (*per_projection[p])[e] = grads[i];
     }
   }
@@ -289,7 +295,10 @@ Tensor moe_expert_mlps(const Tensor& x_sorted, const MoeDispatchPlan& plan,
   s.up_w = detached(geo.up);
   s.down_w = detached(geo.down);
   s.plan = plan;
-  for (const Tensor& t : inputs) s.need.push_back(t.requires_grad());
+  for (const Tensor& t : inputs) {
+    s.need.push_back(t.requires_grad());
+    s.dtypes.push_back(t.dtype());
+  }
   return record(op, out, inputs,
                 [s = std::move(s)](const Tensor& g) { return expert_mlps_backward(s, g); });
 }

@@ -77,7 +77,9 @@ struct MoeExpertWeights {
 };
 
 // Row block e of x_sorted [n_kept, d] -> down_e(silu(gate_e(x)) · up_e(x)); returns [n_kept, d].
-// One tape node whose inputs are x_sorted and every expert weight (gate, up, down order).
+// One tape node whose inputs are x_sorted and every expert weight (gate, up, down order). The
+// weights may have x_sorted's master dtype, as in ops::linear: the products read them rounded to
+// x_sorted's dtype and their gradients come out in their own.
 Tensor moe_expert_mlps(const Tensor& x_sorted, const MoeDispatchPlan& plan,
                        const MoeExpertWeights& experts);
 

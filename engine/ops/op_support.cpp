@@ -21,6 +21,15 @@ void require_same_dtype(const char* op, const Tensor& a, const Tensor& b) {
       << op << ": device mismatch between " << a.describe() << " and " << b.describe();
 }
 
+void require_weight_dtype(const char* op, const Tensor& x, const Tensor& weight, const char* what) {
+  LATTE_CHECK(weight.dtype() == x.dtype() || weight.dtype() == master_dtype(x.dtype()))
+      << op << ": " << what << " " << weight.describe()
+      << " must have the input's dtype or its master "
+      << "dtype " << dtype_name(master_dtype(x.dtype())) << "; input " << x.describe();
+  LATTE_CHECK(weight.device() == x.device())
+      << op << ": device mismatch between " << x.describe() << " and " << weight.describe();
+}
+
 void require_rank_at_least(const char* op, const Tensor& t, int rank, const char* what) {
   LATTE_CHECK(t.dim() >= rank) << op << ": " << what << " needs at least " << rank
                                << " dimensions, got " << t.describe();

@@ -15,6 +15,9 @@ void require_defined(const char* op, const Tensor& t);
 // the host).
 void require_cpu(const char* op, const Tensor& t);
 void require_same_dtype(const char* op, const Tensor& a, const Tensor& b);
+// Throws unless `weight` (named `what` in the message) is on x's device with x's dtype or x's
+// master dtype (master_dtype: the weights of mixed precision, read rounded to x's dtype).
+void require_weight_dtype(const char* op, const Tensor& x, const Tensor& weight, const char* what);
 void require_rank_at_least(const char* op, const Tensor& t, int rank, const char* what);
 
 // NumPy broadcast of two shapes; error naming op and shapes when incompatible.

@@ -2,6 +2,8 @@
 
 #include <cblas.h>
 
+#include <vector>
+
 namespace latte::kernels::cpu {
 
 template <>
@@ -41,5 +43,20 @@ template void gemm_batched<float>(bool, bool, int64_t, int64_t, int64_t, int64_t
 template void gemm_batched<double>(bool, bool, int64_t, int64_t, int64_t, int64_t, double,
                                    const double*, int64_t, int64_t, const double*, int64_t, int64_t,
                                    double, double*, int64_t, int64_t);
+
+void gemm_batched_widening(bool trans_a, bool trans_b, int64_t batch, int64_t m, int64_t n,
+                           int64_t k, float alpha, const float* a, int64_t lda, int64_t stride_a,
+                           const float* b, int64_t ldb, int64_t stride_b, double beta, double* c,
+                           int64_t ldc, int64_t stride_c) {
+  std::vector<float> product(static_cast<size_t>(batch * m * n));
+  gemm_batched<float>(trans_a, trans_b, batch, m, n, k, alpha, a, lda, stride_a, b, ldb, stride_b,
+                      0.f, product.data(), n, m * n);
+  for (int64_t i = 0; i < batch; ++i)
+    for (int64_t r = 0; r < m; ++r) {
+      double* row = c + i * stride_c + r * ldc;
+      const float* from = product.data() + (i * m + r) * n;
+      for (int64_t j = 0; j < n; ++j) row[j] = from[j] + (beta == 0.0 ? 0.0 : beta * row[j]);
+    }
+}
 
 }  // namespace latte::kernels::cpu

@@ -45,17 +45,6 @@ __global__ void add_bias_kernel(T* __restrict__ c, int64_t ldc, const T* __restr
   }
 }
 
-// c[r, j] *= beta for a row-major [m, n] matrix (0 when beta is 0, even over NaN).
-template <typename T>
-__global__ void scale_matrix_kernel(T* __restrict__ c, int64_t ldc, int64_t m, int64_t n,
-                                    float beta) {
-  for (int64_t idx = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; idx < m * n;
-       idx += static_cast<int64_t>(gridDim.x) * blockDim.x) {
-    const int64_t r = idx / n, j = idx % n;
-    c[r * ldc + j] = from_float<T>(beta == 0.f ? 0.f : beta * to_float(c[r * ldc + j]));
-  }
-}
-
 // RAII holders for the cuBLASLt descriptors of one call.
 struct LtMatmul {
   cublasLtMatmulDesc_t desc = nullptr;
@@ -79,10 +68,11 @@ uint32_t alignment_of(const void* p) {
 }
 
 // The cuBLASLt problem C[m, n] = alpha op(A) op(B) + beta C in its column-major form D^T [n, m] =
-// op(B)^T [n, k] op(A)^T [k, m] + beta C^T (D = C), with `epilogue` (bias: added to every row).
-void describe(LtMatmul& mm, cudaDataType_t type, bool trans_a, bool trans_b, int64_t m, int64_t n,
-              int64_t k, int64_t lda, int64_t ldb, int64_t ldc, cublasLtEpilogue_t epilogue,
-              const void* bias) {
+// op(B)^T [n, k] op(A)^T [k, m] + beta C^T (D = C), with `epilogue` (bias: added to every row);
+// A and B have `type`, C and D `c_type`.
+void describe(LtMatmul& mm, cudaDataType_t type, cudaDataType_t c_type, bool trans_a, bool trans_b,
+              int64_t m, int64_t n, int64_t k, int64_t lda, int64_t ldb, int64_t ldc,
+              cublasLtEpilogue_t epilogue, const void* bias) {
   LATTE_CUBLAS_CHECK(cublasLtMatmulDescCreate(&mm.desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
   const cublasOperation_t op_first = op(trans_b), op_second = op(trans_a);
   LATTE_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(mm.desc, CUBLASLT_MATMUL_DESC_TRANSA, &op_first,
@@ -101,7 +91,7 @@ void describe(LtMatmul& mm, cudaDataType_t type, bool trans_a, bool trans_b, int
       cublasLtMatrixLayoutCreate(&mm.a, type, trans_b ? k : n, trans_b ? n : k, ldb));
   LATTE_CUBLAS_CHECK(
       cublasLtMatrixLayoutCreate(&mm.b, type, trans_a ? m : k, trans_a ? k : m, lda));
-  LATTE_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&mm.c, type, n, m, ldc));
+  LATTE_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&mm.c, c_type, n, m, ldc));
 }
 
 // cuBLASLt's best algorithm for `mm` within the workspace, for operands of these alignments
@@ -135,14 +125,14 @@ std::optional<cublasLtMatmulAlgo_t> best_algo(const BlasHandles& h, LtMatmul& mm
 // for the class's largest problem runs every problem in it (cuBLASLt reports a problem an
 // algorithm cannot run, and gemm then falls back to cuBLAS's own choice).
 struct AlgoClass {
-  cudaDataType_t type;
+  cudaDataType_t type, c_type;
   bool trans_a, trans_b;
   int64_t m, n, k, lda, ldb, ldc;
   uint32_t align_a, align_b, align_c;
   bool operator<(const AlgoClass& o) const {
-    return std::tie(type, trans_a, trans_b, m, n, k, lda, ldb, ldc, align_a, align_b, align_c) <
-           std::tie(o.type, o.trans_a, o.trans_b, o.m, o.n, o.k, o.lda, o.ldb, o.ldc, o.align_a,
-                    o.align_b, o.align_c);
+    return std::tie(type, c_type, trans_a, trans_b, m, n, k, lda, ldb, ldc, align_a, align_b,
+                    align_c) < std::tie(o.type, o.c_type, o.trans_a, o.trans_b, o.m, o.n, o.k,
+                                        o.lda, o.ldb, o.ldc, o.align_a, o.align_b, o.align_c);
   }
 };
 
@@ -165,7 +155,7 @@ std::optional<cublasLtMatmulAlgo_t> class_algo(const BlasHandles& h, const AlgoC
   if (found != algos.end()) return found->second;
   // The class's largest problem; leading dimensions at least its rows.
   LtMatmul mm;
-  describe(mm, key.type, key.trans_a, key.trans_b, key.m, key.n, key.k,
+  describe(mm, key.type, key.c_type, key.trans_a, key.trans_b, key.m, key.n, key.k,
            std::max(key.lda, key.trans_a ? key.m : key.k),
            std::max(key.ldb, key.trans_b ? key.k : key.n), std::max(key.ldc, key.n),
            CUBLASLT_EPILOGUE_DEFAULT, nullptr);
@@ -177,20 +167,20 @@ std::optional<cublasLtMatmulAlgo_t> class_algo(const BlasHandles& h, const AlgoC
 
 }  // namespace
 
-template <typename T>
+template <typename T, typename C>
 void gemm(const BlasHandles& h, cudaStream_t stream, bool trans_a, bool trans_b, int64_t m,
           int64_t n, int64_t k, float alpha, const T* a, int64_t lda, const T* b, int64_t ldb,
-          float beta, T* c, int64_t ldc) {
+          float beta, C* c, int64_t ldc) {
   if (m == 0 || n == 0) return;
-  constexpr cudaDataType_t type = data_type<T>();
+  constexpr cudaDataType_t type = data_type<T>(), c_type = data_type<C>();
   if (k > 0) {
-    const AlgoClass key{
-        type, trans_a,         trans_b,         size_class(m),  n, size_class(k), lda, ldb,
-        ldc,  alignment_of(a), alignment_of(b), alignment_of(c)};
+    const AlgoClass key{type,           c_type, trans_a, trans_b, size_class(m),   n,
+                        size_class(k),  lda,    ldb,     ldc,     alignment_of(a), alignment_of(b),
+                        alignment_of(c)};
     if (const std::optional<cublasLtMatmulAlgo_t> algo = class_algo(h, key)) {
       LtMatmul mm;
-      describe(mm, type, trans_a, trans_b, m, n, k, lda, ldb, ldc, CUBLASLT_EPILOGUE_DEFAULT,
-               nullptr);
+      describe(mm, type, c_type, trans_a, trans_b, m, n, k, lda, ldb, ldc,
+               CUBLASLT_EPILOGUE_DEFAULT, nullptr);
       if (cublasLtMatmul(h.lt, mm.desc, &alpha, b, mm.a, a, mm.b, &beta, c, mm.c, c, mm.c, &*algo,
                          h.workspace, h.workspace_bytes, stream) == CUBLAS_STATUS_SUCCESS)
         return;
@@ -199,21 +189,25 @@ void gemm(const BlasHandles& h, cudaStream_t stream, bool trans_a, bool trans_b,
   LATTE_CUBLAS_CHECK(cublasSetStream(h.blas, stream));
   LATTE_CUBLAS_CHECK(cublasGemmEx(h.blas, op(trans_b), op(trans_a), to_int(n, "n"), to_int(m, "m"),
                                   to_int(k, "k"), &alpha, b, type, to_int(ldb, "ldb"), a, type,
-                                  to_int(lda, "lda"), &beta, c, type, to_int(ldc, "ldc"),
+                                  to_int(lda, "lda"), &beta, c, c_type, to_int(ldc, "ldc"),
                                   CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
 }
 
-template <typename T>
+template <typename T, typename C>
 void gemm_batched(const BlasHandles& h, cudaStream_t stream, bool trans_a, bool trans_b,
                   int64_t batch, int64_t m, int64_t n, int64_t k, float alpha, const T* a,
                   int64_t lda, int64_t stride_a, const T* b, int64_t ldb, int64_t stride_b,
-                  float beta, T* c, int64_t ldc, int64_t stride_c) {
+                  float beta, C* c, int64_t ldc, int64_t stride_c) {
   if (batch == 0 || m == 0 || n == 0) return;
-  constexpr cudaDataType_t type = data_type<T>();
+  if (batch == 1) {  // the matrix products of linear's backward: cuBLASLt, as gemm runs them
+    gemm(h, stream, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    return;
+  }
+  constexpr cudaDataType_t type = data_type<T>(), c_type = data_type<C>();
   LATTE_CUBLAS_CHECK(cublasSetStream(h.blas, stream));
   LATTE_CUBLAS_CHECK(cublasGemmStridedBatchedEx(
       h.blas, op(trans_b), op(trans_a), to_int(n, "n"), to_int(m, "m"), to_int(k, "k"), &alpha, b,
-      type, to_int(ldb, "ldb"), stride_b, a, type, to_int(lda, "lda"), stride_a, &beta, c, type,
+      type, to_int(ldb, "ldb"), stride_b, a, type, to_int(lda, "lda"), stride_a, &beta, c, c_type,
       to_int(ldc, "ldc"), stride_c, to_int(batch, "batch"), CUBLAS_COMPUTE_32F,
       CUBLAS_GEMM_DEFAULT));
 }
@@ -226,7 +220,7 @@ void gemm_bias(const BlasHandles& h, cudaStream_t stream, bool trans_a, bool tra
   constexpr cudaDataType_t type = data_type<T>();
   const float alpha = 1.f, beta = 0.f;
   LtMatmul mm;
-  describe(mm, type, trans_a, trans_b, m, n, k, lda, ldb, ldc, CUBLASLT_EPILOGUE_BIAS, bias);
+  describe(mm, type, type, trans_a, trans_b, m, n, k, lda, ldb, ldc, CUBLASLT_EPILOGUE_BIAS, bias);
   const std::optional<cublasLtMatmulAlgo_t> algo =
       best_algo(h, mm, alignment_of(a), alignment_of(b), alignment_of(c));
   if (algo) {
@@ -241,55 +235,23 @@ void gemm_bias(const BlasHandles& h, cudaStream_t stream, bool trans_a, bool tra
   LATTE_CUDA_CHECK_LAUNCH();
 }
 
-template <typename T>
-void grouped_gemm(const BlasHandles& h, cudaStream_t stream, bool trans_b, const int64_t* offsets,
-                  int64_t groups, int64_t n, int64_t k, float alpha, const T* a, int64_t lda,
-                  const T* b, int64_t ldb, int64_t stride_b, float beta, T* c, int64_t ldc) {
-  for (int64_t g = 0; g < groups; ++g) {
-    const int64_t rows = offsets[g + 1] - offsets[g];
-    if (rows == 0) continue;
-    gemm(h, stream, false, trans_b, rows, n, k, alpha, a + offsets[g] * lda, lda, b + g * stride_b,
-         ldb, beta, c + offsets[g] * ldc, ldc);
-  }
-}
-
-template <typename T>
-void grouped_gemm_weight_grad(const BlasHandles& h, cudaStream_t stream, const int64_t* offsets,
-                              int64_t groups, int64_t n, int64_t k, float alpha, const T* dy,
-                              int64_t lddy, const T* x, int64_t ldx, float beta, T* w, int64_t ldw,
-                              int64_t stride_w) {
-  constexpr int kThreads = 256;
-  for (int64_t g = 0; g < groups; ++g) {
-    const int64_t rows = offsets[g + 1] - offsets[g];
-    if (rows > 0) {
-      gemm(h, stream, true, false, n, k, rows, alpha, dy + offsets[g] * lddy, lddy,
-           x + offsets[g] * ldx, ldx, beta, w + g * stride_w, ldw);
-    } else if (beta != 1.f && n * k > 0) {
-      // No rows: W_g = beta W_g (cuBLAS is not asked to handle an empty inner dimension).
-      scale_matrix_kernel<<<grid_for(n * k, kThreads), kThreads, 0, stream>>>(
-          device_ptr(w + g * stride_w), ldw, n, k, beta);
-      LATTE_CUDA_CHECK_LAUNCH();
-    }
-  }
-}
-
-#define LATTE_GEMM(T)                                                                            \
-  template void gemm<T>(const BlasHandles&, cudaStream_t, bool, bool, int64_t, int64_t, int64_t, \
-                        float, const T*, int64_t, const T*, int64_t, float, T*, int64_t);        \
-  template void gemm_batched<T>(const BlasHandles&, cudaStream_t, bool, bool, int64_t, int64_t,  \
-                                int64_t, int64_t, float, const T*, int64_t, int64_t, const T*,   \
-                                int64_t, int64_t, float, T*, int64_t, int64_t);                  \
-  template void gemm_bias<T>(const BlasHandles&, cudaStream_t, bool, bool, int64_t, int64_t,     \
-                             int64_t, const T*, int64_t, const T*, int64_t, const T*, T*,        \
-                             int64_t);                                                           \
-  template void grouped_gemm<T>(const BlasHandles&, cudaStream_t, bool, const int64_t*, int64_t, \
-                                int64_t, int64_t, float, const T*, int64_t, const T*, int64_t,   \
-                                int64_t, float, T*, int64_t);                                    \
-  template void grouped_gemm_weight_grad<T>(const BlasHandles&, cudaStream_t, const int64_t*,    \
-                                            int64_t, int64_t, int64_t, float, const T*, int64_t, \
-                                            const T*, int64_t, float, T*, int64_t, int64_t);
-LATTE_GEMM(float)
-LATTE_GEMM(latte::bf16)
+#define LATTE_GEMM(T, C)                                                                           \
+  template void gemm<T, C>(const BlasHandles&, cudaStream_t, bool, bool, int64_t, int64_t,         \
+                           int64_t, float, const T*, int64_t, const T*, int64_t, float, C*,        \
+                           int64_t);                                                               \
+  template void gemm_batched<T, C>(const BlasHandles&, cudaStream_t, bool, bool, int64_t, int64_t, \
+                                   int64_t, int64_t, float, const T*, int64_t, int64_t, const T*,  \
+                                   int64_t, int64_t, float, C*, int64_t, int64_t);
+LATTE_GEMM(float, float)
+LATTE_GEMM(latte::bf16, latte::bf16)
+LATTE_GEMM(latte::bf16, float)
 #undef LATTE_GEMM
+
+template void gemm_bias<float>(const BlasHandles&, cudaStream_t, bool, bool, int64_t, int64_t,
+                               int64_t, const float*, int64_t, const float*, int64_t, const float*,
+                               float*, int64_t);
+template void gemm_bias<latte::bf16>(const BlasHandles&, cudaStream_t, bool, bool, int64_t, int64_t,
+                                     int64_t, const latte::bf16*, int64_t, const latte::bf16*,
+                                     int64_t, const latte::bf16*, latte::bf16*, int64_t);
 
 }  // namespace latte::kernels::cuda

@@ -1,7 +1,7 @@
 // GEMM cases: cuBLAS / cuBLASLt wrappers (every transpose combination, padded leading
 // dimensions, alpha and beta, problems sharing one size class's algorithm, strided batches with a
-// shared operand, the bias epilogue) and the grouped expert GEMMs with empty groups, against the
-// CPU's OpenBLAS GEMM.
+// shared operand, the bias epilogue, bf16 operands with an fp32 result) against the CPU's
+// OpenBLAS GEMM.
 #include <string>
 
 #include "cuda/cuda_test_support.h"
@@ -14,9 +14,10 @@ namespace latte::test {
 
 namespace {
 
-// float: cuBLAS runs full fp32 (TF32 stays off) in another summation order than OpenBLAS:
-// 1e-5 relative to the element and to the result's scale. bf16: fp32 accumulation of the same
-// rounded inputs, then one output rounding.
+// By the result's type (the inputs are exact in the operands' type on both sides). float: cuBLAS
+// accumulates in full fp32 (TF32 stays off) in another summation order than OpenBLAS: 1e-5
+// relative to the element and to the result's scale. bf16: fp32 accumulation, then one output
+// rounding.
 template <typename T>
 constexpr double gemm_rtol() {
   return std::is_same_v<T, float> ? 1e-5 : kBf16Rounding;
@@ -32,22 +33,24 @@ struct Matrix {
   int64_t size() const { return rows > 0 ? (rows - 1) * ld + cols : 0; }
 };
 
-template <typename T>
+// Operands T, result C (T, or float for bf16 operands).
+template <typename T, typename C = T>
 void run_gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, Checks& checks) {
   std::mt19937 rng(static_cast<unsigned>(m * 100 + n * 10 + k + ta * 2 + tb));
   const Matrix a{ta ? k : m, ta ? m : k, (ta ? m : k) + 3};
   const Matrix b{tb ? n : k, tb ? k : n, (tb ? k : n) + 5};
   const Matrix c{m, n, n + 2};
   const std::vector<float> av = random_input<T>(rng, a.size()), bv = random_input<T>(rng, b.size());
-  std::vector<float> c_ref = random_input<T>(rng, c.size());
-  DeviceBuffer<T> ga(as_type<T>(av)), gb(as_type<T>(bv)), gc(as_type<T>(c_ref));
+  std::vector<float> c_ref = random_input<C>(rng, c.size());
+  DeviceBuffer<T> ga(as_type<T>(av)), gb(as_type<T>(bv));
+  DeviceBuffer<C> gc(as_type<C>(c_ref));
   const float alpha = 0.7f, beta = 0.3f;
   kernels::cpu::gemm<float>(ta, tb, m, n, k, alpha, av.data(), a.ld, bv.data(), b.ld, beta,
                             c_ref.data(), c.ld);
-  kernels::cuda::gemm<T>(cuda::blas(), cuda::stream(), ta, tb, m, n, k, alpha, ga.get(), a.ld,
-                         gb.get(), b.ld, beta, gc.get(), c.ld);
-  checks.expect("c", mismatch_report(as_float(gc.download()), c_ref, gemm_rtol<T>(),
-                                     gemm_atol_scale<T>() * max_abs(c_ref)));
+  kernels::cuda::gemm<T, C>(cuda::blas(), cuda::stream(), ta, tb, m, n, k, alpha, ga.get(), a.ld,
+                            gb.get(), b.ld, beta, gc.get(), c.ld);
+  checks.expect("c", mismatch_report(as_float(gc.download()), c_ref, gemm_rtol<C>(),
+                                     gemm_atol_scale<C>() * max_abs(c_ref)));
 }
 
 template <typename T>
@@ -86,40 +89,6 @@ void run_gemm_bias(int64_t m, int64_t n, int64_t k, Checks& checks) {
                                      gemm_atol_scale<T>() * max_abs(y_ref)));
 }
 
-// Groups of 5, 0, 12, 23 and 0 rows: expert blocks of a sorted activation matrix.
-template <typename T>
-void run_grouped(Checks& checks) {
-  std::mt19937 rng(93);
-  const std::vector<int64_t> offsets = {0, 5, 5, 17, 40, 40};
-  const int64_t groups = 5, rows = offsets.back(), n = 24, k = 32;
-  const std::vector<float> x = random_input<T>(rng, rows * k);
-  const std::vector<float> w = random_input<T>(rng, groups * n * k);  // [groups, n, k]
-  std::vector<float> y_ref(rows * n);
-  for (int64_t g = 0; g < groups; ++g)
-    kernels::cpu::gemm<float>(false, true, offsets[g + 1] - offsets[g], n, k, 1.f,
-                              x.data() + offsets[g] * k, k, w.data() + g * n * k, k, 0.f,
-                              y_ref.data() + offsets[g] * n, n);
-  DeviceBuffer<T> gx(as_type<T>(x)), gw(as_type<T>(w)), gy(rows * n);
-  kernels::cuda::grouped_gemm<T>(cuda::blas(), cuda::stream(), true, offsets.data(), groups, n, k,
-                                 1.f, gx.get(), k, gw.get(), k, n * k, 0.f, gy.get(), n);
-  checks.expect("y", mismatch_report(as_float(gy.download()), y_ref, gemm_rtol<T>(),
-                                     gemm_atol_scale<T>() * max_abs(y_ref)));
-
-  // Weight gradients dW_g = dY_g^T X_g; empty groups come out zero (beta 0 over garbage).
-  const std::vector<float> dy = random_input<T>(rng, rows * n);
-  std::vector<float> dw_ref(groups * n * k);
-  for (int64_t g = 0; g < groups; ++g)
-    kernels::cpu::gemm<float>(true, false, n, k, offsets[g + 1] - offsets[g], 1.f,
-                              dy.data() + offsets[g] * n, n, x.data() + offsets[g] * k, k, 0.f,
-                              dw_ref.data() + g * n * k, k);
-  DeviceBuffer<T> gdy(as_type<T>(dy)), gdw(as_type<T>(std::vector<float>(groups * n * k, 9.f)));
-  kernels::cuda::grouped_gemm_weight_grad<T>(cuda::blas(), cuda::stream(), offsets.data(), groups,
-                                             n, k, 1.f, gdy.get(), n, gx.get(), k, 0.f, gdw.get(),
-                                             k, n * k);
-  checks.expect("dw", mismatch_report(as_float(gdw.download()), dw_ref, gemm_rtol<T>(),
-                                      gemm_atol_scale<T>() * max_abs(dw_ref)));
-}
-
 template <typename T>
 void add_cases(std::vector<KernelCase>& cases) {
   const std::string t = std::is_same_v<T, float> ? " f32" : " bf16";
@@ -139,7 +108,6 @@ void add_cases(std::vector<KernelCase>& cases) {
   cases.push_back(
       {"gemm_bias" + t + " 33x40x24", [](Checks& c) { run_gemm_bias<T>(33, 40, 24, c); }});
   cases.push_back({"gemm_bias" + t + " 7x13x5", [](Checks& c) { run_gemm_bias<T>(7, 13, 5, c); }});
-  cases.push_back({"grouped_gemm" + t, [](Checks& c) { run_grouped<T>(c); }});
 }
 
 }  // namespace
@@ -148,6 +116,13 @@ std::vector<KernelCase> gemm_cases() {
   std::vector<KernelCase> cases;
   add_cases<float>(cases);
   add_cases<bf16>(cases);
+  // bf16 operands, fp32 result: the weight gradients of mixed precision (dW = dyᵀ x), also past
+  // one size class's largest problem.
+  for (const int64_t k : {512, 450})
+    cases.push_back({"gemm bf16 -> f32 AtB, k " + std::to_string(k),
+                     [=](Checks& c) { run_gemm<bf16, float>(true, false, 96, 80, k, c); }});
+  cases.push_back({"gemm bf16 -> f32 ABt",
+                   [](Checks& c) { run_gemm<bf16, float>(false, true, 37, 53, 71, c); }});
   return cases;
 }
 

@@ -112,4 +112,14 @@ std::string tensor_mismatch(const Tensor& gpu, const Tensor& cpu, double rtol, d
   return mismatch_report(gpu.to_vector<double>(), cpu.to_vector<double>(), rtol, atol);
 }
 
+Tensor bf16_exact(const Shape& shape, Generator& gen) {
+  return rand_uniform(shape, gen, -1.0, 1.0, DType::F32).to(DType::BF16).to(DType::F32);
+}
+
+Tensor leaf(const Tensor& t, DType dtype, Device device) {
+  Tensor out = t.detach().to(dtype).to(device).contiguous();
+  out.set_requires_grad(true);
+  return out;
+}
+
 }  // namespace latte::test

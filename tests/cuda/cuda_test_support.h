@@ -11,6 +11,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "engine/random.h"
 #include "engine/tensor.h"
 #include "kernels/cpu/bf16.h"
 #include "kernels/cuda/cuda_check.h"
@@ -119,6 +120,11 @@ std::string mismatch_report(const std::vector<double>& got, const std::vector<do
 // mismatch_report of a GPU tensor against its CPU twin (any dtypes, read as double), with a
 // message about the shapes when they differ.
 std::string tensor_mismatch(const Tensor& gpu, const Tensor& cpu, double rtol, double atol);
+// Uniform(-1, 1) f32 values that bf16 holds exactly, so both devices read the same numbers.
+Tensor bf16_exact(const Shape& shape, Generator& gen);
+// A leaf copy of `t` in `dtype` on `device` that records its gradient.
+Tensor leaf(const Tensor& t, DType dtype, Device device);
+
 // Exact equality for integer outputs.
 std::string mismatch_report(const std::vector<int64_t>& got, const std::vector<int64_t>& want);
 std::string mismatch_report(const std::vector<int32_t>& got, const std::vector<int32_t>& want);

@@ -18,18 +18,6 @@ namespace latte::test {
 
 namespace {
 
-// f32 values that bf16 holds exactly, so both devices read the same numbers.
-Tensor bf16_exact(const Shape& shape, Generator& gen) {
-  return rand_uniform(shape, gen, -1.0, 1.0, DType::F32).to(DType::BF16).to(DType::F32);
-}
-
-// A leaf copy of `t` in `dtype` on `device` that records its gradient.
-Tensor leaf(const Tensor& t, DType dtype, Device device) {
-  Tensor out = t.detach().to(dtype).to(device).contiguous();
-  out.set_requires_grad(true);
-  return out;
-}
-
 // "" when |gpu - cpu| <= tol · (|cpu| + max |cpu|) everywhere, else the worst element.
 std::string compare(const Tensor& gpu, const Tensor& cpu, double tol) {
   return tensor_mismatch(gpu, cpu, tol, tol * max_abs(cpu.to_vector<float>()));

@@ -1,7 +1,8 @@
 // The MoE ops (engine/ops/moe_ops.h) end to end on CUDA against the CPU: router scores, expert
 // selection, dispatch with and without capacity drops, gather, the expert MLPs, combine and both
 // balance losses; the forward values, the dispatch plan and the gradient of every input, with
-// token rows in f32 and in bf16 (the router stays f32 on the device).
+// token rows in f32 and in bf16 (the router stays f32 on the device), the expert weights in the
+// rows' dtype or as f32 master weights.
 #include <doctest/doctest.h>
 
 #include <cmath>
@@ -79,11 +80,12 @@ bool trained(size_t input) {
   return input != 2;  // the correction bias is a buffer
 }
 
-// The inputs on `device`, rows in `rows` (logits and bias stay f32), as fresh leaves.
-std::vector<Tensor> place(const std::vector<Tensor>& in, Device device, DType rows) {
+// The inputs on `device` as fresh leaves: x in `rows`, the expert weights in `weights` (`rows`,
+// or f32 master weights), logits and bias f32.
+std::vector<Tensor> place(const std::vector<Tensor>& in, Device device, DType rows, DType weights) {
   std::vector<Tensor> out;
   for (size_t i = 0; i < in.size(); ++i) {
-    const DType dtype = (i == 0 || i == 2) ? DType::F32 : rows;
+    const DType dtype = (i == 0 || i == 2) ? DType::F32 : i == 1 ? rows : weights;
     Tensor t = in[i].detach().to(dtype).to(device).contiguous();
     if (trained(i)) t.set_requires_grad(true);
     out.push_back(t);
@@ -126,15 +128,16 @@ std::string compare(const Tensor& gpu, const Tensor& cpu, double rtol, double at
   return mismatch_report(gpu.to_vector<float>(), want, rtol, atol_scale * max_abs(want));
 }
 
-void check_layer(const Layer& layer, DType rows) {
+void check_layer(const Layer& layer, DType rows, DType weights) {
   CAPTURE(layer.name);
   CAPTURE(dtype_name(rows));
+  CAPTURE(dtype_name(weights));
   cuda::init();
   const std::vector<Tensor> base = make_inputs(layer, rows);
   std::mt19937 rng(7);
   const Tensor upstream = Tensor::from_vector(uniform(rng, kTokens * kDim), {kTokens, kDim});
-  const std::vector<Tensor> cpu_in = place(base, Device::CPU, DType::F32);
-  const std::vector<Tensor> gpu_in = place(base, Device::CUDA, rows);
+  const std::vector<Tensor> cpu_in = place(base, Device::CPU, DType::F32, DType::F32);
+  const std::vector<Tensor> gpu_in = place(base, Device::CUDA, rows, weights);
   const Outputs cpu = run(cpu_in, layer, upstream);
   const Outputs gpu = run(gpu_in, layer, upstream);
   REQUIRE(gpu.y.device() == Device::CUDA);
@@ -173,6 +176,7 @@ void check_layer(const Layer& layer, DType rows) {
     CAPTURE(i);
     REQUIRE(cpu_in[i].grad().defined());
     REQUIRE(gpu_in[i].grad().defined());
+    CHECK(gpu_in[i].grad().dtype() == gpu_in[i].dtype());
     const std::string g = compare(gpu_in[i].grad(), cpu_in[i].grad(), tol, tol);
     CHECK_MESSAGE(g.empty(), "gradient of input " << i << ": " << g);
   }
@@ -181,11 +185,17 @@ void check_layer(const Layer& layer, DType rows) {
 }  // namespace
 
 TEST_CASE("MoE ops on CUDA compute the CPU's values, plan and gradients (f32 rows)") {
-  for (const Layer& layer : kLayers) check_layer(layer, DType::F32);
+  for (const Layer& layer : kLayers) check_layer(layer, DType::F32, DType::F32);
 }
 
 TEST_CASE("MoE ops on CUDA with bf16 rows and an f32 router match the CPU on the same values") {
-  for (const Layer& layer : kLayers) check_layer(layer, DType::BF16);
+  for (const Layer& layer : kLayers) check_layer(layer, DType::BF16, DType::BF16);
+}
+
+// Mixed precision as the model trains: bf16 rows, f32 master expert weights whose gradients come
+// out in f32 (the tolerance stays bf16's: the rows and intermediates are still rounded).
+TEST_CASE("MoE ops on CUDA with bf16 rows and f32 master expert weights match the CPU") {
+  for (const Layer& layer : kLayers) check_layer(layer, DType::BF16, DType::F32);
 }
 
 }  // namespace latte::test

@@ -1,6 +1,6 @@
 // Every entry of the op table (tests/support/op_table.h) runs on the GPU and on the CPU from the
 // same f32 inputs: the outputs and the gradients of every input (for one random upstream
-// gradient) must agree.
+// gradient) must agree. And linear in mixed precision (bf16 inputs, f32 master weights).
 #include <doctest/doctest.h>
 
 #include <string>
@@ -44,6 +44,40 @@ TEST_CASE("every op of the op table computes the same values and gradients on CU
       CHECK_MESSAGE(grads.empty(), c.name << " gradient of input " << i << ": " << grads);
     }
   }
+}
+
+// Mixed precision: bf16 activations, an f32 master weight and bias (not bf16-exact: the GPU rounds
+// them for the product, so the CPU reference reads them rounded). The weight's gradient is the
+// GEMM's fp32 accumulation of bf16-exact products, stored unrounded: within 1e-5 of the CPU's f32
+// GEMM (another summation order over 120 rows), where a bf16 result would be off by up to 2^-9.
+// y and dx are bf16 (one rounding): 4e-3; db sums 120 bf16-exact values in fp32, rounded once:
+// 4e-3.
+TEST_CASE("linear on CUDA with an f32 master weight and bf16 inputs returns unrounded f32 dW") {
+  Generator gen(23);
+  const Tensor x = bf16_exact({3, 40, 24}, gen), upstream = bf16_exact({3, 40, 16}, gen);
+  const Tensor w = rand_uniform({16, 24}, gen, -1.0, 1.0, DType::F32);
+  const Tensor b = rand_uniform({16}, gen, -1.0, 1.0, DType::F32);
+  const Tensor x_cpu = leaf(x, DType::F32, Device::CPU), x_gpu = leaf(x, DType::BF16, Device::CUDA);
+  const Tensor w_cpu = leaf(w.to(DType::BF16), DType::F32, Device::CPU),
+               b_cpu = leaf(b.to(DType::BF16), DType::F32, Device::CPU);
+  const Tensor w_gpu = leaf(w, DType::F32, Device::CUDA), b_gpu = leaf(b, DType::F32, Device::CUDA);
+  const Tensor y_cpu = ops::linear(x_cpu, w_cpu, b_cpu), y_gpu = ops::linear(x_gpu, w_gpu, b_gpu);
+  REQUIRE(y_gpu.dtype() == DType::BF16);
+  const std::vector<float> y_ref = y_cpu.to_vector<float>();
+  CHECK(tensor_mismatch(y_gpu, y_cpu, kBf16Rounding, kBf16Rounding * max_abs(y_ref)).empty());
+  for (const Tensor* y : {&y_cpu, &y_gpu})
+    ops::sum(ops::mul(y->to(DType::F32), upstream.to(y->device()))).backward();
+  REQUIRE(w_gpu.grad().dtype() == DType::F32);
+  const std::vector<float> dw = w_cpu.grad().to_vector<float>();
+  const std::string dw_error =
+      tensor_mismatch(w_gpu.grad(), w_cpu.grad(), 1e-5, 1e-5 * max_abs(dw));
+  CHECK_MESSAGE(dw_error.empty(), "dW: " << dw_error);
+  const std::vector<float> db = b_cpu.grad().to_vector<float>();
+  CHECK(tensor_mismatch(b_gpu.grad(), b_cpu.grad(), kBf16Rounding, kBf16Rounding * max_abs(db))
+            .empty());
+  const std::vector<float> dx = x_cpu.grad().to_vector<float>();
+  CHECK(tensor_mismatch(x_gpu.grad(), x_cpu.grad(), kBf16Rounding, kBf16Rounding * max_abs(dx))
+            .empty());
 }
 
 }  // namespace latte::test

@@ -1,0 +1,120 @@
+// Master weights (mixed precision) in linear and the MoE experts, on the CPU: f64 parameters with
+// f32 activations, the CPU twin of f32 masters with bf16 activations on the GPU. The products read
+// the weights rounded to the activations' dtype (a parameter's kept compute copy); the weights'
+// gradients come out in their own dtype, equal to the rounded weights' gradients widened (the CPU
+// widens f32 products; the GPU stores its fp32 accumulators).
+#include <doctest/doctest.h>
+
+#include <vector>
+
+#include "engine/error.h"
+#include "engine/ops.h"
+#include "engine/ops/moe_ops.h"
+#include "engine/random.h"
+
+namespace latte {
+
+namespace {
+
+Tensor parameter(const Shape& shape, uint64_t seed, DType dtype) {
+  Generator gen(seed);
+  Tensor p = randn(shape, gen, 0.0, 1.0, dtype);
+  p.set_requires_grad(true);
+  return p;
+}
+
+// A parameter with p's values rounded to f32.
+Tensor rounded_copy(const Tensor& p) {
+  Tensor copy = p.detach().to(DType::F32).clone().detach();
+  copy.set_requires_grad(true);
+  return copy;
+}
+
+// The f32 values of `narrow`, widened, against `wide`'s f64 values: equal element for element.
+void check_widened(const Tensor& wide, const Tensor& narrow) {
+  REQUIRE(wide.dtype() == DType::F64);
+  REQUIRE(narrow.dtype() == DType::F32);
+  const std::vector<double> w = wide.to_vector<double>();
+  const std::vector<float> n = narrow.to_vector<float>();
+  REQUIRE(w.size() == n.size());
+  for (size_t i = 0; i < w.size(); ++i) {
+    CAPTURE(i);
+    CHECK(w[i] == static_cast<double>(n[i]));
+  }
+}
+
+}  // namespace
+
+TEST_CASE("linear reads f64 master weights rounded to f32 and returns their gradients in f64") {
+  Generator gen(3);
+  Tensor x = randn({2, 3, 6}, gen, 0.0, 1.0, DType::F32);
+  x.set_requires_grad(true);
+  Tensor x_ref = x.detach().clone().detach();
+  x_ref.set_requires_grad(true);
+  const Tensor w = parameter({5, 6}, 4, DType::F64), b = parameter({5}, 5, DType::F64);
+  const Tensor w_ref = rounded_copy(w), b_ref = rounded_copy(b);
+  const Tensor upstream = randn({2, 3, 5}, gen, 0.0, 1.0, DType::F32);
+
+  const Tensor y = ops::linear(x, w, b), y_ref = ops::linear(x_ref, w_ref, b_ref);
+  CHECK(y.dtype() == DType::F32);
+  CHECK(y.to_vector<float>() == y_ref.to_vector<float>());
+  REQUIRE(w.compute_copy().defined());  // the rounded weight is kept for the next pass
+  CHECK(w.compute_copy().dtype() == DType::F32);
+
+  ops::sum(ops::mul(y, upstream)).backward();
+  ops::sum(ops::mul(y_ref, upstream)).backward();
+  check_widened(w.grad(), w_ref.grad());
+  check_widened(b.grad(), b_ref.grad());
+  CHECK(x.grad().to_vector<float>() == x_ref.grad().to_vector<float>());
+}
+
+TEST_CASE("linear takes a weight of the input's dtype or its master dtype only") {
+  Generator gen(6);
+  const Tensor x64 = randn({2, 4}, gen, 0.0, 1.0, DType::F64);
+  const Tensor w32 = randn({3, 4}, gen, 0.0, 1.0, DType::F32);
+  CHECK_THROWS_WITH_AS(
+      ops::linear(x64, w32),
+      doctest::Contains("weight f32[3, 4] cpu must have the input's dtype or its master dtype F64"),
+      Error);
+  const Tensor x32 = randn({2, 4}, gen, 0.0, 1.0, DType::F32);
+  const Tensor bias16 = randn({3}, gen, 0.0, 1.0, DType::F32).to(DType::BF16);
+  CHECK_THROWS_WITH_AS(ops::linear(x32, w32, bias16), doctest::Contains("bias bf16[3]"), Error);
+}
+
+TEST_CASE("MoE experts with f64 master weights compute in f32 and return f64 gradients") {
+  const int64_t n = 7, d = 4, inter = 3, n_experts = 3;
+  // Token t picks experts t % 3 and (t + 1) % 3: every expert gets rows.
+  std::vector<int32_t> ids;
+  for (int32_t t = 0; t < n; ++t) ids.insert(ids.end(), {t % 3, (t + 1) % 3});
+  const ops::MoeDispatchPlan plan =
+      ops::moe_dispatch(Tensor::from_vector<int32_t>(ids, {n, 2}), n_experts, 0.0);
+  Generator gen(8);
+  Tensor x = randn({plan->n_kept(), d}, gen, 0.0, 1.0, DType::F32);
+  x.set_requires_grad(true);
+  ops::MoeExpertWeights master, reference;
+  uint64_t seed = 10;
+  for (int64_t e = 0; e < n_experts; ++e) {
+    for (auto [list, shape] : {std::pair{&master.gate_proj, Shape{inter, d}},
+                               std::pair{&master.up_proj, Shape{inter, d}},
+                               std::pair{&master.down_proj, Shape{d, inter}}})
+      list->push_back(parameter(shape, seed++, DType::F64));
+    reference.gate_proj.push_back(rounded_copy(master.gate_proj.back()));
+    reference.up_proj.push_back(rounded_copy(master.up_proj.back()));
+    reference.down_proj.push_back(rounded_copy(master.down_proj.back()));
+  }
+  const Tensor upstream = randn({plan->n_kept(), d}, gen, 0.0, 1.0, DType::F32);
+  const Tensor y = ops::moe_expert_mlps(x, plan, master);
+  const Tensor y_ref = ops::moe_expert_mlps(x.detach(), plan, reference);
+  CHECK(y.dtype() == DType::F32);
+  CHECK(y.to_vector<float>() == y_ref.to_vector<float>());
+  ops::sum(ops::mul(y, upstream)).backward();
+  ops::sum(ops::mul(y_ref, upstream)).backward();
+  for (int64_t e = 0; e < n_experts; ++e) {
+    CAPTURE(e);
+    check_widened(master.gate_proj[e].grad(), reference.gate_proj[e].grad());
+    check_widened(master.up_proj[e].grad(), reference.up_proj[e].grad());
+    check_widened(master.down_proj[e].grad(), reference.down_proj[e].grad());
+  }
+}
+
+}  // namespace latte
