@@ -48,8 +48,8 @@ step "$(nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noh
 step "latte_cuda_tests"
 timeout 240 "$B/latte_cuda_tests" 2>&1 | tail -n 60 | tee "$out/tests.log"
 tests=${PIPESTATUS[0]}
-step "cuBLAS peak"
-timeout 60 "$B/latte_cuda_tests" --bench 2>&1 | tee "$out/bench.log"
+step "cuBLAS peak and flash tile variants"
+timeout 150 "$B/latte_cuda_tests" --bench 2>&1 | tee "$out/bench.log"
 step "latte bench attention moe memory train --device cuda"
 timeout 400 "$B/latte" bench attention moe memory train --device cuda 2>&1 | grep -v '^\[' | tee -a "$out/bench.log"
 bench=${PIPESTATUS[0]}

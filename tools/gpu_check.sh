@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # The one script a GPU session runs (docs/gpu.md): configures a CUDA build for this GPU's
 # architecture only, builds latte and the CUDA test binary, runs the CUDA tests (ctest -L cuda:
-# kernels and ops against their CPU twins, 20-step GPU-vs-CPU training), the cuBLAS GEMM peak
-# (latte_cuda_tests --bench), the attention, MoE and memory-bound op benchmarks (latte bench
-# attention moe memory --device cuda), the PyTorch SDPA baseline (tools/bench_sdpa.py) and whole
-# training steps (latte bench train --device cuda: tokens/s, MFU) with short profiled reruns
-# (--quick --profile and --profile-host: GPU and host time per category of op) and, where the
-# toolkit has ncu, one step of each gpu-scale model kernel by kernel and its attention kernels' bounds (tools/ncu_step.sh), and
-# prints one summary table. The full log goes to $OUT/gpu_check.log when OUT is set (the device tool returns files
+# kernels and ops against their CPU twins, 20-step GPU-vs-CPU training), the cuBLAS GEMM peak and
+# the flash kernels' tile-variant sweep (latte_cuda_tests --bench), the attention, MoE and
+# memory-bound op benchmarks (latte bench attention moe memory --device cuda), the PyTorch SDPA
+# baseline (tools/bench_sdpa.py) and whole training steps (latte bench train --device cuda:
+# tokens/s, MFU) with short profiled reruns (--quick --profile and --profile-host: GPU and host
+# time per category of op) and, where the toolkit has ncu, one step of each gpu-scale model kernel
+# by kernel with what bounds its attention kernels (tools/ncu_step.sh), and prints one summary
+# table. The full log goes to $OUT/gpu_check.log when OUT is set (the device tool returns files
 # from $OUT), else to build/gpu/gpu_check.log. Ends within 8 minutes on an H200, plus up to 7 for
 # the ncu step.
 #   tools/gpu_check.sh
@@ -64,8 +65,8 @@ section "ctest -L cuda"
 timeout 240 ctest --test-dir "$build" -L cuda -V --timeout 220 2>&1 | tee "$build/ctest.log"
 test_status=${PIPESTATUS[0]}
 
-section "cuBLAS GEMM peak: latte_cuda_tests --bench"
-timeout 60 "$build/tests/latte_cuda_tests" --bench 2>&1 | tee "$build/bench.log"
+section "cuBLAS GEMM peak and flash tile variants: latte_cuda_tests --bench"
+timeout 150 "$build/tests/latte_cuda_tests" --bench 2>&1 | tee "$build/bench.log"
 bench_status=${PIPESTATUS[0]}
 
 section "attention, MoE and memory-bound ops: latte bench attention moe memory --device cuda"
@@ -132,6 +133,17 @@ for line in open(sys.argv[1]):
     if line.startswith("BENCH name=mem_"):
         kv = dict(p.split("=", 1) for p in line.split()[1:])
         print(f"  {kv['name'][4:]:<22} {kv.get('gbps', '-'):>8} {float(kv.get('of_copy', 'nan')) * 100:>5.0f}%")
+best = {}
+for line in open(sys.argv[1]):
+    if line.startswith("BENCH name=flash_tiles "):
+        kv = dict(p.split("=", 1) for p in line.split()[1:])
+        key = (f"({kv['qk']},{kv['v']}) T={kv['T']}", kv["kernel"])
+        if key not in best or float(kv["of_default"]) > best[key][1]:
+            best[key] = (kv["variant"], float(kv["of_default"]), kv["tflops"])
+if best:
+    print("\nFlash tile variants (latte_cuda_tests --bench): the fastest per kernel, x variant 0")
+    for (shape, kernel), (variant, ratio, rate) in sorted(best.items()):
+        print(f"  {shape:<18} {kernel:<8} variant {variant}  {rate:>7} TFLOP/s  x{ratio:.2f}")
 train = []
 for line in open(sys.argv[1]):
     if line.startswith("BENCH name=train "):

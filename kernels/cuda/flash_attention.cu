@@ -5,6 +5,7 @@
 // per row, each lane reading 16-byte groups of both rows when their starts allow it.
 #include "kernels/cuda/flash_attention.cuh"
 
+#include <iterator>
 #include <type_traits>
 
 #include "kernels/cuda/cuda_check.h"
@@ -88,17 +89,43 @@ FlashParams make_flash_params(const AttentionProblem& pr, const void* q, const v
   return p;
 }
 
+template <size_t N>
+std::vector<std::string> describe_tiles(const TileVariant (&list)[N], const char* rows,
+                                        const char* tile) {
+  std::vector<std::string> names;
+  for (const TileVariant& t : list)
+    names.push_back(std::to_string(t.warps) + " warps x 16 " + rows + ", " +
+                    std::to_string(t.tile) + tile);
+  return names;
+}
+
+void check_tiles(const FlashTiles& tiles, const char* op) {
+  LATTE_CHECK(tiles.forward >= 0 && tiles.forward < static_cast<int>(std::size(kForwardTiles)) &&
+              tiles.dkdv >= 0 && tiles.dkdv < static_cast<int>(std::size(kDkDvTiles)) &&
+              tiles.dq >= 0 && tiles.dq < static_cast<int>(std::size(kDqTiles)))
+      << op << ": tile variants forward " << tiles.forward << ", dkdv " << tiles.dkdv << ", dq "
+      << tiles.dq << " out of range (" << std::size(kForwardTiles) << ", " << std::size(kDkDvTiles)
+      << ", " << std::size(kDqTiles) << " variants)";
+}
+
 }  // namespace
+
+FlashTileVariants flash_tile_variants() {
+  return {describe_tiles(kForwardTiles, "query rows", "-key tiles"),
+          describe_tiles(kDkDvTiles, "keys", " query rows per step"),
+          describe_tiles(kDqTiles, "query rows", "-key tiles")};
+}
 
 template <typename T>
 void flash_attention_forward(const AttentionProblem& pr, const T* q, const T* k, const T* v, T* o,
-                             float* lse, cudaStream_t stream) {
+                             float* lse, cudaStream_t stream, const FlashTiles& tiles) {
   constexpr const char* kOp = "cuda flash_attention_forward";
   const FlashParams p = make_flash_params<T>(pr, q, k, v, o, nullptr, kOp);
+  check_tiles(tiles, kOp);
   if constexpr (std::is_same_v<T, latte::bf16>) {
     if (mma_kernels_take(p)) {
       mma_flash_forward(p, pr.batch, device_ptr(q), device_ptr(k), device_ptr(v), device_ptr(o),
-                        lse, stream);
+                        lse, tiles.forward, stream);
       return;
     }
   }
@@ -113,9 +140,10 @@ int64_t flash_attention_backward_workspace(const AttentionProblem& p) {
 template <typename T>
 void flash_attention_backward(const AttentionProblem& pr, const T* q, const T* k, const T* v,
                               const T* o, const T* d_o, const float* lse, T* dq, T* dk, T* dv,
-                              float* workspace, cudaStream_t stream) {
+                              float* workspace, cudaStream_t stream, const FlashTiles& tiles) {
   constexpr const char* kOp = "cuda flash_attention_backward";
   FlashParams p = make_flash_params<T>(pr, q, k, v, o, d_o, kOp);
+  check_tiles(tiles, kOp);
   p.vec_dq = vector_loads<T>(dq, pr.q);
   p.vec_dk = vector_loads<T>(dk, pr.k);
   p.vec_dv = vector_loads<T>(dv, pr.v);
@@ -138,7 +166,7 @@ void flash_attention_backward(const AttentionProblem& pr, const T* q, const T* k
     if (mma_kernels_take(p)) {
       mma_flash_backward(p, pr.batch, pr.kv_heads, device_ptr(q), device_ptr(k), device_ptr(v),
                          device_ptr(d_o), lse, delta, device_ptr(dq), device_ptr(dk),
-                         device_ptr(dv), stream);
+                         device_ptr(dv), tiles.dkdv, tiles.dq, stream);
       return;
     }
   }
@@ -149,10 +177,10 @@ void flash_attention_backward(const AttentionProblem& pr, const T* q, const T* k
 
 #define LATTE_FLASH_ATTENTION(T)                                                                   \
   template void flash_attention_forward<T>(const AttentionProblem&, const T*, const T*, const T*,  \
-                                           T*, float*, cudaStream_t);                              \
+                                           T*, float*, cudaStream_t, const FlashTiles&);           \
   template void flash_attention_backward<T>(const AttentionProblem&, const T*, const T*, const T*, \
                                             const T*, const T*, const float*, T*, T*, T*, float*,  \
-                                            cudaStream_t);
+                                            cudaStream_t, const FlashTiles&);
 LATTE_FLASH_ATTENTION(float)
 LATTE_FLASH_ATTENTION(latte::bf16)
 #undef LATTE_FLASH_ATTENTION

@@ -22,6 +22,8 @@
 #include <cuda_runtime_api.h>
 
 #include <cstdint>
+#include <string>
+#include <vector>
 
 #include "kernels/cpu/attention.h"
 #include "kernels/cpu/bf16.h"
@@ -34,14 +36,26 @@ using cpu::AttentionProblem;
 // The largest qk_dim and v_dim the kernels take.
 inline constexpr int64_t kFlashMaxHeadDim = 256;
 
+// Tile variants of the bf16 tensor-core kernels, for tuning: index 0 of each kernel's list is what
+// problems run with by default; `latte_cuda_tests --bench` times every variant against it.
+struct FlashTiles {
+  int forward = 0, dkdv = 0, dq = 0;
+};
+// What each variant is ("8 warps x 16 query rows, 64-key tiles"), per kernel.
+struct FlashTileVariants {
+  std::vector<std::string> forward, dkdv, dq;
+};
+FlashTileVariants flash_tile_variants();
+
 // o = softmax(scale * q k^T + mask) v for T = float or latte::bf16. lse: [batch, q_heads, q_len]
 // contiguous fp32, the natural log of each row's softmax denominator (-inf for a causal row that
 // sees no key; its o row is 0). Throws latte::Error for an invalid problem, a head dim above
 // kFlashMaxHeadDim, or tiles that do not fit the GPU's shared memory (only fp32 with head dims
-// near 256 on GPUs with about 100 KB per block; A100 and H100 take every supported shape).
+// near 256 on GPUs with about 100 KB per block; A100 and H100 take every supported shape), and
+// for a tile variant out of range. `tiles` applies to problems the tensor-core kernels take.
 template <typename T>
 void flash_attention_forward(const AttentionProblem& p, const T* q, const T* k, const T* v, T* o,
-                             float* lse, cudaStream_t stream);
+                             float* lse, cudaStream_t stream, const FlashTiles& tiles = {});
 
 // Elements of the fp32 workspace flash_attention_backward needs (delta: batch * q_heads * q_len).
 int64_t flash_attention_backward_workspace(const AttentionProblem& p);
@@ -51,6 +65,6 @@ int64_t flash_attention_backward_workspace(const AttentionProblem& p);
 template <typename T>
 void flash_attention_backward(const AttentionProblem& p, const T* q, const T* k, const T* v,
                               const T* o, const T* d_o, const float* lse, T* dq, T* dk, T* dv,
-                              float* workspace, cudaStream_t stream);
+                              float* workspace, cudaStream_t stream, const FlashTiles& tiles = {});
 
 }  // namespace latte::kernels::cuda

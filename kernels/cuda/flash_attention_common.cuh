@@ -126,15 +126,27 @@ inline bool mma_kernels_take(const FlashParams& p) {
   return p.qk_dim <= kMmaMaxQkDim && p.v_dim <= kMmaMaxVDim && p.scale > 0.f;
 }
 
-// The tensor-core kernels (bf16; mma_kernels_take(p) must hold).
+// The tile variants of the tensor-core kernels (flash_tile_variants in flash_attention.cuh):
+// warps per block, and keys per key tile (forward, dq) or query rows per step (dk/dv). Entry 0 of
+// each list is what problems run with; the others are timed against it by the tile sweep of
+// `latte_cuda_tests --bench`, so the defaults follow measurements.
+struct TileVariant {
+  int warps, tile;
+};
+inline constexpr TileVariant kForwardTiles[] = {{8, 64}, {4, 64}, {8, 32}};
+inline constexpr TileVariant kDkDvTiles[] = {{4, 32}, {8, 32}, {4, 64}};
+inline constexpr TileVariant kDqTiles[] = {{4, 32}, {8, 32}, {4, 64}};
+
+// The tensor-core kernels (bf16; mma_kernels_take(p) must hold) with the given tile variants
+// (indices into the lists above, checked by the caller).
 void mma_flash_forward(const FlashParams& p, int64_t batch, const __nv_bfloat16* q,
                        const __nv_bfloat16* k, const __nv_bfloat16* v, __nv_bfloat16* o, float* lse,
-                       cudaStream_t stream);
+                       int variant, cudaStream_t stream);
 void mma_flash_backward(const FlashParams& p, int64_t batch, int64_t kv_heads,
                         const __nv_bfloat16* q, const __nv_bfloat16* k, const __nv_bfloat16* v,
                         const __nv_bfloat16* d_o, const float* lse, const float* delta,
-                        __nv_bfloat16* dq, __nv_bfloat16* dk, __nv_bfloat16* dv,
-                        cudaStream_t stream);
+                        __nv_bfloat16* dq, __nv_bfloat16* dk, __nv_bfloat16* dv, int dkdv_variant,
+                        int dq_variant, cudaStream_t stream);
 
 // The shared-memory tile kernels (T = float or __nv_bfloat16). Throw latte::Error naming `op` when
 // the tiles do not fit the GPU's shared memory.

@@ -19,6 +19,8 @@
 // fused multiply-add, and operand tiles load as whole 16-byte chunks at fixed per-thread strides
 // where the layout allows (issue_operand_tile): the instructions issued per score and per chunk
 // take the same issue slots as the tensor-core instructions.
+// Block and tile sizes below are the defaults; kForwardTiles, kDkDvTiles and kDqTiles
+// (flash_attention_common.cuh) list the variants that `latte_cuda_tests --bench` times.
 // - forward: one block of 8 warps per (128 query rows, query head, batch) walks 64-key tiles with
 //   the online softmax in registers (running max of raw scores and sum per row; the output
 //   accumulator is rescaled only when a row's max grew, decided per warp by a vote; row sums are
@@ -32,7 +34,9 @@
 // Results go registers -> the warp's own rows of a shared tile -> global memory in 16-byte stores.
 #include <cuda_pipeline.h>
 
+#include <iterator>
 #include <type_traits>
+#include <utility>
 
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/fast_exp2.cuh"
@@ -310,21 +314,21 @@ __device__ __forceinline__ void softmax_tile(float (&s)[N][4], float (&row_max)[
   }
 }
 
-template <class D>
+// Tile shapes (flash_tile_variants): warps per block (16 rows each) and keys per key tile.
+template <class D, int Warps, int Keys>
 struct ForwardShape {
-  static constexpr int kWarps = 8, kThreads = kWarps * kWarp;
-  static constexpr int kRows = 16 * kWarps, kKeys = 64;
+  static constexpr int kWarps = Warps, kThreads = kWarps * kWarp;
+  static constexpr int kRows = 16 * kWarps, kKeys = Keys;
   static constexpr int kQElems = kRows * D::kLdQK, kKElems = kKeys * D::kLdQK,
                        kVElems = kKeys * D::kLdV;
   static constexpr int kSmemBytes = (kQElems + 2 * (kKElems + kVElems)) * sizeof(bf16_t);
 };
 
-template <class D>
-__global__ void __launch_bounds__(ForwardShape<D>::kThreads)
+template <class D, class S>
+__global__ void __launch_bounds__(S::kThreads)
     mma_forward_kernel(const FlashParams p, const bf16_t* __restrict__ q,
                        const bf16_t* __restrict__ k, const bf16_t* __restrict__ v,
                        bf16_t* __restrict__ o, float* __restrict__ lse) {
-  using S = ForwardShape<D>;
   constexpr int kQK = D::kQK, kV = D::kV, kKeys = S::kKeys;
   extern __shared__ __align__(128) unsigned char smem[];
   bf16_t* qs = reinterpret_cast<bf16_t*>(smem);
@@ -408,22 +412,22 @@ __global__ void __launch_bounds__(ForwardShape<D>::kThreads)
 
 // ---- backward: dq ----
 
-template <class D>
+// Warps per block (16 query rows each) and keys per key tile.
+template <class D, int Warps, int Keys>
 struct DqShape {
-  static constexpr int kWarps = 4, kThreads = kWarps * kWarp;
-  static constexpr int kRows = 16 * kWarps, kKeys = 32;
+  static constexpr int kWarps = Warps, kThreads = kWarps * kWarp;
+  static constexpr int kRows = 16 * kWarps, kKeys = Keys;
   static constexpr int kQElems = kRows * D::kLdQK, kDoElems = kRows * D::kLdV,
                        kKElems = kKeys * D::kLdQK, kVElems = kKeys * D::kLdV;
   static constexpr int kSmemBytes = (kQElems + kDoElems + 2 * (kKElems + kVElems)) * sizeof(bf16_t);
 };
 
-template <class D>
-__global__ void __launch_bounds__(DqShape<D>::kThreads)
+template <class D, class S>
+__global__ void __launch_bounds__(S::kThreads)
     mma_backward_dq_kernel(const FlashParams p, const bf16_t* __restrict__ q,
                            const bf16_t* __restrict__ k, const bf16_t* __restrict__ v,
                            const bf16_t* __restrict__ d_o, const float* __restrict__ lse,
                            const float* __restrict__ delta, bf16_t* __restrict__ dq) {
-  using S = DqShape<D>;
   constexpr int kQK = D::kQK, kV = D::kV, kKeys = S::kKeys;
   extern __shared__ __align__(128) unsigned char smem[];
   bf16_t* qs = reinterpret_cast<bf16_t*>(smem);
@@ -502,24 +506,24 @@ __global__ void __launch_bounds__(DqShape<D>::kThreads)
 
 // ---- backward: dk and dv ----
 
-template <class D>
+// Warps per block (16 keys each) and query rows per step.
+template <class D, int Warps, int Rows>
 struct DkDvShape {
-  static constexpr int kWarps = 4, kThreads = kWarps * kWarp;
-  static constexpr int kKeys = 16 * kWarps, kRows = 32;
+  static constexpr int kWarps = Warps, kThreads = kWarps * kWarp;
+  static constexpr int kKeys = 16 * kWarps, kRows = Rows;
   static constexpr int kKElems = kKeys * D::kLdQK, kVElems = kKeys * D::kLdV,
                        kQElems = kRows * D::kLdQK, kDoElems = kRows * D::kLdV;
   static constexpr int kTileBytes = (kKElems + kVElems + 2 * (kQElems + kDoElems)) * 2;
   static constexpr int kSmemBytes = kTileBytes + 2 * 2 * kRows * sizeof(float);
 };
 
-template <class D>
-__global__ void __launch_bounds__(DkDvShape<D>::kThreads)
+template <class D, class S>
+__global__ void __launch_bounds__(S::kThreads)
     mma_backward_dkdv_kernel(const FlashParams p, const bf16_t* __restrict__ q,
                              const bf16_t* __restrict__ k, const bf16_t* __restrict__ v,
                              const bf16_t* __restrict__ d_o, const float* __restrict__ lse,
                              const float* __restrict__ delta, bf16_t* __restrict__ dk,
                              bf16_t* __restrict__ dv) {
-  using S = DkDvShape<D>;
   constexpr int kQK = D::kQK, kV = D::kV, kRows = S::kRows;
   extern __shared__ __align__(128) unsigned char smem[];
   bf16_t* ks = reinterpret_cast<bf16_t*>(smem);
@@ -649,42 +653,60 @@ void with_head_dims(const FlashParams& p, F&& f) {
     f(HeadDims<192, 128>{});
 }
 
+// Calls f(std::integral_constant<int, I>{}) for the I == index among 0 .. N - 1.
+template <class F, size_t... I>
+void with_index(int index, F&& f, std::index_sequence<I...>) {
+  ((index == static_cast<int>(I) ? f(std::integral_constant<int, static_cast<int>(I)>{}) : void()),
+   ...);
+}
+
 }  // namespace
 
 void mma_flash_forward(const FlashParams& p, int64_t batch, const bf16_t* q, const bf16_t* k,
-                       const bf16_t* v, bf16_t* o, float* lse, cudaStream_t stream) {
+                       const bf16_t* v, bf16_t* o, float* lse, int variant, cudaStream_t stream) {
   with_head_dims(p, [&](auto dims) {
     using D = decltype(dims);
-    using S = ForwardShape<D>;
-    allow_shared_memory(mma_forward_kernel<D>, S::kSmemBytes);
-    const dim3 grid(static_cast<unsigned>(ceil_div(p.q_len, S::kRows)), p.q_heads,
-                    static_cast<unsigned>(batch));
-    mma_forward_kernel<D><<<grid, S::kThreads, S::kSmemBytes, stream>>>(p, q, k, v, o, lse);
-    LATTE_CUDA_CHECK_LAUNCH();
+    const auto launch = [&](auto index) {
+      constexpr TileVariant t = kForwardTiles[decltype(index)::value];
+      using S = ForwardShape<D, t.warps, t.tile>;
+      allow_shared_memory(mma_forward_kernel<D, S>, S::kSmemBytes);
+      const dim3 grid(static_cast<unsigned>(ceil_div(p.q_len, S::kRows)), p.q_heads,
+                      static_cast<unsigned>(batch));
+      mma_forward_kernel<D, S><<<grid, S::kThreads, S::kSmemBytes, stream>>>(p, q, k, v, o, lse);
+      LATTE_CUDA_CHECK_LAUNCH();
+    };
+    with_index(variant, launch, std::make_index_sequence<std::size(kForwardTiles)>{});
   });
 }
 
 void mma_flash_backward(const FlashParams& p, int64_t batch, int64_t kv_heads, const bf16_t* q,
                         const bf16_t* k, const bf16_t* v, const bf16_t* d_o, const float* lse,
-                        const float* delta, bf16_t* dq, bf16_t* dk, bf16_t* dv,
-                        cudaStream_t stream) {
+                        const float* delta, bf16_t* dq, bf16_t* dk, bf16_t* dv, int dkdv_variant,
+                        int dq_variant, cudaStream_t stream) {
   with_head_dims(p, [&](auto dims) {
     using D = decltype(dims);
-    using KV = DkDvShape<D>;
-    allow_shared_memory(mma_backward_dkdv_kernel<D>, KV::kSmemBytes);
-    const dim3 grid_kv(static_cast<unsigned>(ceil_div(p.kv_len, KV::kKeys)),
-                       static_cast<unsigned>(kv_heads), static_cast<unsigned>(batch));
-    mma_backward_dkdv_kernel<D>
-        <<<grid_kv, KV::kThreads, KV::kSmemBytes, stream>>>(p, q, k, v, d_o, lse, delta, dk, dv);
-    LATTE_CUDA_CHECK_LAUNCH();
-
-    using Q = DqShape<D>;
-    allow_shared_memory(mma_backward_dq_kernel<D>, Q::kSmemBytes);
-    const dim3 grid_q(static_cast<unsigned>(ceil_div(p.q_len, Q::kRows)), p.q_heads,
+    const auto launch_dkdv = [&](auto index) {
+      constexpr TileVariant t = kDkDvTiles[decltype(index)::value];
+      using S = DkDvShape<D, t.warps, t.tile>;
+      allow_shared_memory(mma_backward_dkdv_kernel<D, S>, S::kSmemBytes);
+      const dim3 grid(static_cast<unsigned>(ceil_div(p.kv_len, S::kKeys)),
+                      static_cast<unsigned>(kv_heads), static_cast<unsigned>(batch));
+      mma_backward_dkdv_kernel<D, S>
+          <<<grid, S::kThreads, S::kSmemBytes, stream>>>(p, q, k, v, d_o, lse, delta, dk, dv);
+      LATTE_CUDA_CHECK_LAUNCH();
+    };
+    with_index(dkdv_variant, launch_dkdv, std::make_index_sequence<std::size(kDkDvTiles)>{});
+    const auto launch_dq = [&](auto index) {
+      constexpr TileVariant t = kDqTiles[decltype(index)::value];
+      using S = DqShape<D, t.warps, t.tile>;
+      allow_shared_memory(mma_backward_dq_kernel<D, S>, S::kSmemBytes);
+      const dim3 grid(static_cast<unsigned>(ceil_div(p.q_len, S::kRows)), p.q_heads,
                       static_cast<unsigned>(batch));
-    mma_backward_dq_kernel<D>
-        <<<grid_q, Q::kThreads, Q::kSmemBytes, stream>>>(p, q, k, v, d_o, lse, delta, dq);
-    LATTE_CUDA_CHECK_LAUNCH();
+      mma_backward_dq_kernel<D, S>
+          <<<grid, S::kThreads, S::kSmemBytes, stream>>>(p, q, k, v, d_o, lse, delta, dq);
+      LATTE_CUDA_CHECK_LAUNCH();
+    };
+    with_index(dq_variant, launch_dq, std::make_index_sequence<std::size(kDqTiles)>{});
   });
 }
 

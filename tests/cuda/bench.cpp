@@ -1,14 +1,18 @@
 #include "cuda/bench.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <exception>
 #include <functional>
 #include <random>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include "cuda/cuda_test_support.h"
 #include "engine/cuda/cuda_runtime.h"
+#include "kernels/cuda/flash_attention.cuh"
 #include "kernels/cuda/gemm.cuh"
 
 namespace latte::test {
@@ -73,6 +77,73 @@ void bench_gemm_peak() {
   std::printf("BENCH name=gemm_bf16_8192 ms=%.4f tflops=%.2f\n", ms, peak);
 }
 
+// The tile variants of the flash tensor-core kernels (kernels::cuda::flash_tile_variants), each
+// against variant 0 (what problems run with), causal bf16 attention at B 4, H 16: the forward
+// alone per forward variant, and the whole backward (delta, dk/dv, dq) per dk/dv variant and per
+// dq variant with the other kernel at its default. FLOPs as in `latte bench attention`: forward
+// 2·B·H·P·(qk+v) over the P = T(T+1)/2 causal pairs, backward 2.5x that. One line per shape and
+// one "BENCH name=flash_tiles kernel= variant= qk= v= T= ms= tflops= of_default=" line per timing.
+void bench_flash_tiles() {
+  namespace kc = kernels::cuda;
+  const int64_t B = 4, H = 16;
+  const kc::FlashTileVariants variants = kc::flash_tile_variants();
+  const std::pair<const char*, const std::vector<std::string>*> kernels[] = {
+      {"forward", &variants.forward}, {"dkdv", &variants.dkdv}, {"dq", &variants.dq}};
+  std::printf("\nflash tile variants, bf16 causal B %lld H %lld: TFLOP/s (x variant 0)\n",
+              static_cast<long long>(B), static_cast<long long>(H));
+  for (const auto& [kernel, names] : kernels)
+    for (size_t i = 0; i < names->size(); ++i)
+      std::printf("  %s %zu: %s\n", kernel, i, (*names)[i].c_str());
+  std::vector<std::string> bench_lines;
+  for (const auto& [qk, vd] : {std::pair<int64_t, int64_t>{64, 64}, {128, 128}, {192, 128}})
+    for (const int64_t T : {int64_t{1024}, int64_t{4096}}) {
+      kc::AttentionProblem p;
+      p.batch = B, p.q_heads = H, p.kv_heads = H, p.q_len = T, p.kv_len = T;
+      p.qk_dim = qk, p.v_dim = vd, p.causal = true;
+      p.scale = 1.0 / std::sqrt(static_cast<double>(qk));
+      p.q = p.k = kernels::cpu::packed_attention_layout(T, H, qk);
+      p.v = p.o = kernels::cpu::packed_attention_layout(T, H, vd);
+      const int64_t rows = B * T * H;
+      DeviceBuffer<bf16> q(rows * qk), k(rows * qk), v(rows * vd), o(rows * vd), d_o(rows * vd),
+          dq(rows * qk), dk(rows * qk), dv(rows * vd);
+      for (DeviceBuffer<bf16>* buffer : {&q, &k, &v, &d_o}) fill_random(*buffer);
+      DeviceBuffer<float> lse(B * H * T), workspace(kc::flash_attention_backward_workspace(p));
+      const double forward_flops = 2.0 * B * H * (T * (T + 1) / 2.0) * (qk + vd);
+      std::printf("  d(%lld,%lld) T %lld:", static_cast<long long>(qk), static_cast<long long>(vd),
+                  static_cast<long long>(T));
+      for (const auto& [kernel, names] : kernels) {
+        const bool forward = kernel == kernels[0].first;
+        double base = 0;
+        for (int i = 0; i < static_cast<int>(names->size()); ++i) {
+          kc::FlashTiles tiles;
+          (forward ? tiles.forward : kernel == kernels[1].first ? tiles.dkdv : tiles.dq) = i;
+          const double ms = time_ms([&] {
+            if (forward)
+              kc::flash_attention_forward<bf16>(p, q.get(), k.get(), v.get(), o.get(), lse.get(),
+                                                cuda::stream(), tiles);
+            else
+              kc::flash_attention_backward<bf16>(p, q.get(), k.get(), v.get(), o.get(), d_o.get(),
+                                                 lse.get(), dq.get(), dk.get(), dv.get(),
+                                                 workspace.get(), cuda::stream(), tiles);
+          });
+          const double rate = tflops(forward ? forward_flops : 2.5 * forward_flops, ms);
+          if (i == 0) base = rate;
+          std::printf(" %s%d %.1f (x%.2f)", kernel, i, rate, rate / base);
+          std::fflush(stdout);
+          char line[200];
+          std::snprintf(line, sizeof line,
+                        "BENCH name=flash_tiles kernel=%s variant=%d qk=%lld v=%lld T=%lld ms=%.4f "
+                        "tflops=%.2f of_default=%.3f",
+                        kernel, i, static_cast<long long>(qk), static_cast<long long>(vd),
+                        static_cast<long long>(T), ms, rate, rate / base);
+          bench_lines.push_back(line);
+        }
+      }
+      std::printf("\n");
+    }
+  for (const std::string& line : bench_lines) std::printf("%s\n", line.c_str());
+}
+
 }  // namespace
 
 int run_benchmarks() {
@@ -84,6 +155,7 @@ int run_benchmarks() {
     std::printf("device: %s (compute capability %d.%d, %d SMs)\n", prop.name, prop.major,
                 prop.minor, prop.multiProcessorCount);
     bench_gemm_peak();
+    bench_flash_tiles();
     return 0;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "latte_cuda_tests --bench: %s\n", e.what());

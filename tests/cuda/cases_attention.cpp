@@ -7,6 +7,7 @@
 #include <array>
 #include <cmath>
 #include <sstream>
+#include <string>
 #include <type_traits>
 
 #include "cuda/cuda_test_support.h"
@@ -175,7 +176,8 @@ std::vector<T> sentinels(int64_t n) {
 }
 
 template <typename T>
-void run_flash(const Shape& s, unsigned seed, Checks& checks) {
+void run_flash(const Shape& s, unsigned seed, Checks& checks,
+               const kernels::cuda::FlashTiles& tiles = {}) {
   using Tol = AttentionTolerance<T>;
   const Inputs in = make_inputs<T>(s, seed);
   const Operands& x = in.x;
@@ -196,7 +198,7 @@ void run_flash(const Shape& s, unsigned seed, Checks& checks) {
   DeviceBuffer<float> glse(lse_ref.size());
   kernels::cuda::flash_attention_forward<T>(p, gq.get() + x.q.offset, gk.get() + x.k.offset,
                                             gv.get() + x.v.offset, go.get() + x.o.offset,
-                                            glse.get(), stream);
+                                            glse.get(), stream, tiles);
   checks.expect(
       "o", mismatch_report(as_float(go.download()), o_ref, Tol::kOut, Tol::kOut * scale_of(o_ref)));
   checks.expect("lse", mismatch_report(glse.download(), lse_ref, Tol::kLse, Tol::kLse));
@@ -217,7 +219,7 @@ void run_flash(const Shape& s, unsigned seed, Checks& checks) {
   kernels::cuda::flash_attention_backward<T>(
       p, gq.get() + x.q.offset, gk.get() + x.k.offset, gv.get() + x.v.offset,
       go_in.get() + x.o.offset, gd_o.get() + x.o.offset, glse_in.get(), gdq.get() + x.q.offset,
-      gdk.get() + x.k.offset, gdv.get() + x.v.offset, workspace.get(), stream);
+      gdk.get() + x.k.offset, gdv.get() + x.v.offset, workspace.get(), stream, tiles);
   expect_gradients<T>(checks, Tol::kGrad, {&gdq, &gdk, &gdv}, {&dq_ref, &dk_ref, &dv_ref});
 }
 
@@ -322,6 +324,23 @@ std::vector<KernelCase> attention_cases() {
                      [s, seed](Checks& c) { run_flash<bf16>(s, seed, c); }});
     ++seed;
   }
+  // Every tile variant of the tensor-core kernels (variant i of each kernel together) on a shape
+  // of each instantiation with several tiles of every kernel, GQA and causal.
+  const kernels::cuda::FlashTileVariants names = kernels::cuda::flash_tile_variants();
+  const int variants =
+      static_cast<int>(std::max({names.forward.size(), names.dkdv.size(), names.dq.size()}));
+  for (int i = 1; i < variants; ++i)
+    for (const Shape& s :
+         {Shape{1, 4, 2, 150, 150, 64, 64, true, P}, Shape{2, 2, 1, 130, 260, 128, 64, true, S},
+          Shape{1, 4, 2, 300, 300, 192, 128, true, P}}) {
+      const auto last = [&](const std::vector<std::string>& list) {
+        return std::min(i, static_cast<int>(list.size()) - 1);
+      };
+      const kernels::cuda::FlashTiles tiles{last(names.forward), last(names.dkdv), last(names.dq)};
+      cases.push_back({describe(s, "flash_attention", "bf16") + " tiles " + std::to_string(i),
+                       [s, seed, tiles](Checks& c) { run_flash<bf16>(s, seed, c, tiles); }});
+      ++seed;
+    }
   // The naive kernels have no head-dim limit: one shape past the flash kernels' 256.
   std::vector<Shape> naive_shapes = shapes;
   naive_shapes.push_back({1, 4, 2, 30, 45, 320, 272, true, S});
