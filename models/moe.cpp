@@ -84,7 +84,7 @@ Tensor MoeLayer::forward(const Tensor& x, ForwardContext& ctx) {
 
   // The router runs in the parameters' precision (fp32 also under bf16 mixed precision: top-k
   // choices are sensitive to rounding); the experts run in the activations' dtype.
-  Tensor logits = ops::linear(xf.to(gate_weight_.dtype()), gate_weight_);
+  Tensor logits = ops::moe_router_logits(xf, gate_weight_);
   if (ctx.training && config_.router_noise_std > 0) {
     LATTE_CHECK(ctx.router_noise != nullptr)
         << name_ << ": router_noise_std = " << config_.router_noise_std

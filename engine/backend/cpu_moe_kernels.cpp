@@ -5,6 +5,7 @@
 #include "kernels/cpu/gemm.h"
 #include "kernels/cpu/moe_balance.h"
 #include "kernels/cpu/moe_dispatch.h"
+#include "kernels/cpu/moe_router_logits.h"
 
 namespace latte {
 
@@ -12,8 +13,42 @@ namespace {
 
 namespace k = kernels::cpu;
 
+// Calls f(X{}, W{}) for the (rows, weight) dtype pairs the CPU router takes.
+template <class F>
+void visit_router_dtypes(const Tensor& x, const Tensor& w, const char* op, F&& f) {
+  if (x.dtype() == DType::F32 && w.dtype() == DType::F64)
+    f(float{}, double{});
+  else
+    visit_float(w.dtype(), op, [&](auto tag) {
+      LATTE_CHECK(x.dtype() == w.dtype())
+          << op << ": rows " << x.describe() << " and weight " << w.describe()
+          << " must share a dtype, or be f32 under an f64 weight";
+      f(tag, tag);
+    });
+}
+
 class CpuMoeKernels final : public MoeKernels {
  public:
+  void router_logits(const Tensor& x, const Tensor& w, const Tensor& logits) const override {
+    visit_router_dtypes(x, w, "moe_router_logits", [&](auto xt, auto wt) {
+      using X = decltype(xt);
+      using W = decltype(wt);
+      k::router_logits_forward<X, W>(x.data<X>(), w.data<W>(), x.size(0), x.size(1), w.size(0),
+                                     logits.data<W>());
+    });
+  }
+
+  void router_logits_backward(const Tensor& dlogits, const Tensor& x, const Tensor& w,
+                              const Tensor& dx, const Tensor& dw) const override {
+    visit_router_dtypes(x, w, "moe_router_logits backward", [&](auto xt, auto wt) {
+      using X = decltype(xt);
+      using W = decltype(wt);
+      k::router_logits_backward<X, W>(dlogits.data<W>(), x.data<X>(), w.data<W>(), x.size(0),
+                                      x.size(1), w.size(0), dx.defined() ? dx.data<X>() : nullptr,
+                                      dw.defined() ? dw.data<W>() : nullptr);
+    });
+  }
+
   void router_scores_forward(const Tensor& logits, k::RouterScoring scoring,
                              const Tensor& scores) const override {
     visit_float(logits.dtype(), "moe_router_scores", [&](auto tag) {

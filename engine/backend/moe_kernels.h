@@ -34,6 +34,15 @@ class MoeKernels {
  public:
   virtual ~MoeKernels() = default;
 
+  // ---- router logits (kernels/cpu/moe_router_logits.h) ----
+  // logits [N, E] = x [N, d] · wᵀ (w [E, d]) in w's dtype; x has w's dtype or a narrower one
+  // (bf16 rows under an f32 router on CUDA, f32 rows under an f64 router on the CPU).
+  virtual void router_logits(const Tensor& x, const Tensor& w, const Tensor& logits) const = 0;
+  // dx = dlogits · w (in x's dtype) and dw = dlogitsᵀ · x (in w's dtype), written; either may be
+  // undefined when not needed.
+  virtual void router_logits_backward(const Tensor& dlogits, const Tensor& x, const Tensor& w,
+                                      const Tensor& dx, const Tensor& dw) const = 0;
+
   // ---- router (kernels/cpu/moe_routing.h); logits, scores, dscores, dlogits are [N, E] ----
   virtual void router_scores_forward(const Tensor& logits, kernels::cpu::RouterScoring scoring,
                                      const Tensor& scores) const = 0;

@@ -8,8 +8,10 @@
 #include "engine/cuda/cuda_backend.h"
 #include "engine/cuda/cuda_runtime.h"
 #include "engine/dispatch.h"
+#include "kernels/cuda/gemm.cuh"
 #include "kernels/cuda/moe_balance.cuh"
 #include "kernels/cuda/moe_dispatch.cuh"
+#include "kernels/cuda/moe_router_logits.cuh"
 #include "kernels/cuda/moe_routing.cuh"
 
 namespace latte::cuda {
@@ -36,6 +38,54 @@ Tensor scratch(int64_t bytes) {
 
 class CudaMoeKernels final : public MoeKernels {
  public:
+  // Weights that fit the fused kernels (kernels/cuda/moe_router_logits.cuh) run there; larger
+  // ones as fp32 cuBLAS GEMMs over an fp32 copy of the rows.
+  void router_logits(const Tensor& x, const Tensor& w, const Tensor& logits) const override {
+    const char* op = "moe_router_logits";
+    const int64_t n = x.size(0), d = x.size(1), e = w.size(0);
+    if (kc::router_logits_fused(d, e)) {
+      visit_gpu_float(x.dtype(), op, [&](auto tag) {
+        using X = decltype(tag);
+        kc::router_logits_forward<X>(x.data<X>(), f32(w, op), n, d, e, f32(logits, op), stream());
+      });
+      return;
+    }
+    const Tensor xf = x.detached_cast(DType::F32);
+    kc::gemm<float>(blas(), stream(), false, true, n, e, d, 1.f, xf.data<float>(), d, f32(w, op), d,
+                    0.f, f32(logits, op), e);
+  }
+
+  void router_logits_backward(const Tensor& dlogits, const Tensor& x, const Tensor& w,
+                              const Tensor& dx, const Tensor& dw) const override {
+    const char* op = "moe_router_logits backward";
+    const int64_t n = x.size(0), d = x.size(1), e = w.size(0);
+    if (kc::router_logits_fused(d, e)) {
+      const Tensor workspace =
+          dw.defined() ? scratch(kc::router_logits_backward_workspace(n, d, e) * sizeof(float))
+                       : Tensor();
+      visit_gpu_float(x.dtype(), op, [&](auto tag) {
+        using X = decltype(tag);
+        kc::router_logits_backward<X>(
+            f32(dlogits, op), x.data<X>(), f32(w, op), n, d, e,
+            dx.defined() ? dx.data<X>() : nullptr, dw.defined() ? f32(dw, op) : nullptr,
+            workspace.defined() ? static_cast<float*>(workspace.raw_data()) : nullptr, stream());
+      });
+      return;
+    }
+    if (dx.defined()) {
+      const Tensor dxf =
+          dx.dtype() == DType::F32 ? dx : Tensor::empty(dx.shape(), DType::F32, Device::CUDA);
+      kc::gemm<float>(blas(), stream(), false, false, n, d, e, 1.f, f32(dlogits, op), e, f32(w, op),
+                      d, 0.f, dxf.data<float>(), d);
+      if (dxf.dtype() != dx.dtype()) Tensor(dx).copy_(dxf);
+    }
+    if (dw.defined()) {
+      const Tensor xf = x.detached_cast(DType::F32);
+      kc::gemm<float>(blas(), stream(), true, false, e, d, n, 1.f, f32(dlogits, op), e,
+                      xf.data<float>(), d, 0.f, f32(dw, op), d);
+    }
+  }
+
   void router_scores_forward(const Tensor& logits, RouterScoring scoring,
                              const Tensor& scores) const override {
     const char* op = "moe_router_scores";

@@ -55,6 +55,31 @@ Tensor loss_gradient(const Tensor& g, DType dtype) {
 
 }  // namespace
 
+Tensor moe_router_logits(const Tensor& x, const Tensor& weight) {
+  const char* op = "moe_router_logits";
+  profiler::Scope timing(profiler::Category::kMoe);
+  require_matrix(op, x, "x");
+  require_matrix(op, weight, "weight");
+  detail::require_weight_dtype(op, x, weight, "router weight");
+  LATTE_CHECK(weight.size(1) == x.size(1))
+      << op << ": weight " << weight.describe() << " does not match x " << x.describe()
+      << " (expects [E, " << x.size(1) << "])";
+  const Tensor xc = x.contiguous(), wc = weight.contiguous();
+  Tensor logits = Tensor::empty({x.size(0), weight.size(0)}, weight.dtype(), x.device());
+  kernels(xc).router_logits(xc, wc, logits);
+  return record(
+      op, logits, {x, weight},
+      [sx = saved(xc), sw = saved(wc), need_x = x.requires_grad(),
+       need_w = weight.requires_grad()](const Tensor& g) {
+        profiler::Scope timing(profiler::Category::kMoe);
+        const Tensor dl = g.contiguous();
+        const Tensor dx = need_x ? Tensor::empty(sx.shape(), sx.dtype(), sx.device()) : Tensor();
+        const Tensor dw = need_w ? Tensor::empty(sw.shape(), sw.dtype(), sw.device()) : Tensor();
+        kernels(sx).router_logits_backward(dl, sx, sw, dx, dw);
+        return std::vector<Tensor>{dx, dw};
+      });
+}
+
 Tensor moe_router_scores(const Tensor& logits, RouterScoring scoring) {
   const char* op = "moe_router_scores";
   profiler::Scope timing(profiler::Category::kMoe);

@@ -2,7 +2,7 @@
 // (engine/backend/moe_kernels.h, which also says which dtypes each device takes). A MoE layer
 // records a handful of tape nodes, whatever its expert count:
 //
-//   logits     = linear(x, gate_weight)                           (engine/ops.h)
+//   logits     = moe_router_logits(x, gate_weight)                x · gate_weightᵀ at its precision
 //   scores     = moe_router_scores(logits)                        sigmoid or softmax
 //   choice     = moe_select_experts(scores, bias)                 gate weights [N,K] + ids [N,K]
 //   plan       = moe_dispatch(choice.expert_ids)                  counting sort; no gradient
@@ -32,6 +32,12 @@ using kernels::cpu::check_router_spec;
 using kernels::cpu::RouterScoring;
 using kernels::cpu::RouterSpec;
 using kernels::cpu::RouterTopkMethod;
+
+// The router's logits [N, E] = x [N, d] · weightᵀ (weight [E, d]) in the weight's dtype: router
+// math keeps the router weight's precision (fp32 under bf16 activations), while x may stay in its
+// own narrower dtype (weight has x's dtype or its master dtype, master_dtype) and is read as it
+// is, without a widened copy. Gradients: x's in x's dtype, the weight's in its own.
+Tensor moe_router_logits(const Tensor& x, const Tensor& weight);
 
 // logits [N, E] -> scores [N, E]: sigmoid elementwise or softmax over each row.
 Tensor moe_router_scores(const Tensor& logits, RouterScoring scoring);

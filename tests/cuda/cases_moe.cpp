@@ -1,6 +1,8 @@
-// MoE cases: router scores, expert selection for every top-k method (with exact ties), gate
-// weight gradients, the dispatch permutation with and without capacity drops, gather / combine
-// and their backward passes, the balance losses, load counting and the correction-bias update.
+// MoE cases: the router's logits (bf16 and f32 rows, 16-byte and single-element access, expert
+// counts of each bound), router scores, expert selection for every top-k method (with exact
+// ties), gate weight gradients, the dispatch permutation with and without capacity drops, gather /
+// combine and their backward passes, the balance losses, load counting and the correction-bias
+// update.
 #include <cmath>
 #include <string>
 #include <type_traits>
@@ -10,9 +12,11 @@
 #include "engine/cuda/cuda_runtime.h"
 #include "kernels/cpu/moe_balance.h"
 #include "kernels/cpu/moe_dispatch.h"
+#include "kernels/cpu/moe_router_logits.h"
 #include "kernels/cpu/moe_routing.h"
 #include "kernels/cuda/moe_balance.cuh"
 #include "kernels/cuda/moe_dispatch.cuh"
+#include "kernels/cuda/moe_router_logits.cuh"
 #include "kernels/cuda/moe_routing.cuh"
 
 namespace latte::test {
@@ -22,6 +26,34 @@ namespace {
 using kernels::cpu::RouterScoring;
 using kernels::cpu::RouterSpec;
 using kernels::cpu::RouterTopkMethod;
+
+// The router's logits and their gradients against the CPU twin on the same (rounded) rows, in fp32
+// on both sides but in other summation orders (lanes and a butterfly; blocks of 128 rows): 1e-5
+// of each output's scale for the logits and dw, which sum up to d and N terms; dx: the same, plus
+// one rounding to bf16 for bf16 rows. Outputs start as garbage that must be overwritten.
+template <typename X>
+void run_router_logits(int64_t n, int64_t d, int64_t e, Checks& checks) {
+  std::mt19937 rng(static_cast<unsigned>(n + d + e));
+  const std::vector<float> x = random_input<X>(rng, n * d), w = uniform(rng, e * d),
+                           dl = uniform(rng, n * e);
+  std::vector<float> logits_ref(n * e), dx_ref(n * d), dw_ref(e * d);
+  kernels::cpu::router_logits_forward<float, float>(x.data(), w.data(), n, d, e, logits_ref.data());
+  kernels::cpu::router_logits_backward<float, float>(dl.data(), x.data(), w.data(), n, d, e,
+                                                     dx_ref.data(), dw_ref.data());
+  DeviceBuffer<X> gx(as_type<X>(x)), gdx(as_type<X>(random_input<X>(rng, n * d)));
+  DeviceBuffer<float> gw(w), gdl(dl), glogits(uniform(rng, n * e)), gdw(uniform(rng, e * d));
+  DeviceBuffer<float> workspace(kernels::cuda::router_logits_backward_workspace(n, d, e));
+  kernels::cuda::router_logits_forward<X>(gx.get(), gw.get(), n, d, e, glogits.get(),
+                                          cuda::stream());
+  kernels::cuda::router_logits_backward<X>(gdl.get(), gx.get(), gw.get(), n, d, e, gdx.get(),
+                                           gdw.get(), workspace.get(), cuda::stream());
+  checks.expect("logits",
+                mismatch_report(glogits.download(), logits_ref, 1e-5, 1e-5 * max_abs(logits_ref)));
+  const double dx_tol = std::is_same_v<X, float> ? 1e-5 : kBf16Rounding;
+  checks.expect(
+      "dx", mismatch_report(as_float(gdx.download()), dx_ref, dx_tol, dx_tol * max_abs(dx_ref)));
+  checks.expect("dw", mismatch_report(gdw.download(), dw_ref, 1e-5, 1e-5 * max_abs(dw_ref)));
+}
 
 // float: expf on the device against the host's and warp sums against serial ones: 1e-6.
 void run_router_scores(RouterScoring scoring, Checks& checks) {
@@ -277,6 +309,17 @@ std::vector<KernelCase> moe_cases() {
   for (const auto& s : selections)
     cases.push_back({std::string("select_experts ") + s.name,
                      [spec = s.spec, bias = s.bias](Checks& c) { run_select(spec, bias, c); }});
+  // (N, d, E): 16-byte rows with 8 and 5 experts over several dw blocks; rows that are not
+  // 16-byte multiples (single elements); bounds of 16 and 32 experts.
+  const int64_t logit_shapes[][3] = {{300, 1024, 8}, {129, 256, 5}, {77, 100, 16}, {64, 200, 32}};
+  for (const auto& [n, d, e] : logit_shapes) {
+    const std::string shape =
+        " N" + std::to_string(n) + " d" + std::to_string(d) + " E" + std::to_string(e);
+    cases.push_back({"router_logits f32" + shape,
+                     [n = n, d = d, e = e](Checks& c) { run_router_logits<float>(n, d, e, c); }});
+    cases.push_back({"router_logits bf16" + shape,
+                     [n = n, d = d, e = e](Checks& c) { run_router_logits<bf16>(n, d, e, c); }});
+  }
   cases.push_back({"build_dispatch dropless", [](Checks& c) { run_dispatch(1000, 6, 64, 0, c); }});
   cases.push_back(
       {"build_dispatch capacity 1.0", [](Checks& c) { run_dispatch(1000, 6, 64, 1.0, c); }});

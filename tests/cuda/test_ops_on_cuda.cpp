@@ -1,12 +1,15 @@
 // Every entry of the op table (tests/support/op_table.h) runs on the GPU and on the CPU from the
 // same f32 inputs: the outputs and the gradients of every input (for one random upstream
-// gradient) must agree. And linear in mixed precision (bf16 inputs, f32 master weights).
+// gradient) must agree. And the products of mixed precision: linear with f32 master weights and
+// the router's logits, both over bf16 rows.
 #include <doctest/doctest.h>
 
+#include <array>
 #include <string>
 
 #include "cuda/cuda_test_support.h"
 #include "engine/ops.h"
+#include "engine/ops/moe_ops.h"
 #include "engine/random.h"
 #include "support/op_table.h"
 
@@ -78,6 +81,34 @@ TEST_CASE("linear on CUDA with an f32 master weight and bf16 inputs returns unro
   const std::vector<float> dx = x_cpu.grad().to_vector<float>();
   CHECK(tensor_mismatch(x_gpu.grad(), x_cpu.grad(), kBf16Rounding, kBf16Rounding * max_abs(dx))
             .empty());
+}
+
+// The router's logits with bf16 rows and the f32 router weight, on the fused kernels (8 experts x
+// 64 columns) and on the cuBLAS path of weights too large for them (48 x 1024), against the CPU
+// on the same values: fp32 sums of bf16-exact products in other orders (1e-5 of the scale) for the
+// logits and dw; dx rounds to bf16 once (4e-3).
+TEST_CASE("moe_router_logits on CUDA, fused and cuBLAS, matches the CPU with bf16 rows") {
+  Generator gen(24);
+  for (const auto& [n, d, e] : {std::array<int64_t, 3>{70, 64, 8}, {70, 1024, 48}}) {
+    CAPTURE(e);
+    const Tensor x = bf16_exact({n, d}, gen), upstream = bf16_exact({n, e}, gen);
+    const Tensor w = rand_uniform({e, d}, gen, -1.0, 1.0, DType::F32);
+    const Tensor x_cpu = leaf(x, DType::F32, Device::CPU), w_cpu = leaf(w, DType::F32, Device::CPU);
+    const Tensor x_gpu = leaf(x, DType::BF16, Device::CUDA),
+                 w_gpu = leaf(w, DType::F32, Device::CUDA);
+    const Tensor l_cpu = ops::moe_router_logits(x_cpu, w_cpu);
+    const Tensor l_gpu = ops::moe_router_logits(x_gpu, w_gpu);
+    REQUIRE(l_gpu.dtype() == DType::F32);
+    const auto scale = [](const Tensor& t) { return max_abs(t.to_vector<float>()); };
+    CHECK(tensor_mismatch(l_gpu, l_cpu, 1e-5, 1e-5 * scale(l_cpu)).empty());
+    ops::sum(ops::mul(l_cpu, upstream)).backward();
+    ops::sum(ops::mul(l_gpu, upstream.to(Device::CUDA))).backward();
+    REQUIRE(x_gpu.grad().dtype() == DType::BF16);
+    CHECK(tensor_mismatch(x_gpu.grad(), x_cpu.grad(), kBf16Rounding,
+                          kBf16Rounding * scale(x_cpu.grad()))
+              .empty());
+    CHECK(tensor_mismatch(w_gpu.grad(), w_cpu.grad(), 1e-5, 1e-5 * scale(w_cpu.grad())).empty());
+  }
 }
 
 }  // namespace latte::test

@@ -1,8 +1,9 @@
-// Master weights (mixed precision) in linear and the MoE experts, on the CPU: f64 parameters with
-// f32 activations, the CPU twin of f32 masters with bf16 activations on the GPU. The products read
-// the weights rounded to the activations' dtype (a parameter's kept compute copy); the weights'
-// gradients come out in their own dtype, equal to the rounded weights' gradients widened (the CPU
-// widens f32 products; the GPU stores its fp32 accumulators).
+// Master weights (mixed precision) on the CPU: f64 parameters with f32 activations, the CPU twin
+// of f32 masters with bf16 activations on the GPU. linear and the MoE experts read the weights
+// rounded to the activations' dtype (a parameter's kept compute copy) and return the weights'
+// gradients in their own dtype, equal to the rounded weights' gradients widened (the CPU widens
+// f32 products; the GPU stores its fp32 accumulators). The router's logits instead keep the
+// weight's precision and read the narrower rows as they are.
 #include <doctest/doctest.h>
 
 #include <vector>
@@ -115,6 +116,38 @@ TEST_CASE("MoE experts with f64 master weights compute in f32 and return f64 gra
     check_widened(master.up_proj[e].grad(), reference.up_proj[e].grad());
     check_widened(master.down_proj[e].grad(), reference.down_proj[e].grad());
   }
+}
+
+TEST_CASE("the router's logits keep an f64 weight's precision over f32 rows") {
+  Generator gen(12);
+  Tensor x = randn({9, 6}, gen, 0.0, 1.0, DType::F32);
+  x.set_requires_grad(true);
+  const Tensor w = parameter({4, 6}, 13, DType::F64);
+  const Tensor upstream = randn({9, 4}, gen, 0.0, 1.0, DType::F64);
+  const Tensor logits = ops::moe_router_logits(x, w);
+  REQUIRE(logits.dtype() == DType::F64);
+  // Reference in f64 from the widened rows: the same products, summed in another order.
+  Tensor x_wide = x.detach().to(DType::F64).clone().detach();
+  x_wide.set_requires_grad(true);
+  Tensor w_ref = w.detach().clone().detach();
+  w_ref.set_requires_grad(true);
+  const Tensor ref = ops::linear(x_wide, w_ref);
+  const std::vector<double> got = logits.to_vector<double>(), want = ref.to_vector<double>();
+  for (size_t i = 0; i < got.size(); ++i) CHECK(got[i] == doctest::Approx(want[i]).epsilon(1e-12));
+  ops::sum(ops::mul(logits, upstream)).backward();
+  ops::sum(ops::mul(ref, upstream)).backward();
+  REQUIRE(x.grad().dtype() == DType::F32);
+  REQUIRE(w.grad().dtype() == DType::F64);
+  const std::vector<float> dx = x.grad().to_vector<float>();
+  const std::vector<double> dx_ref = x_wide.grad().to_vector<double>();
+  for (size_t i = 0; i < dx.size(); ++i)
+    CHECK(dx[i] == static_cast<float>(dx_ref[i]));  // the f64 sum, rounded once
+  const std::vector<double> dw = w.grad().to_vector<double>(),
+                            dw_ref = w_ref.grad().to_vector<double>();
+  for (size_t i = 0; i < dw.size(); ++i) CHECK(dw[i] == doctest::Approx(dw_ref[i]).epsilon(1e-12));
+
+  CHECK_THROWS_WITH_AS(ops::moe_router_logits(x, parameter({4, 5}, 14, DType::F64)),
+                       doctest::Contains("expects [E, 6]"), Error);
 }
 
 }  // namespace latte
