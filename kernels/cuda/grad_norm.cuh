@@ -2,7 +2,8 @@
 // tensors, in double (the twin of summing kernels/cpu/elementwise.h sum_squares over tensors).
 // How it computes, deterministically in two passes: pass 1 runs exactly kGradNormPartials blocks;
 // the concatenated elements are cut into chunks of 2048 and block b takes chunks b, b + P, ... in
-// order, each thread summing in double and the block reducing in a fixed tree into partial[b]
+// order, each thread summing in double (16-byte loads when every tensor of the launch starts
+// 16-byte aligned) and the block reducing in a fixed tree into partial[b]
 // (added to it for the second and later groups of kGradNormTensorsPerLaunch tensors). Pass 2 is
 // one block adding the partials in a fixed tree. The grouping is a pure function of the sizes, so
 // the result is the same on every run and every GPU.

@@ -68,9 +68,10 @@ void run_adamw(Checks& checks) {
   }
 }
 
-// Both sides sum squares in double, in different orders: 1e-12 relative.
+// Both sides sum squares in double, in different orders: 1e-12 relative. `offset` starts every
+// tensor that many elements into its buffer (1: not 16-byte aligned, single-element loads).
 template <typename G>
-void run_sum_squares(int64_t count, Checks& checks) {
+void run_sum_squares(int64_t count, Checks& checks, int64_t offset = 0) {
   std::mt19937 rng(static_cast<unsigned>(43 + count));
   const std::vector<int64_t> sizes = tensor_sizes(count);
   std::vector<std::unique_ptr<DeviceBuffer<G>>> buffers;
@@ -79,8 +80,10 @@ void run_sum_squares(int64_t count, Checks& checks) {
   for (int64_t i = 0; i < count; ++i) {
     const std::vector<float> x = random_input<G>(rng, sizes[i]);
     want += kernels::cpu::sum_squares<float>(x.data(), sizes[i]);
-    buffers.push_back(std::make_unique<DeviceBuffer<G>>(as_type<G>(x)));
-    list.push_back({buffers.back()->get(), sizes[i]});
+    std::vector<float> padded(offset, 99.f);  // not summed
+    padded.insert(padded.end(), x.begin(), x.end());
+    buffers.push_back(std::make_unique<DeviceBuffer<G>>(as_type<G>(padded)));
+    list.push_back({buffers.back()->get() + offset, sizes[i]});
   }
   DeviceBuffer<double> workspace(kernels::cuda::kGradNormPartials), out(1);
   kernels::cuda::global_sum_squares<G>(list.data(), count, workspace.get(), out.get(),
@@ -103,6 +106,8 @@ std::vector<KernelCase> optimizer_cases() {
       {"global sum of squares f32, 300 tensors (3 launches)",
        [](Checks& c) { run_sum_squares<float>(300, c); }},
       {"global sum of squares bf16", [](Checks& c) { run_sum_squares<bf16>(20, c); }},
+      {"global sum of squares f32, unaligned tensors",
+       [](Checks& c) { run_sum_squares<float>(7, c, 1); }},
       {"global sum of squares of nothing", [](Checks& c) { run_sum_squares<float>(0, c); }},
   };
 }
