@@ -130,8 +130,7 @@ class CudaMoeKernels final : public MoeKernels {
     d.sorted_assignment = Tensor::empty({n_assignments}, DType::I64, Device::CUDA);
     d.assignment_position = Tensor::empty({n_assignments}, DType::I64, Device::CUDA);
     const Tensor workspace = scratch(kc::build_dispatch_workspace_bytes(n_assignments, n_experts));
-    kc::count_expert_load(ids, n_assignments, n_experts, load, stream());
-    kc::build_dispatch(ids, n_tokens, top_k, n_experts, capacity, offsets,
+    kc::build_dispatch(ids, n_tokens, top_k, n_experts, capacity, offsets, load,
                        d.sorted_assignment.data<int64_t>(), d.assignment_position.data<int64_t>(),
                        status, workspace.raw_data(), stream());
     const std::vector<int64_t> host = counts.to_vector<int64_t>();

@@ -34,14 +34,27 @@ struct BalanceArgs {
   double unit;  // alpha E / (B K T^2): the coefficient of one counted slot
 };
 
-__global__ void count_slots_kernel(const int32_t* __restrict__ ids, BalanceArgs a, int* counts) {
-  const int64_t n = a.n_seqs * a.seq_len * a.top_k;
-  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
-       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
-    const int32_t e = ids[i];
-    if (e >= 0 && e < a.n_experts)
-      atomicAdd(&counts[(i / (a.seq_len * a.top_k)) * a.n_experts + e], 1);
+constexpr int64_t kSlotChunk = 4096;  // top-k slots per block of count_slots_kernel
+
+// Block (x, b) counts slots [x kSlotChunk, (x + 1) kSlotChunk) of sequence b in a shared-memory
+// histogram of the E experts, then adds its nonzero counts to counts[b, :]: one global atomic per
+// (block, expert) instead of one per slot on E hot addresses.
+__global__ void __launch_bounds__(kThreads)
+    count_slots_kernel(const int32_t* __restrict__ ids, BalanceArgs a, int* counts) {
+  extern __shared__ int hist[];
+  for (int e = threadIdx.x; e < a.n_experts; e += blockDim.x) hist[e] = 0;
+  __syncthreads();
+  const int64_t slots = a.seq_len * a.top_k, b = blockIdx.y;
+  const int64_t begin = static_cast<int64_t>(blockIdx.x) * kSlotChunk;
+  const int64_t end = min(slots, begin + kSlotChunk);
+  const int32_t* seq = ids + b * slots;
+  for (int64_t i = begin + threadIdx.x; i < end; i += blockDim.x) {
+    const int32_t e = seq[i];
+    if (e >= 0 && e < a.n_experts) atomicAdd(&hist[e], 1);
   }
+  __syncthreads();
+  for (int e = threadIdx.x; e < a.n_experts; e += blockDim.x)
+    if (hist[e] != 0) atomicAdd(&counts[b * a.n_experts + e], hist[e]);
 }
 
 // z = sum_i s_i and weighted = sum_i C_i s_i of token t, on every lane of the warp.
@@ -101,9 +114,13 @@ BalanceArgs count_slots(const int32_t* ids, int64_t n_seqs, int64_t seq_len, int
                           (static_cast<double>(n_seqs) * static_cast<double>(top_k) *
                            static_cast<double>(seq_len) * static_cast<double>(seq_len))};
   LATTE_CUDA_CHECK(cudaMemsetAsync(w.counts, 0, n_seqs * n_experts * sizeof(int), stream));
-  const int64_t n = n_seqs * seq_len * top_k;
-  if (n > 0) {
-    count_slots_kernel<<<grid_for(n, kThreads), kThreads, 0, stream>>>(ids, a, w.counts);
+  LATTE_CHECK(n_seqs <= 65535) << "cuda balance loss: " << n_seqs
+                               << " sequences exceed the 65535 of the grid's y dimension";
+  const int64_t slots = seq_len * top_k;
+  if (n_seqs > 0 && slots > 0) {
+    const dim3 grid(static_cast<unsigned>(ceil_div(slots, kSlotChunk)),
+                    static_cast<unsigned>(n_seqs));
+    count_slots_kernel<<<grid, kThreads, n_experts * sizeof(int), stream>>>(ids, a, w.counts);
     LATTE_CUDA_CHECK_LAUNCH();
   }
   return a;
@@ -111,15 +128,6 @@ BalanceArgs count_slots(const int32_t* ids, int64_t n_seqs, int64_t seq_len, int
 
 unsigned token_blocks(int64_t n_tokens) {
   return static_cast<unsigned>(ceil_div(n_tokens, kWarpsPerBlock));
-}
-
-__global__ void count_load_kernel(const int32_t* __restrict__ ids, int64_t n, int n_experts,
-                                  unsigned long long* load) {
-  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
-       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
-    const int32_t e = ids[i];
-    if (e >= 0 && e < n_experts) atomicAdd(&load[e], 1ull);
-  }
 }
 
 __global__ void __launch_bounds__(kReduceThreads)
@@ -183,16 +191,6 @@ void switch_aux_loss_backward(const float* scores, const int32_t* expert_ids, in
                               float* dscores, void* workspace, cudaStream_t stream) {
   seq_aux_loss_backward(scores, expert_ids, 1, n_tokens, n_experts, top_k, alpha, dloss, dscores,
                         workspace, stream);
-}
-
-void count_expert_load(const int32_t* expert_ids, int64_t n_assignments, int64_t n_experts,
-                       int64_t* load, cudaStream_t stream) {
-  if (n_assignments == 0) return;
-  static_assert(sizeof(int64_t) == sizeof(unsigned long long));
-  count_load_kernel<<<grid_for(n_assignments, kThreads), kThreads, 0, stream>>>(
-      expert_ids, n_assignments, static_cast<int>(n_experts),
-      reinterpret_cast<unsigned long long*>(load));
-  LATTE_CUDA_CHECK_LAUNCH();
 }
 
 void update_correction_bias(float* bias, const int64_t* load, int64_t n_experts, float gamma,

@@ -1,9 +1,10 @@
 // DeepSeekMoE load balancing on CUDA, the twin of kernels/cpu/moe_balance.h: the sequence-wise
-// and batch-level (Switch) balance losses with their gradients w.r.t. the router scores, expert
-// load counting and the aux-loss-free correction-bias update (see the CPU header for the math:
-// L = sum_t sum_i C_i p_{i,t}, C_i = alpha E c_i / (B K T^2), p = s / sum(s) per token).
-// How it computes: the per-(sequence, expert) counts c are integer atomics (exact, so
-// order-independent); one warp per token computes its term in double (lanes over experts, a warp
+// and batch-level (Switch) balance losses with their gradients w.r.t. the router scores and the
+// aux-loss-free correction-bias update (see the CPU header for the math: L = sum_t sum_i C_i
+// p_{i,t}, C_i = alpha E c_i / (B K T^2), p = s / sum(s) per token; expert loads come from
+// build_dispatch). How it computes: the per-(sequence, expert) counts c are integer atomics into a
+// shared-memory histogram per block of slots, then one global atomic per (block, expert) (exact,
+// so order-independent); one warp per token computes its term in double (lanes over experts, a warp
 // butterfly), and the loss is the sum of the per-token terms by one block in a fixed tree, so it
 // is the same on every run. The backward is one warp per token adding into dscores. The loss and
 // the upstream gradient stay on the device (no host sync).
@@ -38,11 +39,6 @@ void switch_aux_loss_forward(const float* scores, const int32_t* expert_ids, int
 void switch_aux_loss_backward(const float* scores, const int32_t* expert_ids, int64_t n_tokens,
                               int64_t n_experts, int64_t top_k, float alpha, const float* dloss,
                               float* dscores, void* workspace, cudaStream_t stream);
-
-// load[E] += the number of the n_assignments expert_ids routed to each expert; ids outside
-// [0, E) are not counted (build_dispatch reports them).
-void count_expert_load(const int32_t* expert_ids, int64_t n_assignments, int64_t n_experts,
-                       int64_t* load, cudaStream_t stream);
 
 // bias[i] += gamma * sign(mean(load) - load[i]), the sign decided exactly in integers.
 void update_correction_bias(float* bias, const int64_t* load, int64_t n_experts, float gamma,

@@ -74,7 +74,8 @@ __global__ void __launch_bounds__(kCountThreads)
 
 __global__ void __launch_bounds__(kScanThreads)
     scan_counts_kernel(int64_t chunks, int n_experts, int64_t capacity, DispatchWorkspace w,
-                       int64_t* __restrict__ expert_offsets, int64_t* __restrict__ status) {
+                       int64_t* __restrict__ expert_offsets, int64_t* __restrict__ load,
+                       int64_t* __restrict__ status) {
   // Each expert's chunks in order: the chunk's starting rank and the expert's routed count.
   for (int e = threadIdx.x; e < n_experts; e += blockDim.x) {
     int64_t routed = 0;
@@ -82,6 +83,7 @@ __global__ void __launch_bounds__(kScanThreads)
       w.chunk_base[c * n_experts + e] = static_cast<int>(routed);
       routed += w.chunk_counts[c * n_experts + e];
     }
+    load[e] = routed;
     w.kept_count[e] = capacity < 0 ? routed : min(routed, capacity);
     w.dropped_start[e] = routed;  // the routed count, turned into a start below
   }
@@ -252,9 +254,9 @@ int64_t build_dispatch_workspace_bytes(int64_t n_assignments, int64_t n_experts)
 }
 
 void build_dispatch(const int32_t* expert_ids, int64_t n_tokens, int64_t top_k, int64_t n_experts,
-                    int64_t capacity, int64_t* expert_offsets, int64_t* sorted_assignment,
-                    int64_t* assignment_position, int64_t* status, void* workspace,
-                    cudaStream_t stream) {
+                    int64_t capacity, int64_t* expert_offsets, int64_t* load,
+                    int64_t* sorted_assignment, int64_t* assignment_position, int64_t* status,
+                    void* workspace, cudaStream_t stream) {
   LATTE_CHECK(n_experts >= 1 && n_experts <= kMaxDispatchExperts)
       << "cuda build_dispatch: n_experts " << n_experts << " is outside [1, " << kMaxDispatchExperts
       << "]";
@@ -269,7 +271,7 @@ void build_dispatch(const int32_t* expert_ids, int64_t n_tokens, int64_t top_k, 
         expert_ids, n_assignments, e, w);
     LATTE_CUDA_CHECK_LAUNCH();
   }
-  scan_counts_kernel<<<1, kScanThreads, 0, stream>>>(chunks, e, capacity, w, expert_offsets,
+  scan_counts_kernel<<<1, kScanThreads, 0, stream>>>(chunks, e, capacity, w, expert_offsets, load,
                                                      status);
   LATTE_CUDA_CHECK_LAUNCH();
   if (chunks > 0) {

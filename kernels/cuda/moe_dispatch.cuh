@@ -5,7 +5,8 @@
 //
 // How it computes. build_dispatch: (1) one block per chunk of 1024 assignments counts its experts
 // in shared memory; (2) one block turns the chunk counts into each chunk's starting rank per
-// expert, the expert offsets (kept) and the dropped blocks, serially over experts; (3) one warp
+// expert, each expert's load, the expert offsets (kept) and the dropped blocks, serially over
+// experts; (3) one warp
 // per chunk walks its assignments in rounds of 32 in order, ranking equal experts within a round
 // with __match_any_sync and a running count per expert, so an assignment's rank is the number of
 // earlier assignments with its expert: the stable order of the CPU. Nothing depends on timing, so
@@ -35,14 +36,15 @@ int64_t build_dispatch_workspace_bytes(int64_t n_assignments, int64_t n_experts)
 
 // Stable counting sort of expert_ids[N*K] by expert keeping at most `capacity` assignments per
 // expert (negative: all). Writes, on the device, expert_offsets[E+1], sorted_assignment[N*K],
-// assignment_position[N*K] as the CPU does, and status[0] = the number of dropped assignments,
-// status[1] = the number of ids outside [0, E) (such assignments are left out; callers must treat
-// a nonzero status[1] as an error, as the CPU's build_dispatch throws). Throws latte::Error when
-// n_experts exceeds kMaxDispatchExperts.
+// assignment_position[N*K] as the CPU does, load[E] = the assignments routed to each expert
+// before the capacity cut (the CPU's count_expert_load), status[0] = the number of dropped
+// assignments, status[1] = the number of ids outside [0, E) (such assignments are left out; callers
+// must treat a nonzero status[1] as an error, as the CPU's build_dispatch throws). Throws
+// latte::Error when n_experts exceeds kMaxDispatchExperts.
 void build_dispatch(const int32_t* expert_ids, int64_t n_tokens, int64_t top_k, int64_t n_experts,
-                    int64_t capacity, int64_t* expert_offsets, int64_t* sorted_assignment,
-                    int64_t* assignment_position, int64_t* status, void* workspace,
-                    cudaStream_t stream);
+                    int64_t capacity, int64_t* expert_offsets, int64_t* load,
+                    int64_t* sorted_assignment, int64_t* assignment_position, int64_t* status,
+                    void* workspace, cudaStream_t stream);
 
 // x_sorted[p, :] = x[sorted_assignment[p] / K, :] for the kept rows p < *n_kept, where n_kept
 // points to the device count (expert_offsets + E) and max_rows >= it bounds the launch (N*K).

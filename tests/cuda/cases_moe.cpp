@@ -1,8 +1,8 @@
 // MoE cases: the router's logits (bf16 and f32 rows, 16-byte and single-element access, expert
 // counts of each bound), router scores, expert selection for every top-k method (with exact
 // ties), gate weight gradients, the dispatch permutation with and without capacity drops, gather /
-// combine and their backward passes, the balance losses, load counting and the correction-bias
-// update.
+// combine and their backward passes, the balance losses (sequences over several blocks of
+// slots), the dispatch's load counts and the correction-bias update.
 #include <cmath>
 #include <string>
 #include <type_traits>
@@ -130,12 +130,17 @@ void run_dispatch(int64_t n, int64_t k, int64_t e, double capacity_factor, Check
   std::vector<int64_t> offsets_ref(e + 1), sorted_ref(n * k), position_ref(n * k);
   const int64_t dropped_ref = kernels::cpu::build_dispatch(
       ids.data(), n, k, e, capacity, offsets_ref.data(), sorted_ref.data(), position_ref.data());
+  std::vector<int64_t> load_ref(e, 0);
+  kernels::cpu::count_expert_load(ids.data(), n * k, e, load_ref.data());
   DeviceBuffer<int32_t> gids(ids);
-  DeviceBuffer<int64_t> goffsets(e + 1), gsorted(n * k), gposition(n * k), gstatus(2);
+  DeviceBuffer<int64_t> goffsets(e + 1), gload(std::vector<int64_t>(e, 5)), gsorted(n * k),
+      gposition(n * k), gstatus(2);
   DeviceBuffer<char> workspace(kernels::cuda::build_dispatch_workspace_bytes(n * k, e));
-  kernels::cuda::build_dispatch(gids.get(), n, k, e, capacity, goffsets.get(), gsorted.get(),
-                                gposition.get(), gstatus.get(), workspace.get(), cuda::stream());
+  kernels::cuda::build_dispatch(gids.get(), n, k, e, capacity, goffsets.get(), gload.get(),
+                                gsorted.get(), gposition.get(), gstatus.get(), workspace.get(),
+                                cuda::stream());
   checks.expect("expert_offsets", mismatch_report(goffsets.download(), offsets_ref));
+  checks.expect("load (overwritten)", mismatch_report(gload.download(), load_ref));
   checks.expect("sorted_assignment", mismatch_report(gsorted.download(), sorted_ref));
   checks.expect("assignment_position", mismatch_report(gposition.download(), position_ref));
   checks.expect("status (dropped, invalid)",
@@ -149,12 +154,15 @@ void run_dispatch_invalid(Checks& checks) {
   ids[17] = static_cast<int32_t>(e);
   ids[30] = -1;
   DeviceBuffer<int32_t> gids(ids);
-  DeviceBuffer<int64_t> goffsets(e + 1), gsorted(n * k), gposition(n * k), gstatus(2);
+  DeviceBuffer<int64_t> goffsets(e + 1), gload(e), gsorted(n * k), gposition(n * k), gstatus(2);
   DeviceBuffer<char> workspace(kernels::cuda::build_dispatch_workspace_bytes(n * k, e));
-  kernels::cuda::build_dispatch(gids.get(), n, k, e, -1, goffsets.get(), gsorted.get(),
+  kernels::cuda::build_dispatch(gids.get(), n, k, e, -1, goffsets.get(), gload.get(), gsorted.get(),
                                 gposition.get(), gstatus.get(), workspace.get(), cuda::stream());
   checks.expect("status (dropped, invalid)",
                 mismatch_report(gstatus.download(), std::vector<int64_t>{0, 2}));
+  std::vector<int64_t> load_ref(e, 0);
+  load_ref[3] = n * k - 2;  // the two invalid ids are not counted
+  checks.expect("load", mismatch_report(gload.download(), load_ref));
 }
 
 // gather: a copy, exact. gather backward: the CPU's additions in the same order, exact in float.
@@ -222,9 +230,9 @@ void run_gather_combine(double capacity_factor, int64_t dim, Checks& checks) {
 
 // Both sides compute the per-token terms in double from the same float scores: the loss (a
 // float) and the gradients (floats) agree to 1e-6.
-void run_balance(bool sequence_wise, Checks& checks) {
-  std::mt19937 rng(sequence_wise ? 71 : 72);
-  const int64_t seqs = sequence_wise ? 3 : 1, len = sequence_wise ? 50 : 150, e = 16, k = 4;
+void run_balance(bool sequence_wise, int64_t len, Checks& checks) {
+  std::mt19937 rng(static_cast<unsigned>((sequence_wise ? 71 : 72) + len));
+  const int64_t seqs = sequence_wise ? 3 : 1, e = 16, k = 4;
   const int64_t n = seqs * len;
   const float alpha = 0.01f, dloss = 0.7f;
   const std::vector<float> scores = uniform(rng, n * e, 0.01f, 1.f);
@@ -260,17 +268,12 @@ void run_balance(bool sequence_wise, Checks& checks) {
 }
 
 // Integer counts and sign decisions, and one float addition per bias: exact.
-void run_load_and_bias(Checks& checks) {
+void run_bias_update(Checks& checks) {
   std::mt19937 rng(81);
   const int64_t n = 500, k = 6, e = 32;
   const std::vector<int32_t> ids = skewed_ids(rng, n, k, e);
-  std::vector<int64_t> load_ref(e, 5);  // counting adds into load
+  std::vector<int64_t> load_ref(e, 0);
   kernels::cpu::count_expert_load(ids.data(), n * k, e, load_ref.data());
-  DeviceBuffer<int32_t> gids(ids);
-  DeviceBuffer<int64_t> gload(std::vector<int64_t>(e, 5));
-  kernels::cuda::count_expert_load(gids.get(), n * k, e, gload.get(), cuda::stream());
-  checks.expect("load", mismatch_report(gload.download(), load_ref));
-
   const float gamma = 0.001f;
   for (bool balanced : {false, true}) {
     const std::vector<int64_t> load = balanced ? std::vector<int64_t>(e, 7) : load_ref;
@@ -336,9 +339,12 @@ std::vector<KernelCase> moe_cases() {
                    [](Checks& c) { run_gather_combine<bf16>(1.0, 100, c); }});
   cases.push_back({"gather/combine bf16 dropless dim 104",
                    [](Checks& c) { run_gather_combine<bf16>(0, 104, c); }});
-  cases.push_back({"seq_aux_loss", [](Checks& c) { run_balance(true, c); }});
-  cases.push_back({"switch_aux_loss", [](Checks& c) { run_balance(false, c); }});
-  cases.push_back({"expert load and correction bias", [](Checks& c) { run_load_and_bias(c); }});
+  cases.push_back({"seq_aux_loss", [](Checks& c) { run_balance(true, 50, c); }});
+  cases.push_back({"switch_aux_loss", [](Checks& c) { run_balance(false, 150, c); }});
+  // 4400 and 6000 slots per sequence: counts over two blocks of 4096 slots.
+  cases.push_back({"seq_aux_loss, long sequences", [](Checks& c) { run_balance(true, 1100, c); }});
+  cases.push_back({"switch_aux_loss, many tokens", [](Checks& c) { run_balance(false, 1500, c); }});
+  cases.push_back({"correction bias update", [](Checks& c) { run_bias_update(c); }});
   return cases;
 }
 
