@@ -13,7 +13,7 @@ namespace {
 
 using namespace detail;
 
-constexpr int kChunk = 1024;  // assignments per chunk of the counting sort
+constexpr int kChunk = 256;  // assignments per chunk of the counting sort (a warp places one)
 constexpr int kCountThreads = 256;
 constexpr int kScanThreads = 1024;
 constexpr int kRowThreads = 256;
@@ -76,16 +76,28 @@ __global__ void __launch_bounds__(kScanThreads)
     scan_counts_kernel(int64_t chunks, int n_experts, int64_t capacity, DispatchWorkspace w,
                        int64_t* __restrict__ expert_offsets, int64_t* __restrict__ load,
                        int64_t* __restrict__ status) {
-  // Each expert's chunks in order: the chunk's starting rank and the expert's routed count.
-  for (int e = threadIdx.x; e < n_experts; e += blockDim.x) {
+  // A warp per expert scans its chunk counts in order, 32 chunks per round (lanes load them
+  // together; a shuffle scan ranks them): the chunk's starting rank and the routed count.
+  const int lane = threadIdx.x % kWarp;
+  for (int e = threadIdx.x / kWarp; e < n_experts; e += blockDim.x / kWarp) {
     int64_t routed = 0;
-    for (int64_t c = 0; c < chunks; ++c) {
-      w.chunk_base[c * n_experts + e] = static_cast<int>(routed);
-      routed += w.chunk_counts[c * n_experts + e];
+    for (int64_t c0 = 0; c0 < chunks; c0 += kWarp) {
+      const int64_t c = c0 + lane;
+      const int count = c < chunks ? w.chunk_counts[c * n_experts + e] : 0;
+      int inclusive = count;
+      for (int offset = 1; offset < kWarp; offset *= 2) {
+        const int below = __shfl_up_sync(kFullMask, inclusive, offset);
+        if (lane >= offset) inclusive += below;
+      }
+      if (c < chunks)
+        w.chunk_base[c * n_experts + e] = static_cast<int>(routed + inclusive - count);
+      routed += __shfl_sync(kFullMask, inclusive, kWarp - 1);
     }
-    load[e] = routed;
-    w.kept_count[e] = capacity < 0 ? routed : min(routed, capacity);
-    w.dropped_start[e] = routed;  // the routed count, turned into a start below
+    if (lane == 0) {
+      load[e] = routed;
+      w.kept_count[e] = capacity < 0 ? routed : min(routed, capacity);
+      w.dropped_start[e] = routed;  // the routed count, turned into a start below
+    }
   }
   __syncthreads();
   if (threadIdx.x != 0) return;

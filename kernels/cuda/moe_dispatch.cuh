@@ -3,10 +3,10 @@
 // the gather of token rows into expert order, and the weighted combine back, with backward passes.
 // The output arrays mean exactly what the CPU's do (same order, same dropped block layout).
 //
-// How it computes. build_dispatch: (1) one block per chunk of 1024 assignments counts its experts
+// How it computes. build_dispatch: (1) one block per chunk of 256 assignments counts its experts
 // in shared memory; (2) one block turns the chunk counts into each chunk's starting rank per
-// expert, each expert's load, the expert offsets (kept) and the dropped blocks, serially over
-// experts; (3) one warp
+// expert (a warp per expert, a shuffle scan over 32 chunks at a time) and each expert's load, then
+// the expert offsets (kept) and the dropped blocks, serially over experts; (3) one warp
 // per chunk walks its assignments in rounds of 32 in order, ranking equal experts within a round
 // with __match_any_sync and a running count per expert, so an assignment's rank is the number of
 // earlier assignments with its expert: the stable order of the CPU. Nothing depends on timing, so

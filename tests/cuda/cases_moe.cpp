@@ -328,6 +328,9 @@ std::vector<KernelCase> moe_cases() {
       {"build_dispatch capacity 1.0", [](Checks& c) { run_dispatch(1000, 6, 64, 1.0, c); }});
   cases.push_back({"build_dispatch capacity 1.25, 300 experts",
                    [](Checks& c) { run_dispatch(777, 8, 300, 1.25, c); }});
+  // 18000 assignments: chunk counts scanned over three rounds of 32 chunks.
+  cases.push_back({"build_dispatch capacity 1.0, 71 chunks",
+                   [](Checks& c) { run_dispatch(3000, 6, 64, 1.0, c); }});
   cases.push_back({"build_dispatch invalid ids", [](Checks& c) { run_dispatch_invalid(c); }});
   cases.push_back(
       {"gather/combine f32 dropless", [](Checks& c) { run_gather_combine<float>(0, 100, c); }});
