@@ -10,17 +10,17 @@
 // shared memory: global -> shared by cp.async, double-buffered (the next tile's copies run while
 // this tile is computed), shared -> registers by ldmatrix (.trans where the product needs the
 // tile's columns). Tile rows carry 8 bf16 of padding, so the 8 row addresses of an ldmatrix fall
-// in different banks. Head dims are compile-time (64/64, 128/128, 192/128 instantiations; a
-// problem takes the smallest that holds its dims); the zero-filled columns past the real dims are
-// skipped at run time in 16-wide steps, so qk 48 in a 64 instantiation does 3 of 4 k steps.
-// Causal blocks skip the key tiles their rows cannot see; only tiles that cross a row's last
-// visible key (or the sequence end) run the masked variant of the softmax code, the rest a
-// variant compiled without the mask. Exponentials are one ex2.approx each (fast_exp2.cuh) of one
-// fused multiply-add, and operand tiles load as whole 16-byte chunks at fixed per-thread strides
-// where the layout allows (issue_operand_tile): the instructions issued per score and per chunk
-// take the same issue slots as the tensor-core instructions.
-// Block and tile sizes below are the defaults; kForwardTiles, kDkDvTiles and kDqTiles
-// (flash_attention_common.cuh) list the variants that `latte_cuda_tests --bench` times.
+// in different banks. Head dims are compile-time (64/64, 96/64 for MLA's 64 + 32 and 64, 128/128
+// and 192/128 instantiations; a problem takes the smallest that holds its dims); the zero-filled
+// columns past the real dims are skipped at run time in 16-wide steps, so qk 48 in a 64
+// instantiation does 3 of 4 k steps. Causal blocks skip the key tiles their rows cannot see; only
+// tiles that cross a row's last visible key (or the sequence end) run the masked variant of the
+// softmax code, the rest a variant compiled without the mask. Exponentials are one ex2.approx each
+// (fast_exp2.cuh) of one fused multiply-add, and operand tiles load as whole 16-byte chunks at
+// fixed per-thread strides where the layout allows (issue_operand_tile): the instructions issued
+// per score and per chunk take the same issue slots as the tensor-core instructions. Block and tile
+// sizes below are the defaults; kForwardTiles, kDkDvTiles and kDqTiles (flash_attention_common.cuh)
+// list the variants that `latte_cuda_tests --bench` times.
 // - forward: one block of 8 warps per (128 query rows, query head, batch) walks 64-key tiles with
 //   the online softmax in registers (running max of raw scores and sum per row; the output
 //   accumulator is rescaled only when a row's max grew, decided per warp by a vote; row sums are
@@ -647,6 +647,8 @@ template <class F>
 void with_head_dims(const FlashParams& p, F&& f) {
   if (p.qk_dim <= 64 && p.v_dim <= 64)
     f(HeadDims<64, 64>{});
+  else if (p.qk_dim <= 96 && p.v_dim <= 64)
+    f(HeadDims<96, 64>{});
   else if (p.qk_dim <= 128 && p.v_dim <= 128)
     f(HeadDims<128, 128>{});
   else

@@ -80,9 +80,10 @@ void bench_gemm_peak() {
 // The tile variants of the flash tensor-core kernels (kernels::cuda::flash_tile_variants), each
 // against variant 0 (what problems run with), causal bf16 attention at B 4, H 16: the forward
 // alone per forward variant, and the whole backward (delta, dk/dv, dq) per dk/dv variant and per
-// dq variant with the other kernel at its default. FLOPs as in `latte bench attention`: forward
-// 2·B·H·P·(qk+v) over the P = T(T+1)/2 causal pairs, backward 2.5x that. One line per shape and
-// one "BENCH name=flash_tiles kernel= variant= qk= v= T= ms= tflops= of_default=" line per timing.
+// dq variant with the other kernel at its default, at the head dims of each instantiation. FLOPs as
+// in `latte bench attention`: forward 2·B·H·P·(qk+v) over the P = T(T+1)/2 causal pairs,
+// backward 2.5x that. One line per shape and one "BENCH name=flash_tiles kernel= variant= qk= v= T=
+// ms= tflops= of_default=" line per timing.
 void bench_flash_tiles() {
   namespace kc = kernels::cuda;
   const int64_t B = 4, H = 16;
@@ -95,7 +96,8 @@ void bench_flash_tiles() {
     for (size_t i = 0; i < names->size(); ++i)
       std::printf("  %s %zu: %s\n", kernel, i, (*names)[i].c_str());
   std::vector<std::string> bench_lines;
-  for (const auto& [qk, vd] : {std::pair<int64_t, int64_t>{64, 64}, {128, 128}, {192, 128}})
+  for (const auto& [qk, vd] :
+       {std::pair<int64_t, int64_t>{64, 64}, {96, 64}, {128, 128}, {192, 128}})
     for (const int64_t T : {int64_t{1024}, int64_t{4096}}) {
       kc::AttentionProblem p;
       p.batch = B, p.q_heads = H, p.kv_heads = H, p.q_len = T, p.kv_len = T;

@@ -312,6 +312,8 @@ std::vector<KernelCase> attention_cases() {
       // Several query and key tiles of every bf16 tensor-core kernel, GQA, causal.
       {1, 4, 2, 300, 300, 192, 128, true, P},
       {2, 2, 1, 130, 260, 128, 64, true, S},     // v narrower than its instantiation
+      {1, 4, 2, 200, 200, 96, 64, true, S},      // MLA's 64 + 32 / 64: the 96/64 instantiation
+      {2, 2, 1, 77, 130, 80, 48, true, P},       // inside 96/64
       {1, 2, 2, 90, 90, 160, 160, true, P},      // v past the tensor-core kernels: bf16 tiles
       {1, 2, 1, 70, 70, 64, 64, true, S, true},  // negative scale: bf16 tiles as well
   };
@@ -331,7 +333,8 @@ std::vector<KernelCase> attention_cases() {
       static_cast<int>(std::max({names.forward.size(), names.dkdv.size(), names.dq.size()}));
   for (int i = 1; i < variants; ++i)
     for (const Shape& s :
-         {Shape{1, 4, 2, 150, 150, 64, 64, true, P}, Shape{2, 2, 1, 130, 260, 128, 64, true, S},
+         {Shape{1, 4, 2, 150, 150, 64, 64, true, P}, Shape{1, 2, 2, 140, 140, 96, 64, true, S},
+          Shape{2, 2, 1, 130, 260, 128, 64, true, S},
           Shape{1, 4, 2, 300, 300, 192, 128, true, P}}) {
       const auto last = [&](const std::vector<std::string>& list) {
         return std::min(i, static_cast<int>(list.size()) - 1);
