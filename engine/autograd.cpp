@@ -25,21 +25,15 @@ NoGradGuard::~NoGradGuard() {
 
 namespace {
 
-std::vector<DType> dtypes_of(const std::vector<Tensor>& inputs) {
-  std::vector<DType> dtypes;
-  dtypes.reserve(inputs.size());
-  for (const Tensor& in : inputs) dtypes.push_back(in.defined() ? in.dtype() : DType::F32);
-  return dtypes;
-}
-
-// The autograd slots of `inputs` (nullptr where an input needs no gradient); empty when none does.
-std::vector<std::shared_ptr<AutogradMeta>> edges_of(const std::vector<Tensor>& inputs) {
-  std::vector<std::shared_ptr<AutogradMeta>> edges;
+// The edges of `inputs` (no slot where an input needs no gradient); empty when none needs one.
+std::vector<Edge> edges_of(const std::vector<Tensor>& inputs) {
+  std::vector<Edge> edges;
   edges.reserve(inputs.size());
   bool any = false;
   for (const Tensor& in : inputs) {
-    edges.push_back(in.requires_grad() ? in.autograd_meta() : nullptr);
-    any = any || in.requires_grad();
+    const bool needs = in.requires_grad();
+    edges.push_back({needs ? in.autograd_meta() : nullptr, needs ? in.dtype() : DType::F32});
+    any = any || needs;
   }
   if (!any) edges.clear();
   return edges;
@@ -58,19 +52,19 @@ Tensor attach(Tensor output, std::shared_ptr<Node> node) {
 Tensor record(const char* op_name, Tensor output, const std::vector<Tensor>& inputs,
               Node::BackwardFn backward) {
   if (!g_grad_enabled) return output;
-  std::vector<std::shared_ptr<AutogradMeta>> edges = edges_of(inputs);
+  std::vector<Edge> edges = edges_of(inputs);
   if (edges.empty()) return output;
-  return attach(std::move(output), std::make_shared<Node>(op_name, std::move(edges),
-                                                          dtypes_of(inputs), std::move(backward)));
+  return attach(std::move(output),
+                std::make_shared<Node>(op_name, std::move(edges), std::move(backward)));
 }
 
 Tensor record_window(const char* op_name, Tensor output, const Tensor& input, InputWindow window) {
   if (!g_grad_enabled) return output;
-  std::vector<std::shared_ptr<AutogradMeta>> edges = edges_of({input});
+  std::vector<Edge> edges = edges_of({input});
   if (edges.empty()) return output;
   return attach(std::move(output),
                 std::make_shared<Node>(
-                    op_name, std::move(edges), dtypes_of({input}),
+                    op_name, std::move(edges),
                     [](const Tensor& g) { return std::vector<Tensor>{g}; }, std::move(window)));
 }
 
@@ -88,7 +82,7 @@ std::vector<std::shared_ptr<Node>> reverse_topological_order(const std::shared_p
     auto& [node, next] = stack.back();
     if (next < node->inputs().size()) {
       const auto& edge = node->inputs()[next++];
-      std::shared_ptr<Node> child = edge ? edge->grad_fn : nullptr;
+      std::shared_ptr<Node> child = edge.meta ? edge.meta->grad_fn : nullptr;
       if (child && visited.insert(child.get()).second) stack.emplace_back(std::move(child), 0);
     } else {
       order.push_back(node);
@@ -198,12 +192,12 @@ void run_backward(const Tensor& root, const Tensor& seed) {
         << "backward of " << node->name() << ": returned " << grads.size() << " gradients for "
         << inputs.size() << " inputs";
     for (size_t i = 0; i < inputs.size(); ++i) {
-      const auto& meta = inputs[i];
+      const auto& meta = inputs[i].meta;
       if (!meta || !grads[i].defined()) continue;
-      LATTE_CHECK(grads[i].dtype() == node->input_dtype(i))
+      LATTE_CHECK(grads[i].dtype() == inputs[i].dtype)
           << "backward of " << node->name() << ": the gradient of input " << i << ", "
           << grads[i].describe() << ", does not have the input's dtype "
-          << dtype_name(node->input_dtype(i));
+          << dtype_name(inputs[i].dtype);
       if (meta->grad_fn) {
         pending[meta->grad_fn.get()].add(grads[i], node->window());
       } else if (meta->requires_grad && node->window()) {

@@ -27,26 +27,26 @@ struct InputWindow {
   Shape input_shape;
 };
 
+// One input of a node: its autograd slot (nullptr when it needs no gradient) and its dtype, which
+// the gradient sent to it must have.
+struct Edge {
+  std::shared_ptr<AutogradMeta> meta;
+  DType dtype;
+};
+
 class Node {
  public:
   // Maps the gradient of the node's output to one gradient per input (undefined = none).
   using BackwardFn = std::function<std::vector<Tensor>(const Tensor& grad_output)>;
 
-  // input_dtypes: each input's dtype, which its gradient must have.
-  Node(const char* name, std::vector<std::shared_ptr<AutogradMeta>> inputs,
-       std::vector<DType> input_dtypes, BackwardFn fn,
+  Node(const char* name, std::vector<Edge> inputs, BackwardFn fn,
        std::optional<InputWindow> window = std::nullopt)
-      : name_(name),
-        inputs_(std::move(inputs)),
-        input_dtypes_(std::move(input_dtypes)),
-        fn_(std::move(fn)),
-        window_(std::move(window)) {}
+      : name_(name), inputs_(std::move(inputs)), fn_(std::move(fn)), window_(std::move(window)) {}
 
   const char* name() const { return name_; }
   // Set for window nodes: the gradient they return is this window of their input's gradient.
   const std::optional<InputWindow>& window() const { return window_; }
-  const std::vector<std::shared_ptr<AutogradMeta>>& inputs() const { return inputs_; }
-  DType input_dtype(size_t i) const { return input_dtypes_[i]; }
+  const std::vector<Edge>& inputs() const { return inputs_; }
   bool released() const { return !fn_; }
   std::vector<Tensor> run(const Tensor& grad_output) const { return fn_(grad_output); }
   // Frees the saved tensors and the edges; the node cannot run again.
@@ -57,8 +57,7 @@ class Node {
 
  private:
   const char* name_;
-  std::vector<std::shared_ptr<AutogradMeta>> inputs_;  // nullptr where the input needs no grad
-  std::vector<DType> input_dtypes_;
+  std::vector<Edge> inputs_;
   BackwardFn fn_;
   std::optional<InputWindow> window_;
 };
