@@ -165,10 +165,9 @@ Tensor Tensor::clone() const {
 
 Tensor Tensor::to(DType target) const {
   if (target == dtype()) return *this;
-  const Tensor kept = current_compute_copy(target);
-  Tensor out =
-      kept.defined() ? make_view(kept, shape(), strides(), 0) : empty(shape(), target, device());
-  if (!kept.defined()) out.copy_(*this);
+  // A view of the values, so that the record below never lands on a parameter's kept copy.
+  const Tensor values = detached_cast(target);
+  Tensor out = make_view(values, values.shape(), values.strides(), 0);
   if (!is_floating(target)) return out;
   const DType source = dtype();
   return record("to_dtype", out, {*this},
