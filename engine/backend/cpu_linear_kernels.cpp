@@ -16,17 +16,12 @@ class CpuLinearKernels final : public LinearKernels {
   void gemm(bool trans_a, bool trans_b, int64_t batch, int64_t m, int64_t n, int64_t k,
             double alpha, const MatrixStack& a, const MatrixStack& b, double beta,
             const MatrixStack& c) const override {
-    if (a.tensor.dtype() == DType::F32 && c.tensor.dtype() == DType::F64) {
-      k::gemm_batched_widening(trans_a, trans_b, batch, m, n, k, static_cast<float>(alpha),
-                               a.data<float>(), a.ld, a.batch_stride, b.data<float>(), b.ld,
-                               b.batch_stride, beta, c.data<double>(), c.ld, c.batch_stride);
-      return;
-    }
-    visit_float(c.tensor.dtype(), "gemm", [&](auto tag) {
-      using T = decltype(tag);
-      k::gemm_batched<T>(trans_a, trans_b, batch, m, n, k, static_cast<T>(alpha), a.data<T>(), a.ld,
-                         a.batch_stride, b.data<T>(), b.ld, b.batch_stride, static_cast<T>(beta),
-                         c.data<T>(), c.ld, c.batch_stride);
+    visit_float_pair(a.tensor.dtype(), c.tensor.dtype(), "gemm", [&](auto operand, auto result) {
+      using T = decltype(operand);
+      using C = decltype(result);
+      k::gemm_batched(trans_a, trans_b, batch, m, n, k, static_cast<T>(alpha), a.data<T>(), a.ld,
+                      a.batch_stride, b.data<T>(), b.ld, b.batch_stride, static_cast<C>(beta),
+                      c.data<C>(), c.ld, c.batch_stride);
     });
   }
 

@@ -13,24 +13,10 @@ namespace {
 
 namespace k = kernels::cpu;
 
-// Calls f(X{}, W{}) for the (rows, weight) dtype pairs the CPU router takes.
-template <class F>
-void visit_router_dtypes(const Tensor& x, const Tensor& w, const char* op, F&& f) {
-  if (x.dtype() == DType::F32 && w.dtype() == DType::F64)
-    f(float{}, double{});
-  else
-    visit_float(w.dtype(), op, [&](auto tag) {
-      LATTE_CHECK(x.dtype() == w.dtype())
-          << op << ": rows " << x.describe() << " and weight " << w.describe()
-          << " must share a dtype, or be f32 under an f64 weight";
-      f(tag, tag);
-    });
-}
-
 class CpuMoeKernels final : public MoeKernels {
  public:
   void router_logits(const Tensor& x, const Tensor& w, const Tensor& logits) const override {
-    visit_router_dtypes(x, w, "moe_router_logits", [&](auto xt, auto wt) {
+    visit_float_pair(x.dtype(), w.dtype(), "moe_router_logits", [&](auto xt, auto wt) {
       using X = decltype(xt);
       using W = decltype(wt);
       k::router_logits_forward<X, W>(x.data<X>(), w.data<W>(), x.size(0), x.size(1), w.size(0),
@@ -40,7 +26,7 @@ class CpuMoeKernels final : public MoeKernels {
 
   void router_logits_backward(const Tensor& dlogits, const Tensor& x, const Tensor& w,
                               const Tensor& dx, const Tensor& dw) const override {
-    visit_router_dtypes(x, w, "moe_router_logits backward", [&](auto xt, auto wt) {
+    visit_float_pair(x.dtype(), w.dtype(), "moe_router_logits backward", [&](auto xt, auto wt) {
       using X = decltype(xt);
       using W = decltype(wt);
       k::router_logits_backward<X, W>(dlogits.data<W>(), x.data<X>(), w.data<W>(), x.size(0),
@@ -167,17 +153,13 @@ class CpuMoeKernels final : public MoeKernels {
     for (size_t e = 0; e < grads.size(); ++e) {
       const int64_t begin = offsets[e], m = offsets[e + 1] - begin;
       if (m == 0 || !grads[e].defined()) continue;
-      if (x.dtype() == DType::F32 && grads[e].dtype() == DType::F64) {
-        k::gemm_batched_widening(true, false, 1, out, in, m, 1.f, dy.data<float>() + begin * out,
-                                 out, 0, x.data<float>() + begin * in, in, 0, 0.0,
-                                 grads[e].data<double>(), in, 0);
-        continue;
-      }
-      visit_float(x.dtype(), "moe_expert_mlps backward", [&](auto tag) {
-        using T = decltype(tag);
-        k::gemm<T>(true, false, out, in, m, T(1), dy.data<T>() + begin * out, out,
-                   x.data<T>() + begin * in, in, T(0), grads[e].data<T>(), in);
-      });
+      visit_float_pair(
+          x.dtype(), grads[e].dtype(), "moe_expert_mlps backward", [&](auto operand, auto result) {
+            using T = decltype(operand);
+            using C = decltype(result);
+            k::gemm_batched(true, false, 1, out, in, m, T(1), dy.data<T>() + begin * out, out, 0,
+                            x.data<T>() + begin * in, in, 0, C(0), grads[e].data<C>(), in, 0);
+          });
     }
   }
 

@@ -16,19 +16,15 @@ class CudaLinearKernels final : public LinearKernels {
   void gemm(bool trans_a, bool trans_b, int64_t batch, int64_t m, int64_t n, int64_t k,
             double alpha, const MatrixStack& a, const MatrixStack& b, double beta,
             const MatrixStack& c) const override {
-    const auto run = [&](auto operand, auto result) {
-      using T = decltype(operand);
-      using C = decltype(result);
-      kc::gemm_batched<T, C>(blas(), stream(), trans_a, trans_b, batch, m, n, k,
-                             static_cast<float>(alpha), a.data<T>(), a.ld, a.batch_stride,
-                             b.data<T>(), b.ld, b.batch_stride, static_cast<float>(beta),
-                             c.data<C>(), c.ld, c.batch_stride);
-    };
-    const DType operands = a.tensor.dtype(), result = c.tensor.dtype();
-    if (operands == DType::BF16 && result == DType::F32)
-      run(bf16{}, float{});
-    else
-      visit_gpu_float(result, "gemm", [&](auto tag) { run(tag, tag); });
+    visit_gpu_float_pair(
+        a.tensor.dtype(), c.tensor.dtype(), "gemm", [&](auto operand, auto result) {
+          using T = decltype(operand);
+          using C = decltype(result);
+          kc::gemm_batched<T, C>(blas(), stream(), trans_a, trans_b, batch, m, n, k,
+                                 static_cast<float>(alpha), a.data<T>(), a.ld, a.batch_stride,
+                                 b.data<T>(), b.ld, b.batch_stride, static_cast<float>(beta),
+                                 c.data<C>(), c.ld, c.batch_stride);
+        });
   }
 
   void linear_forward(const Tensor& x, const Tensor& w, const Tensor& bias,

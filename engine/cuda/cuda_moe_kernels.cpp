@@ -205,20 +205,17 @@ class CudaMoeKernels final : public MoeKernels {
   void expert_weight_grad(const Tensor& dy, const Tensor& x, const std::vector<int64_t>& offsets,
                           const std::vector<Tensor>& grads) const override {
     const int64_t out = dy.size(1), in = x.size(1);
-    const auto run = [&](auto operand, auto result, const Tensor& grad, int64_t begin, int64_t m) {
-      using T = decltype(operand);
-      using C = decltype(result);
-      kc::gemm<T, C>(blas(), stream(), true, false, out, in, m, 1.f, dy.data<T>() + begin * out,
-                     out, x.data<T>() + begin * in, in, 0.f, grad.data<C>(), in);
-    };
     for (size_t e = 0; e < grads.size(); ++e) {
       const int64_t begin = offsets[e], m = offsets[e + 1] - begin;
       if (m == 0 || !grads[e].defined()) continue;
-      if (x.dtype() == DType::BF16 && grads[e].dtype() == DType::F32)
-        run(bf16{}, float{}, grads[e], begin, m);
-      else
-        visit_gpu_float(x.dtype(), "moe_expert_mlps backward",
-                        [&](auto tag) { run(tag, tag, grads[e], begin, m); });
+      visit_gpu_float_pair(
+          x.dtype(), grads[e].dtype(), "moe_expert_mlps backward", [&](auto operand, auto result) {
+            using T = decltype(operand);
+            using C = decltype(result);
+            kc::gemm<T, C>(blas(), stream(), true, false, out, in, m, 1.f,
+                           dy.data<T>() + begin * out, out, x.data<T>() + begin * in, in, 0.f,
+                           grads[e].data<C>(), in);
+          });
     }
   }
 

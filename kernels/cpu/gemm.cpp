@@ -44,10 +44,10 @@ template void gemm_batched<double>(bool, bool, int64_t, int64_t, int64_t, int64_
                                    const double*, int64_t, int64_t, const double*, int64_t, int64_t,
                                    double, double*, int64_t, int64_t);
 
-void gemm_batched_widening(bool trans_a, bool trans_b, int64_t batch, int64_t m, int64_t n,
-                           int64_t k, float alpha, const float* a, int64_t lda, int64_t stride_a,
-                           const float* b, int64_t ldb, int64_t stride_b, double beta, double* c,
-                           int64_t ldc, int64_t stride_c) {
+void gemm_batched(bool trans_a, bool trans_b, int64_t batch, int64_t m, int64_t n, int64_t k,
+                  float alpha, const float* a, int64_t lda, int64_t stride_a, const float* b,
+                  int64_t ldb, int64_t stride_b, double beta, double* c, int64_t ldc,
+                  int64_t stride_c) {
   std::vector<float> product(static_cast<size_t>(batch * m * n));
   gemm_batched<float>(trans_a, trans_b, batch, m, n, k, alpha, a, lda, stride_a, b, ldb, stride_b,
                       0.f, product.data(), n, m * n);

@@ -27,9 +27,9 @@ void gemm_batched(bool trans_a, bool trans_b, int64_t batch, int64_t m, int64_t 
 // gemm_batched with f32 operands and an f64 result, the CPU twin of CUDA's bf16 operands with an
 // fp32 result (mixed precision's weight gradients): the f32 products, widened into c (plus
 // beta · c).
-void gemm_batched_widening(bool trans_a, bool trans_b, int64_t batch, int64_t m, int64_t n,
-                           int64_t k, float alpha, const float* a, int64_t lda, int64_t stride_a,
-                           const float* b, int64_t ldb, int64_t stride_b, double beta, double* c,
-                           int64_t ldc, int64_t stride_c);
+void gemm_batched(bool trans_a, bool trans_b, int64_t batch, int64_t m, int64_t n, int64_t k,
+                  float alpha, const float* a, int64_t lda, int64_t stride_a, const float* b,
+                  int64_t ldb, int64_t stride_b, double beta, double* c, int64_t ldc,
+                  int64_t stride_c);
 
 }  // namespace latte::kernels::cpu
