@@ -1,6 +1,7 @@
 // Device-side helpers shared by the CUDA kernel files (included by .cu files only): the mapping
 // of latte's bf16 storage type to CUDA's __nv_bfloat16, float conversions, warp and block
-// reductions in a fixed order (so every sum is reproducible run to run) and launch arithmetic.
+// reductions in a fixed order (so every sum is reproducible run to run), launch arithmetic and
+// the dynamic shared-memory allowance of a kernel.
 #pragma once
 
 #include <cuda_bf16.h>
@@ -9,6 +10,7 @@
 #include <cstdint>
 
 #include "kernels/cpu/bf16.h"
+#include "kernels/cuda/cuda_check.h"
 
 namespace latte::kernels::cuda::detail {
 
@@ -92,6 +94,13 @@ __device__ inline float block_max(float v, float* scratch) {
   __syncthreads();
   v = lane < warps ? scratch[lane] : -INFINITY;
   return warp_max(v);
+}
+
+// Lets `kernel` use `bytes` of dynamic shared memory (above the 48 KB default).
+template <typename Kernel>
+void allow_shared_memory(Kernel* kernel, int64_t bytes) {
+  LATTE_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                        static_cast<int>(bytes)));
 }
 
 inline int64_t ceil_div(int64_t a, int64_t b) {

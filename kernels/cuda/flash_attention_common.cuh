@@ -112,13 +112,6 @@ __device__ void load_tile(T* tile, int ld, int tile_rows, int dim_pad, const T* 
 
 // ---- launchers (host) ----
 
-// Lets `kernel` use `bytes` of dynamic shared memory (above the 48 KB default).
-template <typename Kernel>
-void allow_shared_memory(Kernel* kernel, int64_t bytes) {
-  LATTE_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                        static_cast<int>(bytes)));
-}
-
 // Whether the tensor-core kernels take the problem: head dims up to theirs, and a positive softmax
 // scale (their online softmax takes the max over raw scores; the tile kernels take any scale).
 inline constexpr int kMmaMaxQkDim = 192, kMmaMaxVDim = 128;

@@ -16,9 +16,16 @@ constexpr int kThreads = 256, kWarps = kThreads / kWarp;
 constexpr int kRowsPerBlock = 64;  // forward and dx: 8 rows per warp
 constexpr int kDwRows = 128;       // rows per block of the weight gradient's partial sums
 
-// The weight [E, d] into shared memory.
-__device__ __forceinline__ void stage_weight(float* staged, const float* w, int count) {
+// Stages the weight [E, d] in shared memory, then calls row(n) for each of the block's
+// kRowsPerBlock rows that falls to this warp (a warp per row).
+template <class Row>
+__device__ __forceinline__ void for_each_warp_row(float* staged, const float* w, int count,
+                                                  int64_t n_tokens, Row&& row) {
   for (int i = threadIdx.x; i < count; i += blockDim.x) staged[i] = w[i];
+  __syncthreads();
+  const int64_t first = static_cast<int64_t>(blockIdx.x) * kRowsPerBlock;
+  const int64_t end = min(first + kRowsPerBlock, n_tokens);
+  for (int64_t n = first + threadIdx.x / kWarp; n < end; n += kWarps) row(n);
 }
 
 // Lane l's groups of V elements of a row: columns l V, (l + 32) V, ...
@@ -38,12 +45,8 @@ __global__ void __launch_bounds__(kThreads)
     router_logits_kernel(const X* __restrict__ x, const float* __restrict__ w, int64_t n_tokens,
                          int dim, int n_experts, float* __restrict__ logits) {
   extern __shared__ float staged[];
-  stage_weight(staged, w, n_experts * dim);
-  __syncthreads();
   const int lane = threadIdx.x % kWarp;
-  const int64_t first = static_cast<int64_t>(blockIdx.x) * kRowsPerBlock;
-  const int64_t end = min(first + kRowsPerBlock, n_tokens);
-  for (int64_t n = first + threadIdx.x / kWarp; n < end; n += kWarps) {
+  for_each_warp_row(staged, w, n_experts * dim, n_tokens, [&](int64_t n) {
     float acc[kE] = {};
     for (int j = lane * V; j < dim; j += kWarp * V) {
       float xv[V];
@@ -61,7 +64,7 @@ __global__ void __launch_bounds__(kThreads)
       if (lane == e) mine = total;
     }
     if (lane < n_experts) logits[n * n_experts + lane] = mine;
-  }
+  });
 }
 
 template <typename X, int kE, int V>
@@ -69,12 +72,8 @@ __global__ void __launch_bounds__(kThreads)
     router_logits_dx_kernel(const float* __restrict__ dlogits, const float* __restrict__ w,
                             int64_t n_tokens, int dim, int n_experts, X* __restrict__ dx) {
   extern __shared__ float staged[];
-  stage_weight(staged, w, n_experts * dim);
-  __syncthreads();
   const int lane = threadIdx.x % kWarp;
-  const int64_t first = static_cast<int64_t>(blockIdx.x) * kRowsPerBlock;
-  const int64_t end = min(first + kRowsPerBlock, n_tokens);
-  for (int64_t n = first + threadIdx.x / kWarp; n < end; n += kWarps) {
+  for_each_warp_row(staged, w, n_experts * dim, n_tokens, [&](int64_t n) {
     float dl[kE];
 #pragma unroll
     for (int e = 0; e < kE; ++e) dl[e] = e < n_experts ? dlogits[n * n_experts + e] : 0.f;
@@ -90,7 +89,7 @@ __global__ void __launch_bounds__(kThreads)
       }
       store_vec<V>(dx + n * dim + j, out);
     }
-  }
+  });
 }
 
 // partial[b, e, j] = sum over the rows of block b, in order, of dlogits[n, e] x[n, j].
@@ -154,8 +153,7 @@ void check_fused(int64_t dim, int64_t n_experts, const char* op) {
 template <typename Kernel, typename... Args>
 void launch_staged(Kernel* kernel, int64_t n_tokens, int64_t bytes, cudaStream_t stream,
                    Args... args) {
-  LATTE_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                        static_cast<int>(bytes)));
+  allow_shared_memory(kernel, bytes);
   kernel<<<static_cast<unsigned>(ceil_div(n_tokens, kRowsPerBlock)), kThreads,
            static_cast<size_t>(bytes), stream>>>(args...);
   LATTE_CUDA_CHECK_LAUNCH();
