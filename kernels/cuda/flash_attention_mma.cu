@@ -35,6 +35,7 @@
 #include <cuda_pipeline.h>
 
 #include <iterator>
+#include <numeric>
 #include <type_traits>
 #include <utility>
 
@@ -193,10 +194,6 @@ __device__ __forceinline__ float quad_sum(float x) {
   return x + __shfl_xor_sync(kFullMask, x, 2);
 }
 
-constexpr int gcd(int a, int b) {
-  return b == 0 ? a : gcd(b, a % b);
-}
-
 // Starts copying a kRows x kDimPad operand tile into shared memory, as issue_tile_load does, for a
 // block of kThreads threads. With `vec` and whole 16-byte chunks (dim a multiple of 8), the
 // threads split each row's chunks among kLanesPerRow of them and walk the rows at a fixed stride,
@@ -210,7 +207,7 @@ __device__ __forceinline__ void issue_operand_tile(bf16_t* tile, int ld, const b
     issue_tile_load(tile, ld, kRows, kDimPad, src, row_stride, rows_valid, dim, vec);
     return;
   }
-  constexpr int kChunks = kDimPad / 8, kLanesPerRow = gcd(kChunks, kThreads);
+  constexpr int kChunks = kDimPad / 8, kLanesPerRow = std::gcd(kChunks, kThreads);
   constexpr int kRowStep = kThreads / kLanesPerRow;
   const int lane_in_row = static_cast<int>(threadIdx.x) % kLanesPerRow;
   int r = static_cast<int>(threadIdx.x) / kLanesPerRow;
@@ -662,6 +659,14 @@ void with_index(int index, F&& f, std::index_sequence<I...>) {
    ...);
 }
 
+// Launches a kernel of tile shape S: its dynamic shared memory allowed first.
+template <class S, typename Kernel, typename... Args>
+void launch_shape(Kernel* kernel, dim3 grid, cudaStream_t stream, Args... args) {
+  allow_shared_memory(kernel, S::kSmemBytes);
+  kernel<<<grid, S::kThreads, S::kSmemBytes, stream>>>(args...);
+  LATTE_CUDA_CHECK_LAUNCH();
+}
+
 }  // namespace
 
 void mma_flash_forward(const FlashParams& p, int64_t batch, const bf16_t* q, const bf16_t* k,
@@ -671,11 +676,9 @@ void mma_flash_forward(const FlashParams& p, int64_t batch, const bf16_t* q, con
     const auto launch = [&](auto index) {
       constexpr TileVariant t = kForwardTiles[decltype(index)::value];
       using S = ForwardShape<D, t.warps, t.tile>;
-      allow_shared_memory(mma_forward_kernel<D, S>, S::kSmemBytes);
       const dim3 grid(static_cast<unsigned>(ceil_div(p.q_len, S::kRows)), p.q_heads,
                       static_cast<unsigned>(batch));
-      mma_forward_kernel<D, S><<<grid, S::kThreads, S::kSmemBytes, stream>>>(p, q, k, v, o, lse);
-      LATTE_CUDA_CHECK_LAUNCH();
+      launch_shape<S>(mma_forward_kernel<D, S>, grid, stream, p, q, k, v, o, lse);
     };
     with_index(variant, launch, std::make_index_sequence<std::size(kForwardTiles)>{});
   });
@@ -690,23 +693,18 @@ void mma_flash_backward(const FlashParams& p, int64_t batch, int64_t kv_heads, c
     const auto launch_dkdv = [&](auto index) {
       constexpr TileVariant t = kDkDvTiles[decltype(index)::value];
       using S = DkDvShape<D, t.warps, t.tile>;
-      allow_shared_memory(mma_backward_dkdv_kernel<D, S>, S::kSmemBytes);
       const dim3 grid(static_cast<unsigned>(ceil_div(p.kv_len, S::kKeys)),
                       static_cast<unsigned>(kv_heads), static_cast<unsigned>(batch));
-      mma_backward_dkdv_kernel<D, S>
-          <<<grid, S::kThreads, S::kSmemBytes, stream>>>(p, q, k, v, d_o, lse, delta, dk, dv);
-      LATTE_CUDA_CHECK_LAUNCH();
+      launch_shape<S>(mma_backward_dkdv_kernel<D, S>, grid, stream, p, q, k, v, d_o, lse, delta, dk,
+                      dv);
     };
     with_index(dkdv_variant, launch_dkdv, std::make_index_sequence<std::size(kDkDvTiles)>{});
     const auto launch_dq = [&](auto index) {
       constexpr TileVariant t = kDqTiles[decltype(index)::value];
       using S = DqShape<D, t.warps, t.tile>;
-      allow_shared_memory(mma_backward_dq_kernel<D, S>, S::kSmemBytes);
       const dim3 grid(static_cast<unsigned>(ceil_div(p.q_len, S::kRows)), p.q_heads,
                       static_cast<unsigned>(batch));
-      mma_backward_dq_kernel<D, S>
-          <<<grid, S::kThreads, S::kSmemBytes, stream>>>(p, q, k, v, d_o, lse, delta, dq);
-      LATTE_CUDA_CHECK_LAUNCH();
+      launch_shape<S>(mma_backward_dq_kernel<D, S>, grid, stream, p, q, k, v, d_o, lse, delta, dq);
     };
     with_index(dq_variant, launch_dq, std::make_index_sequence<std::size(kDqTiles)>{});
   });
