@@ -88,11 +88,17 @@ void bench_flash_tiles() {
   namespace kc = kernels::cuda;
   const int64_t B = 4, H = 16;
   const kc::FlashTileVariants variants = kc::flash_tile_variants();
-  const std::pair<const char*, const std::vector<std::string>*> kernels[] = {
-      {"forward", &variants.forward}, {"dkdv", &variants.dkdv}, {"dq", &variants.dq}};
+  // Each kernel: its name, its variants and the field of FlashTiles that picks one.
+  const struct {
+    const char* name;
+    const std::vector<std::string>* names;
+    int kc::FlashTiles::*pick;
+  } kernels[] = {{"forward", &variants.forward, &kc::FlashTiles::forward},
+                 {"dkdv", &variants.dkdv, &kc::FlashTiles::dkdv},
+                 {"dq", &variants.dq, &kc::FlashTiles::dq}};
   std::printf("\nflash tile variants, bf16 causal B %lld H %lld: TFLOP/s (x variant 0)\n",
               static_cast<long long>(B), static_cast<long long>(H));
-  for (const auto& [kernel, names] : kernels)
+  for (const auto& [kernel, names, pick] : kernels)
     for (size_t i = 0; i < names->size(); ++i)
       std::printf("  %s %zu: %s\n", kernel, i, (*names)[i].c_str());
   std::vector<std::string> bench_lines;
@@ -113,12 +119,12 @@ void bench_flash_tiles() {
       const double forward_flops = 2.0 * B * H * (T * (T + 1) / 2.0) * (qk + vd);
       std::printf("  d(%lld,%lld) T %lld:", static_cast<long long>(qk), static_cast<long long>(vd),
                   static_cast<long long>(T));
-      for (const auto& [kernel, names] : kernels) {
-        const bool forward = kernel == kernels[0].first;
+      for (const auto& [kernel, names, pick] : kernels) {
+        const bool forward = pick == &kc::FlashTiles::forward;
         double base = 0;
         for (int i = 0; i < static_cast<int>(names->size()); ++i) {
           kc::FlashTiles tiles;
-          (forward ? tiles.forward : kernel == kernels[1].first ? tiles.dkdv : tiles.dq) = i;
+          tiles.*pick = i;
           const double ms = time_ms([&] {
             if (forward)
               kc::flash_attention_forward<bf16>(p, q.get(), k.get(), v.get(), o.get(), lse.get(),
