@@ -15,6 +15,8 @@ import csv
 import re
 import sys
 
+from ncu_step_summary import csv_lines, short_name
+
 # Headline columns: (label, metric name pattern).
 HEADLINE = [
     ("us", r"^gpu__time_duration\.sum$"),
@@ -29,13 +31,6 @@ PIPES = r"^sm__inst_executed_pipe_(\w+?)\.avg\.pct_of_peak_sustained_active$"
 STALLS = r"^smsp__average_warps?_(?:issue_stalled|latency_issue_stalled)_(\w+?)_per_issue_active\.ratio$"
 
 
-def short_name(name):
-    name = re.sub(r"\(.*", "", name)  # drop the parameter list
-    name = re.sub(r"(latte|detail|kernels|cuda)::|<unnamed>::|\(anonymous namespace\)::", "",
-                  name)
-    return name.replace("void ", "")[:60]
-
-
 def number(text):
     try:
         return float(text.replace(",", ""))
@@ -44,9 +39,7 @@ def number(text):
 
 
 def read_launches(path):
-    with open(path, newline="") as f:
-        lines = [line for line in f if line.startswith('"')]  # ncu prints its own notes too
-    table = list(csv.reader(lines))
+    table = list(csv.reader(csv_lines(path)))
     if len(table) < 3 or "Kernel Name" not in table[0]:
         sys.exit(f"{path}: no ncu raw-page CSV (a header, a units row and one row per launch)")
     header, units = table[0], table[1]
@@ -67,7 +60,7 @@ def mean_by_kernel(launches):
     sums = collections.defaultdict(collections.Counter)
     counts = collections.Counter()
     for name, values in launches:
-        key = short_name(name)
+        key = short_name(name, 60)
         counts[key] += 1
         sums[key].update(values)
     return {k: {m: v / counts[k] for m, v in sums[k].items()} for k in counts}, counts

@@ -34,17 +34,21 @@ GROUPS = [
 ]
 
 
-def short_name(name):
+def short_name(name, width=80):
     name = re.sub(r"\(.*", "", name)  # drop the parameter list
     name = re.sub(r"(latte|detail|kernels|cuda)::|<unnamed>::|\(anonymous namespace\)::", "",
                   name)
-    return name.replace("void ", "")[:80]
+    return name.replace("void ", "")[:width]
+
+
+def csv_lines(path):
+    """The CSV lines of an ncu output file (ncu prints its own notes too)."""
+    with open(path, newline="") as f:
+        return [line for line in f if line.startswith('"')]
 
 
 def read_kernels(path):
-    with open(path, newline="") as f:
-        lines = [line for line in f if line.startswith('"')]  # ncu prints its own notes too
-    rows = list(csv.DictReader(lines))
+    rows = list(csv.DictReader(csv_lines(path)))
     if not rows or "Kernel Name" not in rows[0]:
         sys.exit(f"{path}: no ncu CSV kernel rows (was the step range profiled?)")
     kernels = []
