@@ -49,8 +49,13 @@ Tensor expand(const Tensor& x, const Shape& shape);
 Tensor broadcast_to(const Tensor& x, const Shape& shape);
 
 // ---- neural-network ops ----
-// ids (i32, any shape) -> [..., dim] rows of weight [vocab, dim].
+// ids (i32, any shape) -> [..., dim] rows of weight [vocab, dim], in `dtype`: the weight's, or one
+// whose master dtype the weight has (mixed precision: the rows are rounded as they are copied and
+// the gradient is summed into the weight's dtype, with no cast of the table or of the rows).
+Tensor embedding(const Tensor& ids, const Tensor& weight, DType dtype);
 Tensor embedding(const Tensor& ids, const Tensor& weight);
+// RMSNorm over the last dimension of x with a per-feature weight of x's dtype or its master dtype
+// (read as stored; its gradient comes out in its own dtype).
 Tensor rms_norm(const Tensor& x, const Tensor& weight, double eps);
 Tensor softmax(const Tensor& x);  // over the last dimension
 // Mean of -log softmax(logits)[target] over rows whose target != ignore_index.

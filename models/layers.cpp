@@ -17,8 +17,8 @@ Embedding::Embedding(int64_t vocab, int64_t dim, const InitContext& init) {
   weight_ = register_parameter("weight", randn({vocab, dim}, *init.gen, 0.0, init.std, init.dtype));
 }
 
-Tensor Embedding::forward(const Tensor& ids) const {
-  return ops::embedding(ids, weight_);
+Tensor Embedding::forward(const Tensor& ids, DType dtype) const {
+  return ops::embedding(ids, weight_, dtype);  // master weights: rows rounded as they are copied
 }
 
 RMSNorm::RMSNorm(int64_t dim, double eps, const InitContext& init) : eps_(eps) {
@@ -26,7 +26,7 @@ RMSNorm::RMSNorm(int64_t dim, double eps, const InitContext& init) : eps_(eps) {
 }
 
 Tensor RMSNorm::forward(const Tensor& x) const {
-  return ops::rms_norm(x, weight_.to(x.dtype()), eps_);
+  return ops::rms_norm(x, weight_, eps_);  // master weights are read as stored
 }
 
 }  // namespace latte

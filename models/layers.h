@@ -42,7 +42,8 @@ class RMSNorm : public Module {
 class Embedding : public Module {
  public:
   Embedding(int64_t vocab, int64_t dim, const InitContext& init);
-  Tensor forward(const Tensor& ids) const;
+  // The rows of `ids` in `dtype`: the weight's, or one whose master dtype it has.
+  Tensor forward(const Tensor& ids, DType dtype) const;
   const Tensor& weight() const { return weight_; }
 
  private:

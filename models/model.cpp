@@ -53,7 +53,7 @@ ModelOutput DeepSeekModel::forward(const Tensor& tokens, ForwardContext& ctx) {
   LATTE_CHECK(tokens.dtype() == DType::I32 && tokens.dim() == 2 && tokens.size(1) >= 2)
       << "model forward: tokens must be i32 [batch, length >= 2], got " << tokens.describe();
   const int64_t B = tokens.size(0), L = tokens.size(1);
-  Tensor h = embed_->forward(tokens).to(compute_dtype_);
+  Tensor h = embed_->forward(tokens, compute_dtype_);
   for (DecoderLayer* layer : layers_) h = layer->forward(h, rope_, ctx);
 
   ModelOutput out;
@@ -75,7 +75,7 @@ ModelOutput DeepSeekModel::forward(const Tensor& tokens, ForwardContext& ctx) {
     const int64_t n = L - static_cast<int64_t>(m) - 1;
     if (n < 2) break;  // no position has a target this deep
     MtpLayer& mtp = *mtp_[m];
-    const Tensor e = embed_->forward(tokens.narrow(1, m + 1, n).contiguous()).to(compute_dtype_);
+    const Tensor e = embed_->forward(tokens.narrow(1, m + 1, n).contiguous(), compute_dtype_);
     const Tensor x = mtp.eh_proj().forward(
         ops::concat({mtp.enorm().forward(e), mtp.hnorm().forward(prev.narrow(1, 0, n))}, 2));
     prev = mtp.forward(x, rope_, ctx);

@@ -31,17 +31,19 @@ class CpuNnKernels final : public NnKernels {
                          const Tensor& out) const override {
     const int64_t dim = weight.size(1);
     check_ids("embedding", ids, weight.size(0));
-    visit_float(weight.dtype(), "embedding", [&](auto tag) {
-      using T = decltype(tag);
-      k::embedding_forward(ids.data<int32_t>(), weight.data<T>(), out.data<T>(), ids.numel(), dim);
+    visit_float_pair(out.dtype(), weight.dtype(), "embedding", [&](auto t, auto w) {
+      using T = decltype(t);
+      using W = decltype(w);
+      k::embedding_forward(ids.data<int32_t>(), weight.data<W>(), out.data<T>(), ids.numel(), dim);
     });
   }
 
   void embedding_backward(const Tensor& ids, const Tensor& dout,
                           const Tensor& dweight) const override {
-    visit_float(dout.dtype(), "embedding backward", [&](auto tag) {
-      using T = decltype(tag);
-      k::embedding_backward(ids.data<int32_t>(), dout.data<T>(), dweight.data<T>(), ids.numel(),
+    visit_float_pair(dout.dtype(), dweight.dtype(), "embedding backward", [&](auto t, auto w) {
+      using T = decltype(t);
+      using W = decltype(w);
+      k::embedding_backward(ids.data<int32_t>(), dout.data<T>(), dweight.data<W>(), ids.numel(),
                             dweight.size(0), dweight.size(1));
     });
   }
@@ -51,9 +53,10 @@ class CpuNnKernels final : public NnKernels {
     const int64_t cols = x.size(-1), rows = rows_of(x);
     const int64_t stride = rms_norm_row_stride("rms_norm", x);
     Tensor rstd = Tensor::empty(Shape{rows}, x.dtype());
-    visit_float(x.dtype(), "rms_norm", [&](auto tag) {
-      using T = decltype(tag);
-      k::rms_norm_forward(x.data<T>(), stride, weight.data<T>(), y.data<T>(), rstd.data<T>(), rows,
+    visit_float_pair(x.dtype(), weight.dtype(), "rms_norm", [&](auto t, auto w) {
+      using T = decltype(t);
+      using W = decltype(w);
+      k::rms_norm_forward(x.data<T>(), stride, weight.data<W>(), y.data<T>(), rstd.data<T>(), rows,
                           cols, eps);
     });
     return rstd;
@@ -63,10 +66,11 @@ class CpuNnKernels final : public NnKernels {
                          const Tensor& dy, const Tensor& dx, const Tensor& dweight) const override {
     const int64_t cols = x.size(-1), rows = rows_of(x);
     const int64_t stride = rms_norm_row_stride("rms_norm backward", x);
-    visit_float(x.dtype(), "rms_norm backward", [&](auto tag) {
-      using T = decltype(tag);
-      k::rms_norm_backward(x.data<T>(), stride, weight.data<T>(), rstd.data<T>(), dy.data<T>(),
-                           dx.data<T>(), dweight.data<T>(), rows, cols);
+    visit_float_pair(x.dtype(), weight.dtype(), "rms_norm backward", [&](auto t, auto w) {
+      using T = decltype(t);
+      using W = decltype(w);
+      k::rms_norm_backward(x.data<T>(), stride, weight.data<W>(), rstd.data<T>(), dy.data<T>(),
+                           dx.data<T>(), dweight.data<W>(), rows, cols);
     });
   }
 

@@ -1,6 +1,8 @@
 // Kernel table of the neural-network ops (engine/ops/nn_ops.cpp): embedding, RMSNorm, softmax,
 // fused cross-entropy and dropout. Tensors are contiguous, except RMSNorm's x, and share the
-// table's device; the inputs and outputs of one call share one floating dtype. What the table
+// table's device; the inputs and outputs of one call share one floating dtype, except that the
+// weights of embedding and RMSNorm (and so their gradients) may be in the master dtype of the
+// activations (master_dtype in engine/dtype.h: f32 under bf16, f64 under f32). What the table
 // allocates itself, the statistics a backward needs (RMSNorm's 1/rms, cross-entropy's logsumexp)
 // and the loss, comes in the dtype its kernels keep it in: the CPU's is the input's, CUDA's fp32
 // (so the gradient of a CUDA loss, dloss, is fp32 too).
@@ -66,10 +68,12 @@ class NnKernels {
   // cross_entropy call once the check on the device has completed, the kernels meanwhile reading
   // a valid id in place of the bad one.
 
-  // out[i, :] = weight[ids[i], :]; ids i32 [n], weight [vocab, dim], out [n, dim].
+  // out[i, :] = weight[ids[i], :] (rounded to out's dtype); ids i32 [n], weight [vocab, dim], out
+  // [n, dim].
   virtual void embedding_forward(const Tensor& ids, const Tensor& weight,
                                  const Tensor& out) const = 0;
-  // OVERWRITES dweight [vocab, dim] with the sum of dout's rows per id.
+  // OVERWRITES dweight [vocab, dim] with the sum of dout's rows per id (summed in dweight's
+  // precision or wider).
   virtual void embedding_backward(const Tensor& ids, const Tensor& dout,
                                   const Tensor& dweight) const = 0;
 

@@ -30,9 +30,10 @@ class CudaNnKernels final : public NnKernels {
     LATTE_CHECK(vocab > 0 || ids.numel() == 0)
         << "embedding: " << ids.describe() << " index the empty table " << weight.describe();
     const Tensor safe = ids_.sanitize("embedding", ids, vocab, std::nullopt, 0);
-    visit_gpu_float(weight.dtype(), "embedding", [&](auto tag) {
-      using T = decltype(tag);
-      k::embedding_forward(safe.data<int32_t>(), weight.data<T>(), out.data<T>(), ids.numel(), dim,
+    visit_gpu_float_pair(out.dtype(), weight.dtype(), "embedding", [&](auto t, auto w) {
+      using T = decltype(t);
+      using W = decltype(w);
+      k::embedding_forward(safe.data<int32_t>(), weight.data<W>(), out.data<T>(), ids.numel(), dim,
                            stream());
     });
   }
@@ -44,9 +45,10 @@ class CudaNnKernels final : public NnKernels {
     const int64_t n = ids.numel(), vocab = dweight.size(0);
     const int64_t bytes = k::embedding_backward_workspace_bytes(n, vocab);
     const Tensor workspace = Tensor::empty(Shape{(bytes + 7) / 8}, DType::I64, Device::CUDA);
-    visit_gpu_float(dout.dtype(), "embedding backward", [&](auto tag) {
-      using T = decltype(tag);
-      k::embedding_backward(ids.data<int32_t>(), dout.data<T>(), dweight.data<T>(), n, vocab,
+    visit_gpu_float_pair(dout.dtype(), dweight.dtype(), "embedding backward", [&](auto t, auto w) {
+      using T = decltype(t);
+      using W = decltype(w);
+      k::embedding_backward(ids.data<int32_t>(), dout.data<T>(), dweight.data<W>(), n, vocab,
                             dweight.size(1), workspace.raw_data(), stream());
     });
   }
@@ -56,9 +58,10 @@ class CudaNnKernels final : public NnKernels {
     const int64_t cols = x.size(-1), rows = rows_of(x);
     const int64_t stride = rms_norm_row_stride("rms_norm", x);
     Tensor rstd = Tensor::empty(Shape{rows}, DType::F32, Device::CUDA);
-    visit_gpu_float(x.dtype(), "rms_norm", [&](auto tag) {
-      using T = decltype(tag);
-      k::rms_norm_forward(x.data<T>(), stride, weight.data<T>(), y.data<T>(), rstd.data<float>(),
+    visit_gpu_float_pair(x.dtype(), weight.dtype(), "rms_norm", [&](auto t, auto w) {
+      using T = decltype(t);
+      using W = decltype(w);
+      k::rms_norm_forward(x.data<T>(), stride, weight.data<W>(), y.data<T>(), rstd.data<float>(),
                           rows, cols, eps, stream());
     });
     return rstd;
@@ -71,10 +74,11 @@ class CudaNnKernels final : public NnKernels {
     const int64_t stride = rms_norm_row_stride("rms_norm backward", x);
     const int64_t bytes = k::rms_norm_backward_workspace_bytes(rows, cols);
     const Tensor workspace = Tensor::empty(Shape{(bytes + 3) / 4}, DType::F32, Device::CUDA);
-    visit_gpu_float(x.dtype(), "rms_norm backward", [&](auto tag) {
-      using T = decltype(tag);
-      k::rms_norm_backward(x.data<T>(), stride, weight.data<T>(), rstd.data<float>(), dy.data<T>(),
-                           dx.data<T>(), dweight.data<T>(), rows, cols, workspace.raw_data(),
+    visit_gpu_float_pair(x.dtype(), weight.dtype(), "rms_norm backward", [&](auto t, auto w) {
+      using T = decltype(t);
+      using W = decltype(w);
+      k::rms_norm_backward(x.data<T>(), stride, weight.data<W>(), rstd.data<float>(), dy.data<T>(),
+                           dx.data<T>(), dweight.data<W>(), rows, cols, workspace.raw_data(),
                            stream());
     });
   }

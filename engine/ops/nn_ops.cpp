@@ -25,7 +25,7 @@ void require_same_device(const char* op, const Tensor& a, const Tensor& b) {
 
 }  // namespace
 
-Tensor embedding(const Tensor& ids, const Tensor& weight) {
+Tensor embedding(const Tensor& ids, const Tensor& weight, DType dtype) {
   profiler::Scope timing(profiler::Category::kEmbedding);
   require_defined("embedding", ids);
   require_defined("embedding", weight);
@@ -33,28 +33,36 @@ Tensor embedding(const Tensor& ids, const Tensor& weight) {
   LATTE_CHECK(ids.dtype() == DType::I32) << "embedding: ids must be i32, got " << ids.describe();
   LATTE_CHECK(weight.dim() == 2) << "embedding: weight must be [vocab, dim], got "
                                  << weight.describe();
+  LATTE_CHECK(weight.dtype() == dtype || weight.dtype() == master_dtype(dtype))
+      << "embedding: weight " << weight.describe() << " must have the rows' dtype "
+      << dtype_name(dtype) << " or its master dtype " << dtype_name(master_dtype(dtype));
   const Tensor idc = ids.contiguous(), w = weight.contiguous();
   const int64_t vocab = w.size(0), dim = w.size(1);
   std::vector<int64_t> shape(ids.shape().begin(), ids.shape().end());
   shape.push_back(dim);
-  Tensor out = Tensor::empty(Shape(shape), w.dtype(), w.device());
+  Tensor out = Tensor::empty(Shape(shape), dtype, w.device());
   kernels(w).embedding_forward(idc, w, out);
-  return record("embedding", out, {ids, weight},
-                [sid = saved(idc), vocab, dim](const Tensor& g) -> std::vector<Tensor> {
-                  profiler::Scope timing(profiler::Category::kEmbedding);
-                  const Tensor gc = g.contiguous();
-                  Tensor dw = Tensor::empty(Shape{vocab, dim}, gc.dtype(), gc.device());
-                  kernels(gc).embedding_backward(sid, gc, dw);
-                  return {Tensor(), dw};
-                });
+  return record(
+      "embedding", out, {ids, weight},
+      [sid = saved(idc), vocab, dim, w_dtype = w.dtype()](const Tensor& g) -> std::vector<Tensor> {
+        profiler::Scope timing(profiler::Category::kEmbedding);
+        const Tensor gc = g.contiguous();
+        Tensor dw = Tensor::empty(Shape{vocab, dim}, w_dtype, gc.device());
+        kernels(gc).embedding_backward(sid, gc, dw);
+        return {Tensor(), dw};
+      });
+}
+
+Tensor embedding(const Tensor& ids, const Tensor& weight) {
+  require_defined("embedding", weight);
+  return embedding(ids, weight, weight.dtype());
 }
 
 Tensor rms_norm(const Tensor& x, const Tensor& weight, double eps) {
   profiler::Scope timing(profiler::Category::kNorm);
   require_defined("rms_norm", x);
   require_defined("rms_norm", weight);
-  require_same_device("rms_norm", x, weight);
-  detail::require_same_dtype("rms_norm", x, weight);
+  detail::require_weight_dtype("rms_norm", x, weight, "weight");
   LATTE_CHECK(weight.dim() == 1 && x.dim() >= 1 && weight.size(0) == x.size(-1))
       << "rms_norm: weight " << weight.describe() << " does not match the last dimension of "
       << x.describe();

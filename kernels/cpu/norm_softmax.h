@@ -6,20 +6,22 @@
 // RMSNorm reads x in place with rows x_row_stride elements apart (== cols when contiguous), so a
 // narrowed view such as MLA's latent c_kv (the first kv_lora_rank columns of each kv_a row) is
 // normalized without first copying it out, saving a pass over the activations; y, dy and dx are
-// contiguous [rows, cols].
+// contiguous [rows, cols]. The weight may be wider than x (W = double under T = float: the master
+// weight of mixed precision): it enters the products as stored, each result is rounded to T once,
+// and dweight is accumulated and returned in W.
 #pragma once
 
 #include <cstdint>
 
 namespace latte::kernels::cpu {
 
-template <typename T>
-void rms_norm_forward(const T* x, int64_t x_row_stride, const T* weight, T* y, T* rstd,
+template <typename T, typename W>
+void rms_norm_forward(const T* x, int64_t x_row_stride, const W* weight, T* y, T* rstd,
                       int64_t rows, int64_t cols, double eps);
 // Writes dx and OVERWRITES dweight.
-template <typename T>
-void rms_norm_backward(const T* x, int64_t x_row_stride, const T* weight, const T* rstd,
-                       const T* dy, T* dx, T* dweight, int64_t rows, int64_t cols);
+template <typename T, typename W>
+void rms_norm_backward(const T* x, int64_t x_row_stride, const W* weight, const T* rstd,
+                       const T* dy, T* dx, W* dweight, int64_t rows, int64_t cols);
 
 template <typename T>
 void softmax_forward(const T* x, T* y, int64_t rows, int64_t cols);

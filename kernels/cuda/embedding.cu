@@ -1,5 +1,7 @@
 #include "kernels/cuda/embedding.cuh"
 
+#include <type_traits>
+
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/device_common.cuh"
 #include "kernels/cuda/vector_access.cuh"
@@ -59,17 +61,26 @@ int sort_passes(int64_t vocab) {
   return static_cast<int>(ceil_div(bits, kDigitBits));
 }
 
-// out[i, :] = weight[ids[i], :], W elements per thread step: 16-byte groups when every row of
-// both starts 16-byte aligned and dim is a multiple of W (embedding_forward picks), else W = 1.
-template <typename T, int W>
+// out[i, :] = weight[ids[i], :] converted to T, W elements per thread step: 16-byte groups of out
+// when every row of both starts 16-byte aligned and dim is a multiple of W (embedding_forward
+// picks), else W = 1.
+template <typename Wt, typename T, int W>
 __global__ void embedding_forward_kernel(const int32_t* __restrict__ ids,
-                                         const T* __restrict__ weight, T* __restrict__ out,
+                                         const Wt* __restrict__ weight, T* __restrict__ out,
                                          int64_t n, int64_t dim) {
   const int64_t groups = n * dim / W;
   for (int64_t g = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; g < groups;
        g += static_cast<int64_t>(gridDim.x) * blockDim.x) {
     const int64_t idx = g * W, i = idx / dim, j = idx % dim;
-    store_vec<W>(out + idx, load_vec<W>(weight + static_cast<int64_t>(ids[i]) * dim + j));
+    const Vec<Wt, W> row = load_vec<W>(weight + static_cast<int64_t>(ids[i]) * dim + j);
+    if constexpr (std::is_same_v<Wt, T>) {
+      store_vec<W>(out + idx, row);
+    } else {
+      Vec<T, W> converted;
+#pragma unroll
+      for (int e = 0; e < W; ++e) converted.v[e] = from_float<T>(to_float(row.v[e]));
+      store_vec<W>(out + idx, converted);
+    }
   }
 }
 
@@ -187,11 +198,11 @@ __global__ void __launch_bounds__(kSearchThreads)
 // rows in token order. The block stages kAccThreads token positions in shared memory at a time;
 // each thread then issues the loads of kDepth tokens before adding them in order, so a row with
 // thousands of tokens keeps kDepth loads per column in flight while the sum stays sequential.
-template <typename T>
+template <typename T, typename Wt>
 __global__ void __launch_bounds__(kAccThreads)
     accumulate_rows_kernel(const int32_t* __restrict__ sorted_positions,
                            const int32_t* __restrict__ row_start, const T* dout,
-                           T* __restrict__ dweight, int64_t dim) {
+                           Wt* __restrict__ dweight, int64_t dim) {
   __shared__ int32_t positions[kAccThreads];
   const int64_t row = blockIdx.x;
   const int64_t c = static_cast<int64_t>(blockIdx.y) * kAccThreads + threadIdx.x;
@@ -219,22 +230,22 @@ __global__ void __launch_bounds__(kAccThreads)
         if (round + k < count) acc += v[k];
     }
   }
-  if (in_range) dweight[row * dim + c] = from_float<T>(acc);
+  if (in_range) dweight[row * dim + c] = from_float<Wt>(acc);
 }
 
 }  // namespace
 
-template <typename T>
-void embedding_forward(const int32_t* ids, const T* weight, T* out, int64_t n, int64_t dim,
+template <typename Wt, typename T>
+void embedding_forward(const int32_t* ids, const Wt* weight, T* out, int64_t n, int64_t dim,
                        cudaStream_t stream) {
   if (n * dim == 0) return;
   constexpr int W = kPackWidth<T>;
-  if (dim % W == 0 && rows_vector_aligned<T>(dim, {weight, out}))
-    embedding_forward_kernel<DeviceType<T>, W>
+  if (dim % W == 0 && rows_vector_aligned<Wt>(dim, {weight}) && rows_vector_aligned<T>(dim, {out}))
+    embedding_forward_kernel<DeviceType<Wt>, DeviceType<T>, W>
         <<<grid_for(n * dim / W, kThreads), kThreads, 0, stream>>>(ids, device_ptr(weight),
                                                                    device_ptr(out), n, dim);
   else
-    embedding_forward_kernel<DeviceType<T>, 1>
+    embedding_forward_kernel<DeviceType<Wt>, DeviceType<T>, 1>
         <<<grid_for(n * dim, kThreads), kThreads, 0, stream>>>(ids, device_ptr(weight),
                                                                device_ptr(out), n, dim);
   LATTE_CUDA_CHECK_LAUNCH();
@@ -245,8 +256,8 @@ int64_t embedding_backward_workspace_bytes(int64_t n, int64_t vocab) {
          align((vocab + 1) * sizeof(int32_t));
 }
 
-template <typename T>
-void embedding_backward(const int32_t* ids, const T* dout, T* dweight, int64_t n, int64_t vocab,
+template <typename T, typename Wt>
+void embedding_backward(const int32_t* ids, const T* dout, Wt* dweight, int64_t n, int64_t vocab,
                         int64_t dim, void* workspace, cudaStream_t stream) {
   if (vocab * dim == 0) return;
   LATTE_CHECK(n < (int64_t(1) << 31) && vocab < (int64_t(1) << 31) &&
@@ -283,13 +294,14 @@ void embedding_backward(const int32_t* ids, const T* dout, T* dweight, int64_t n
   LATTE_CUDA_CHECK_LAUNCH();
 }
 
-#define LATTE_EMBEDDING(T)                                                                     \
-  template void embedding_forward<T>(const int32_t*, const T*, T*, int64_t, int64_t,           \
-                                     cudaStream_t);                                            \
-  template void embedding_backward<T>(const int32_t*, const T*, T*, int64_t, int64_t, int64_t, \
-                                      void*, cudaStream_t);
-LATTE_EMBEDDING(float)
-LATTE_EMBEDDING(latte::bf16)
+#define LATTE_EMBEDDING(T, W)                                                                     \
+  template void embedding_forward<W, T>(const int32_t*, const W*, T*, int64_t, int64_t,           \
+                                        cudaStream_t);                                            \
+  template void embedding_backward<T, W>(const int32_t*, const T*, W*, int64_t, int64_t, int64_t, \
+                                         void*, cudaStream_t);
+LATTE_EMBEDDING(float, float)
+LATTE_EMBEDDING(latte::bf16, latte::bf16)
+LATTE_EMBEDDING(latte::bf16, float)
 #undef LATTE_EMBEDDING
 
 }  // namespace latte::kernels::cuda

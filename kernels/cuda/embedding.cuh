@@ -18,7 +18,9 @@
 //     shared memory 128 at a time), so a row that takes most tokens (a skewed id distribution)
 //     has 32 x dim loads in flight instead of one dependent load per token.
 // Every row has one owner and the CPU's summation order: no float atomics (the only atomics count
-// digits in shared memory) and bit-identical results run to run.
+// digits in shared memory) and bit-identical results run to run. The table may be fp32 under bf16
+// rows (the master weight of mixed precision): the forward rounds the rows it copies, the
+// backward stores its fp32 sums in the table's dtype.
 #pragma once
 
 #include <cuda_runtime_api.h>
@@ -29,8 +31,8 @@
 
 namespace latte::kernels::cuda {
 
-template <typename T>
-void embedding_forward(const int32_t* ids, const T* weight, T* out, int64_t n, int64_t dim,
+template <typename W, typename T>
+void embedding_forward(const int32_t* ids, const W* weight, T* out, int64_t n, int64_t dim,
                        cudaStream_t stream);
 
 // Bytes of device workspace embedding_backward needs for n tokens and a vocab-row table.
@@ -40,8 +42,8 @@ int64_t embedding_backward_workspace_bytes(int64_t n, int64_t vocab);
 // contribute nothing (callers validate ids). workspace: embedding_backward_workspace_bytes(n,
 // vocab) bytes of device memory. Throws latte::Error when n or vocab reach 2^31 or dim needs more
 // than 65535 column tiles of 128.
-template <typename T>
-void embedding_backward(const int32_t* ids, const T* dout, T* dweight, int64_t n, int64_t vocab,
+template <typename T, typename W>
+void embedding_backward(const int32_t* ids, const T* dout, W* dweight, int64_t n, int64_t vocab,
                         int64_t dim, void* workspace, cudaStream_t stream);
 
 }  // namespace latte::kernels::cuda

@@ -41,10 +41,10 @@ __device__ __forceinline__ void for_own_packs(int packs, F f) {
 // Packed path: rows of `cols` elements in Packs of W (16 bytes), row r = blockIdx.x * blockDim.y +
 // threadIdx.y, its pack j held by thread j % blockDim.x as its (j / blockDim.x)-th of kVecs, so x
 // is read from memory once and kept in registers between the reduction and the write.
-template <typename T, int kVecs>
+template <typename T, typename Wt, int kVecs>
 __global__ void __launch_bounds__(kMaxRowThreads)
     rms_norm_forward_packed_kernel(const T* __restrict__ x, int64_t x_row_stride,
-                                   const T* __restrict__ w, T* __restrict__ y,
+                                   const Wt* __restrict__ w, T* __restrict__ y,
                                    float* __restrict__ rstd, int64_t rows, int64_t cols,
                                    float eps) {
   constexpr int W = kPackWidth<T>;
@@ -66,7 +66,7 @@ __global__ void __launch_bounds__(kMaxRowThreads)
   const float inv = 1.f / sqrtf(ss / static_cast<float>(cols) + eps);
   if (threadIdx.x == 0) rstd[r] = inv;
   for_own_packs<kVecs>(packs, [&](int v, int j) {
-    const P wv = reinterpret_cast<const P*>(w)[j];
+    const Vec<Wt, W> wv = load_vec<W>(w + j * W);
     P out;
 #pragma unroll
     for (int e = 0; e < W; ++e)
@@ -76,10 +76,10 @@ __global__ void __launch_bounds__(kMaxRowThreads)
 }
 
 // dx on the packed path, laid out like the forward: x and dy stay in registers, w is read twice.
-template <typename T, int kVecs>
+template <typename T, typename Wt, int kVecs>
 __global__ void __launch_bounds__(kMaxRowThreads)
     rms_norm_dx_packed_kernel(const T* __restrict__ x, int64_t x_row_stride,
-                              const T* __restrict__ w, const float* __restrict__ rstd,
+                              const Wt* __restrict__ w, const float* __restrict__ rstd,
                               const T* __restrict__ dy, T* __restrict__ dx, int64_t rows,
                               int64_t cols) {
   constexpr int W = kPackWidth<T>;
@@ -94,7 +94,7 @@ __global__ void __launch_bounds__(kMaxRowThreads)
     for_own_packs<kVecs>(packs, [&](int v, int j) {
       xv[v] = reinterpret_cast<const P*>(x + r * x_row_stride)[j];
       dyv[v] = reinterpret_cast<const P*>(dy + r * cols)[j];
-      const P wv = reinterpret_cast<const P*>(w)[j];
+      const Vec<Wt, W> wv = load_vec<W>(w + j * W);
 #pragma unroll
       for (int e = 0; e < W; ++e)
         dot += to_float(wv.v[e]) * to_float(dyv[v].v[e]) * to_float(xv[v].v[e]);
@@ -104,7 +104,7 @@ __global__ void __launch_bounds__(kMaxRowThreads)
   const float inv = rstd[r];
   const float c = dot / static_cast<float>(cols) * inv * inv;
   for_own_packs<kVecs>(packs, [&](int v, int j) {
-    const P wv = reinterpret_cast<const P*>(w)[j];
+    const Vec<Wt, W> wv = load_vec<W>(w + j * W);
     P out;
 #pragma unroll
     for (int e = 0; e < W; ++e)
@@ -115,9 +115,9 @@ __global__ void __launch_bounds__(kMaxRowThreads)
 }
 
 // General path (any cols, rows at any alignment): one block per row, two passes over the row.
-template <typename T>
+template <typename T, typename Wt>
 __global__ void rms_norm_forward_kernel(const T* __restrict__ x, int64_t x_row_stride,
-                                        const T* __restrict__ w, T* __restrict__ y,
+                                        const Wt* __restrict__ w, T* __restrict__ y,
                                         float* __restrict__ rstd, int64_t cols, float eps) {
   __shared__ float scratch[kWarp];
   const T* xr = x + blockIdx.x * x_row_stride;
@@ -134,9 +134,9 @@ __global__ void rms_norm_forward_kernel(const T* __restrict__ x, int64_t x_row_s
     yr[j] = from_float<T>(to_float(w[j]) * (to_float(xr[j]) * inv));
 }
 
-template <typename T>
+template <typename T, typename Wt>
 __global__ void rms_norm_dx_kernel(const T* __restrict__ x, int64_t x_row_stride,
-                                   const T* __restrict__ w, const float* __restrict__ rstd,
+                                   const Wt* __restrict__ w, const float* __restrict__ rstd,
                                    const T* __restrict__ dy, T* __restrict__ dx, int64_t cols) {
   __shared__ float scratch[kWarp];
   const T* xr = x + blockIdx.x * x_row_stride;
@@ -205,17 +205,17 @@ __global__ void __launch_bounds__(kSumLanes* kSumGroups)
 }
 
 // dweight pass 2: dweight[j] = the sum of partials[chunk, j] over the chunks, in the same fixed
-// order (block = 32 columns).
-template <typename T>
+// order (block = 32 columns), stored in the weight's dtype.
+template <typename Wt>
 __global__ void __launch_bounds__(kSumLanes* kSumGroups)
     rms_norm_dweight_total_kernel(const float* __restrict__ partials, int64_t chunks, int64_t cols,
-                                  T* __restrict__ dweight) {
+                                  Wt* __restrict__ dweight) {
   __shared__ float partial[kSumGroups][kSumLanes][1];
   const int64_t c = static_cast<int64_t>(blockIdx.x) * kSumLanes + threadIdx.x;
   const auto add_row = [&](int64_t r, float(&sums)[1]) { sums[0] += partials[r * cols + c]; };
   float sums[1];
   if (sum_rows<1>(add_row, 0, chunks, c < cols, sums, partial) && c < cols)
-    dweight[c] = from_float<T>(sums[0]);
+    dweight[c] = from_float<Wt>(sums[0]);
 }
 
 template <typename T>
@@ -290,8 +290,8 @@ void with_vecs(int vecs, Launch launch) {
 
 }  // namespace
 
-template <typename T>
-void rms_norm_forward(const T* x, int64_t x_row_stride, const T* weight, T* y, float* rstd,
+template <typename T, typename Wt>
+void rms_norm_forward(const T* x, int64_t x_row_stride, const Wt* weight, T* y, float* rstd,
                       int64_t rows, int64_t cols, double eps, cudaStream_t stream) {
   if (rows == 0) return;
   check_rows(rows, "cuda rms_norm_forward");
@@ -302,7 +302,7 @@ void rms_norm_forward(const T* x, int64_t x_row_stride, const T* weight, T* y, f
         static_cast<float>(eps));
   } else {
     with_vecs(shape.vecs, [&](auto vecs) {
-      rms_norm_forward_packed_kernel<DeviceType<T>, decltype(vecs)::value>
+      rms_norm_forward_packed_kernel<DeviceType<T>, DeviceType<Wt>, decltype(vecs)::value>
           <<<static_cast<unsigned>(ceil_div(rows, shape.rows_per_block)),
              dim3(shape.threads, shape.rows_per_block), 0, stream>>>(
               device_ptr(x), x_row_stride, device_ptr(weight), device_ptr(y), rstd, rows, cols,
@@ -316,9 +316,9 @@ int64_t rms_norm_backward_workspace_bytes(int64_t rows, int64_t cols) {
   return ceil_div(rows, kChunkRows) * cols * static_cast<int64_t>(sizeof(float));
 }
 
-template <typename T>
-void rms_norm_backward(const T* x, int64_t x_row_stride, const T* weight, const float* rstd,
-                       const T* dy, T* dx, T* dweight, int64_t rows, int64_t cols, void* workspace,
+template <typename T, typename Wt>
+void rms_norm_backward(const T* x, int64_t x_row_stride, const Wt* weight, const float* rstd,
+                       const T* dy, T* dx, Wt* dweight, int64_t rows, int64_t cols, void* workspace,
                        cudaStream_t stream) {
   check_rows(rows, "cuda rms_norm_backward");
   if (cols == 0) return;
@@ -330,7 +330,7 @@ void rms_norm_backward(const T* x, int64_t x_row_stride, const T* weight, const 
     LATTE_CUDA_CHECK_LAUNCH();
   } else if (rows > 0) {
     with_vecs(shape.vecs, [&](auto vecs) {
-      rms_norm_dx_packed_kernel<DeviceType<T>, decltype(vecs)::value>
+      rms_norm_dx_packed_kernel<DeviceType<T>, DeviceType<Wt>, decltype(vecs)::value>
           <<<static_cast<unsigned>(ceil_div(rows, shape.rows_per_block)),
              dim3(shape.threads, shape.rows_per_block), 0, stream>>>(
               device_ptr(x), x_row_stride, device_ptr(weight), rstd, device_ptr(dy), device_ptr(dx),
@@ -381,15 +381,21 @@ void softmax_backward(const T* y, const T* dy, T* dx, int64_t rows, int64_t cols
   LATTE_CUDA_CHECK_LAUNCH();
 }
 
-#define LATTE_NORM_SOFTMAX(T)                                                                     \
-  template void rms_norm_forward<T>(const T*, int64_t, const T*, T*, float*, int64_t, int64_t,    \
-                                    double, cudaStream_t);                                        \
-  template void rms_norm_backward<T>(const T*, int64_t, const T*, const float*, const T*, T*, T*, \
-                                     int64_t, int64_t, void*, cudaStream_t);                      \
-  template void softmax_forward<T>(const T*, T*, int64_t, int64_t, cudaStream_t);                 \
+#define LATTE_RMS_NORM(T, W)                                                                      \
+  template void rms_norm_forward<T, W>(const T*, int64_t, const W*, T*, float*, int64_t, int64_t, \
+                                       double, cudaStream_t);                                     \
+  template void rms_norm_backward<T, W>(const T*, int64_t, const W*, const float*, const T*, T*,  \
+                                        W*, int64_t, int64_t, void*, cudaStream_t);
+LATTE_RMS_NORM(float, float)
+LATTE_RMS_NORM(latte::bf16, latte::bf16)
+LATTE_RMS_NORM(latte::bf16, float)
+#undef LATTE_RMS_NORM
+
+#define LATTE_SOFTMAX(T)                                                          \
+  template void softmax_forward<T>(const T*, T*, int64_t, int64_t, cudaStream_t); \
   template void softmax_backward<T>(const T*, const T*, T*, int64_t, int64_t, cudaStream_t);
-LATTE_NORM_SOFTMAX(float)
-LATTE_NORM_SOFTMAX(latte::bf16)
-#undef LATTE_NORM_SOFTMAX
+LATTE_SOFTMAX(float)
+LATTE_SOFTMAX(latte::bf16)
+#undef LATTE_SOFTMAX
 
 }  // namespace latte::kernels::cuda

@@ -13,7 +13,9 @@
 // bf16; math in fp32; row statistics reduced in fixed trees. RMSNorm reads x in place with rows
 // x_row_stride elements apart (== cols when contiguous), so a narrowed view such as MLA's latent
 // c_kv (the first kv_lora_rank columns of each kv_a row) is normalized without first copying it
-// out, saving a pass over the activations; y, dy and dx are contiguous [rows, cols].
+// out, saving a pass over the activations; y, dy and dx are contiguous [rows, cols]. The weight
+// may be fp32 under bf16 rows (the master weight of mixed precision): it is read as stored, and
+// dweight leaves the fp32 sums in it without a rounding to bf16.
 #pragma once
 
 #include <cuda_runtime_api.h>
@@ -24,17 +26,17 @@
 
 namespace latte::kernels::cuda {
 
-template <typename T>
-void rms_norm_forward(const T* x, int64_t x_row_stride, const T* weight, T* y, float* rstd,
+template <typename T, typename W>
+void rms_norm_forward(const T* x, int64_t x_row_stride, const W* weight, T* y, float* rstd,
                       int64_t rows, int64_t cols, double eps, cudaStream_t stream);
 // Bytes of device workspace rms_norm_backward needs for these rows (the partial sums of dweight).
 int64_t rms_norm_backward_workspace_bytes(int64_t rows, int64_t cols);
 // Writes dx and OVERWRITES dweight. workspace: rms_norm_backward_workspace_bytes(rows, cols) bytes
 // of device memory, 4-byte aligned. Throws latte::Error when rows reach 2^31 or cols need more
 // than 65535 column tiles.
-template <typename T>
-void rms_norm_backward(const T* x, int64_t x_row_stride, const T* weight, const float* rstd,
-                       const T* dy, T* dx, T* dweight, int64_t rows, int64_t cols, void* workspace,
+template <typename T, typename W>
+void rms_norm_backward(const T* x, int64_t x_row_stride, const W* weight, const float* rstd,
+                       const T* dy, T* dx, W* dweight, int64_t rows, int64_t cols, void* workspace,
                        cudaStream_t stream);
 
 template <typename T>

@@ -82,40 +82,45 @@ void run_rope(bool interleave, bool in_place, int64_t pad, int64_t rope_dim, Che
 // bf16: one output rounding, plus the same fp32 differences. x's rows lie `stride` >= cols
 // elements apart (read in place), the gaps filled with values that would change every result,
 // and start `lead` elements into the buffer (1: rows that are not 16-byte aligned). dweight sums
-// in a fixed order, so a second backward gives the same bits (tolerance 0).
-template <typename T>
+// in a fixed order, so a second backward gives the same bits (tolerance 0). An fp32 weight
+// under bf16 rows (Wt = float: master weights) holds values bf16 cannot, and its dweight is held
+// to the fp32 tolerance: a weight read through bf16 or a dweight rounded to it fails.
+template <typename T, typename Wt = T>
 void run_rms_norm(int64_t rows, int64_t cols, int64_t stride, int64_t lead, Checks& checks) {
   std::mt19937 rng(static_cast<unsigned>(rows * 131 + cols + stride + lead));
   const std::vector<float> x_buffer = random_input<T>(rng, lead + rows * stride, -2.f, 2.f);
   const std::vector<float> x(x_buffer.begin() + lead, x_buffer.end());
-  const std::vector<float> w = random_input<T>(rng, cols, 0.5f, 1.5f);
+  const std::vector<float> w = random_input<Wt>(rng, cols, 0.5f, 1.5f);
   const std::vector<float> dy = random_input<T>(rng, rows * cols);
   const double eps = 1e-6;
   const double rtol = is_bf16<T>() ? kBf16Rounding : 1e-5;
+  const double dw_rtol = is_bf16<Wt>() ? kBf16Rounding : 1e-5;
   std::vector<float> y_ref(rows * cols), rstd_ref(rows), dx_ref(rows * cols), dw_ref(cols);
-  kernels::cpu::rms_norm_forward<float>(x.data(), stride, w.data(), y_ref.data(), rstd_ref.data(),
-                                        rows, cols, eps);
-  kernels::cpu::rms_norm_backward<float>(x.data(), stride, w.data(), rstd_ref.data(), dy.data(),
-                                         dx_ref.data(), dw_ref.data(), rows, cols);
-  DeviceBuffer<T> gx_buffer(as_type<T>(x_buffer)), gw(as_type<T>(w)), gdy(as_type<T>(dy)),
-      gy(rows * cols), gdx(rows * cols), gdw(cols), gdw_again(cols);
+  kernels::cpu::rms_norm_forward(x.data(), stride, w.data(), y_ref.data(), rstd_ref.data(), rows,
+                                 cols, eps);
+  kernels::cpu::rms_norm_backward(x.data(), stride, w.data(), rstd_ref.data(), dy.data(),
+                                  dx_ref.data(), dw_ref.data(), rows, cols);
+  DeviceBuffer<T> gx_buffer(as_type<T>(x_buffer)), gdy(as_type<T>(dy)), gy(rows * cols),
+      gdx(rows * cols);
+  DeviceBuffer<Wt> gw(as_type<Wt>(w)), gdw(cols), gdw_again(cols);
   const T* gx = gx_buffer.get() + lead;
   DeviceBuffer<float> grstd(rows);
-  kernels::cuda::rms_norm_forward<T>(gx, stride, gw.get(), gy.get(), grstd.get(), rows, cols, eps,
-                                     cuda::stream());
+  kernels::cuda::rms_norm_forward<T, Wt>(gx, stride, gw.get(), gy.get(), grstd.get(), rows, cols,
+                                         eps, cuda::stream());
   checks.expect("y", mismatch_report(as_float(gy.download()), y_ref, rtol, 1e-5 * max_abs(y_ref)));
   checks.expect("rstd", mismatch_report(grstd.download(), rstd_ref, 1e-5, 0));
   // The backward reads the CPU's rstd, so it is checked on its own.
   DeviceBuffer<float> grstd_ref(rstd_ref);
   DeviceBuffer<float> workspace((kernels::cuda::rms_norm_backward_workspace_bytes(rows, cols) + 3) /
                                 4);
-  for (T* dw : {gdw.get(), gdw_again.get()})
-    kernels::cuda::rms_norm_backward<T>(gx, stride, gw.get(), grstd_ref.get(), gdy.get(), gdx.get(),
-                                        dw, rows, cols, workspace.get(), cuda::stream());
+  for (Wt* dw : {gdw.get(), gdw_again.get()})
+    kernels::cuda::rms_norm_backward<T, Wt>(gx, stride, gw.get(), grstd_ref.get(), gdy.get(),
+                                            gdx.get(), dw, rows, cols, workspace.get(),
+                                            cuda::stream());
   checks.expect("dx",
                 mismatch_report(as_float(gdx.download()), dx_ref, rtol, 1e-5 * max_abs(dx_ref)));
   const std::vector<float> dw = as_float(gdw.download());
-  checks.expect("dweight", mismatch_report(dw, dw_ref, rtol, 1e-5 * max_abs(dw_ref)));
+  checks.expect("dweight", mismatch_report(dw, dw_ref, dw_rtol, 1e-5 * max_abs(dw_ref)));
   checks.expect("dweight again", mismatch_report(as_float(gdw_again.download()), dw, 0, 0));
 }
 
@@ -194,13 +199,15 @@ void run_activations(int64_t out_offset, Checks& checks) {
 // Shapes: `pool` > 0 draws the ids from that many random rows (else from all rows); `bad_ids`
 // inserts tokens with ids outside [0, vocab) among them, which must add to no row; `skewed` gives
 // 4 tokens in 5 the id vocab / 8 (as a space dominates byte tokens), so one row sums thousands of
-// tokens through many staged chunks and partly filled rounds of loads.
+// tokens through many staged chunks and partly filled rounds of loads. An fp32 table under bf16
+// rows (Wt = float: master weights) holds values bf16 cannot: the forward must round each copied
+// element once, the backward store the fp32 sums unrounded (both exact, tolerance 0).
 struct EmbeddingShape {
   int64_t vocab, dim, n, pool;
   bool bad_ids, skewed;
 };
 
-template <typename T>
+template <typename T, typename Wt = T>
 void run_embedding(const EmbeddingShape& s, Checks& checks) {
   std::mt19937 rng(static_cast<unsigned>(s.vocab * 7 + s.dim * 3 + s.n));
   const auto last_row = static_cast<int32_t>(s.vocab - 1);
@@ -212,16 +219,18 @@ void run_embedding(const EmbeddingShape& s, Checks& checks) {
   if (s.skewed)
     for (int32_t& id : ids)
       if (rng() % 5 != 0) id = static_cast<int32_t>(s.vocab / 8);
-  const std::vector<float> weight = random_input<T>(rng, s.vocab * s.dim);
+  const std::vector<float> weight = random_input<Wt>(rng, s.vocab * s.dim);
   const std::vector<float> dout = random_input<T>(rng, s.n * s.dim);
   std::vector<float> out_ref(s.n * s.dim), dw_ref(s.vocab * s.dim);
-  kernels::cpu::embedding_forward<float>(ids.data(), weight.data(), out_ref.data(), s.n, s.dim);
-  kernels::cpu::embedding_backward<float>(ids.data(), dout.data(), dw_ref.data(), s.n, s.vocab,
-                                          s.dim);
-  if (is_bf16<T>()) dw_ref = round_bf16(dw_ref);
+  kernels::cpu::embedding_forward(ids.data(), weight.data(), out_ref.data(), s.n, s.dim);
+  kernels::cpu::embedding_backward(ids.data(), dout.data(), dw_ref.data(), s.n, s.vocab, s.dim);
+  if (is_bf16<T>()) out_ref = round_bf16(out_ref);
+  if (is_bf16<Wt>()) dw_ref = round_bf16(dw_ref);
   DeviceBuffer<int32_t> gids(ids);
-  DeviceBuffer<T> gw(as_type<T>(weight)), gout(s.n * s.dim);
-  kernels::cuda::embedding_forward<T>(gids.get(), gw.get(), gout.get(), s.n, s.dim, cuda::stream());
+  DeviceBuffer<Wt> gw(as_type<Wt>(weight));
+  DeviceBuffer<T> gout(s.n * s.dim);
+  kernels::cuda::embedding_forward<Wt, T>(gids.get(), gw.get(), gout.get(), s.n, s.dim,
+                                          cuda::stream());
   checks.expect("out", mismatch_report(as_float(gout.download()), out_ref, 0, 0));
 
   // The backward's tokens: the same and, with bad_ids, these ids (with random gradients) before
@@ -248,9 +257,9 @@ void run_embedding(const EmbeddingShape& s, Checks& checks) {
   DeviceBuffer<int64_t> workspace(
       (kernels::cuda::embedding_backward_workspace_bytes(n, s.vocab) + 7) / 8);
   // dweight starts as garbage: the kernel must overwrite every row, unused ones with zeros.
-  DeviceBuffer<T> gdw(as_type<T>(std::vector<float>(s.vocab * s.dim, 3.f)));
-  kernels::cuda::embedding_backward<T>(gtokens.get(), gdout.get(), gdw.get(), n, s.vocab, s.dim,
-                                       workspace.get(), cuda::stream());
+  DeviceBuffer<Wt> gdw(as_type<Wt>(std::vector<float>(s.vocab * s.dim, 3.f)));
+  kernels::cuda::embedding_backward<T, Wt>(gtokens.get(), gdout.get(), gdw.get(), n, s.vocab, s.dim,
+                                           workspace.get(), cuda::stream());
   checks.expect("dweight", mismatch_report(as_float(gdw.download()), dw_ref, 0, 0));
 }
 
@@ -415,12 +424,36 @@ void add_cases(std::vector<KernelCase>& cases) {
                      [=](Checks& c) { run_cross_entropy<T>(rows, vocab, c); }});
 }
 
+// bf16 rows under fp32 weights: RMSNorm on the packed path (a warp per row, rows of a narrow, a
+// block per row), the element path and misaligned rows; embedding on the 16-byte path (dim a
+// multiple of 8) and the element path, with a skewed id distribution.
+void add_master_weight_cases(std::vector<KernelCase>& cases) {
+  for (auto [rows, cols, stride, lead] :
+       {std::tuple<int64_t, int64_t, int64_t, int64_t>{300, 264, 264, 0},
+        {37, 512, 576, 0},
+        {3, 4096, 4096, 0},
+        {5, 4103, 4103, 0},
+        {40, 256, 256, 1}})
+    cases.push_back({"rms_norm bf16 under f32 weight " + std::to_string(rows) + "x" +
+                         std::to_string(cols) +
+                         (stride != cols ? " row stride " + std::to_string(stride) : "") +
+                         (lead != 0 ? " misaligned" : ""),
+                     [=](Checks& c) { run_rms_norm<bf16, float>(rows, cols, stride, lead, c); }});
+  for (const EmbeddingShape& shape : {EmbeddingShape{50, 2104, 700, 0, false, false},
+                                      {256, 300, 4100, 0, false, true},
+                                      {70000, 13, 3000, 40, true, false}})
+    cases.push_back({"embedding bf16 under f32 table vocab " + std::to_string(shape.vocab) +
+                         " dim " + std::to_string(shape.dim) + " tokens " + std::to_string(shape.n),
+                     [=](Checks& c) { run_embedding<bf16, float>(shape, c); }});
+}
+
 }  // namespace
 
 std::vector<KernelCase> rowwise_cases() {
   std::vector<KernelCase> cases;
   add_cases<float>(cases);
   add_cases<bf16>(cases);
+  add_master_weight_cases(cases);
   cases.push_back({"cross_entropy every target ignored", run_cross_entropy_all_ignored});
   for (bool has_ignored : {false, true})
     cases.push_back({std::string("sanitize_ids") + (has_ignored ? " with ignore_index" : ""),

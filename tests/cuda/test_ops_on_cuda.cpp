@@ -1,11 +1,12 @@
 // Every entry of the op table (tests/support/op_table.h) runs on the GPU and on the CPU from the
 // same f32 inputs: the outputs and the gradients of every input (for one random upstream
-// gradient) must agree. And the products of mixed precision: linear with f32 master weights and
-// the router's logits, both over bf16 rows.
+// gradient) must agree. And the ops of mixed precision over bf16 rows: linear with f32 master
+// weights, the router's logits, RMSNorm and the embedding.
 #include <doctest/doctest.h>
 
 #include <array>
 #include <string>
+#include <vector>
 
 #include "cuda/cuda_test_support.h"
 #include "engine/ops.h"
@@ -109,6 +110,46 @@ TEST_CASE("moe_router_logits on CUDA, fused and cuBLAS, matches the CPU with bf1
               .empty());
     CHECK(tensor_mismatch(w_gpu.grad(), w_cpu.grad(), 1e-5, 1e-5 * scale(w_cpu.grad())).empty());
   }
+}
+
+// RMSNorm and the embedding with bf16 rows under f32 master weights (not bf16-exact), against the
+// CPU in f32 on the same values: the weights are read as stored, so y and the looked-up rows are
+// the f32 results rounded once (y: fp32 statistics in another order, 4e-3; rows: exact), and the
+// weights' gradients are fp32 sums stored unrounded: RMSNorm's within 1e-5 of the scale (another
+// summation order over 120 rows), the embedding's exact (the CPU's token order); a bf16 rounding
+// of either would be off by up to 2^-9. The ops return the weights' gradients in f32.
+TEST_CASE("RMSNorm and the embedding on CUDA read f32 master weights under bf16 rows") {
+  Generator gen(25);
+  const Tensor x = bf16_exact({3, 40, 24}, gen), upstream = bf16_exact({3, 40, 24}, gen);
+  const Tensor w = rand_uniform({24}, gen, 0.5, 1.5, DType::F32);
+  const Tensor x_cpu = leaf(x, DType::F32, Device::CPU), x_gpu = leaf(x, DType::BF16, Device::CUDA);
+  const Tensor w_cpu = leaf(w, DType::F32, Device::CPU), w_gpu = leaf(w, DType::F32, Device::CUDA);
+  const Tensor y_cpu = ops::rms_norm(x_cpu, w_cpu, 1e-6), y_gpu = ops::rms_norm(x_gpu, w_gpu, 1e-6);
+  REQUIRE(y_gpu.dtype() == DType::BF16);
+  const auto scale = [](const Tensor& t) { return max_abs(t.to_vector<float>()); };
+  CHECK(tensor_mismatch(y_gpu, y_cpu, kBf16Rounding, kBf16Rounding * scale(y_cpu)).empty());
+  ops::sum(ops::mul(y_cpu, upstream)).backward();
+  ops::sum(ops::mul(y_gpu.to(DType::F32), upstream.to(Device::CUDA))).backward();
+  REQUIRE(w_gpu.grad().dtype() == DType::F32);
+  CHECK(tensor_mismatch(w_gpu.grad(), w_cpu.grad(), 1e-5, 1e-5 * scale(w_cpu.grad())).empty());
+  CHECK(tensor_mismatch(x_gpu.grad(), x_cpu.grad(), kBf16Rounding,
+                        kBf16Rounding * scale(x_cpu.grad()))
+            .empty());
+
+  const Tensor table = rand_uniform({50, 24}, gen, -1.0, 1.0, DType::F32);
+  std::vector<int32_t> id_values(120);  // each of the 50 rows taken two or three times
+  for (size_t i = 0; i < id_values.size(); ++i) id_values[i] = static_cast<int32_t>(i * 37 % 50);
+  const Tensor ids = Tensor::from_vector(id_values, Shape{3, 40});
+  const Tensor t_cpu = leaf(table, DType::F32, Device::CPU),
+               t_gpu = leaf(table, DType::F32, Device::CUDA);
+  const Tensor rows_cpu = ops::embedding(ids, t_cpu, DType::F32);
+  const Tensor rows_gpu = ops::embedding(ids.to(Device::CUDA), t_gpu, DType::BF16);
+  REQUIRE(rows_gpu.dtype() == DType::BF16);
+  CHECK(tensor_mismatch(rows_gpu, rows_cpu.to(DType::BF16), 0, 0).empty());
+  ops::sum(ops::mul(rows_cpu, upstream)).backward();
+  ops::sum(ops::mul(rows_gpu.to(DType::F32), upstream.to(Device::CUDA))).backward();
+  REQUIRE(t_gpu.grad().dtype() == DType::F32);
+  CHECK(tensor_mismatch(t_gpu.grad(), t_cpu.grad(), 0, 0).empty());
 }
 
 }  // namespace latte::test

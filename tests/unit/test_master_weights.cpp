@@ -2,10 +2,12 @@
 // of f32 masters with bf16 activations on the GPU. linear and the MoE experts read the weights
 // rounded to the activations' dtype (a parameter's kept compute copy) and return the weights'
 // gradients in their own dtype, equal to the rounded weights' gradients widened (the CPU widens
-// f32 products; the GPU stores its fp32 accumulators). The router's logits instead keep the
-// weight's precision and read the narrower rows as they are.
+// f32 products; the GPU stores its fp32 accumulators). The router's logits, RMSNorm and the
+// embedding instead keep the weight's precision: they read it as stored, round each result to the
+// activations' dtype once, and sum its gradient at the weight's precision.
 #include <doctest/doctest.h>
 
+#include <cmath>
 #include <vector>
 
 #include "engine/error.h"
@@ -148,6 +150,81 @@ TEST_CASE("the router's logits keep an f64 weight's precision over f32 rows") {
 
   CHECK_THROWS_WITH_AS(ops::moe_router_logits(x, parameter({4, 5}, 14, DType::F64)),
                        doctest::Contains("expects [E, 6]"), Error);
+}
+
+TEST_CASE("RMSNorm reads an f64 master weight as stored and sums its gradient in f64") {
+  const int64_t rows = 6, cols = 5;
+  const double eps = 1e-6;
+  Generator gen(21);
+  Tensor x = randn({2, 3, cols}, gen, 0.0, 1.0, DType::F32);
+  x.set_requires_grad(true);
+  const Tensor w = parameter({cols}, 22, DType::F64);
+  const Tensor dy = randn({2, 3, cols}, gen, 0.0, 1.0, DType::F32);
+
+  const Tensor y = ops::rms_norm(x, w, eps);
+  REQUIRE(y.dtype() == DType::F32);
+  ops::sum(ops::mul(y, dy)).backward();
+  REQUIRE(w.grad().dtype() == DType::F64);
+  REQUIRE(x.grad().dtype() == DType::F32);
+
+  // The kernel's arithmetic spelled out: 1/rms in f32 from f64 sums of squares, y = w * (x * r)
+  // with the f64 weight, rounded once; dweight = f64 sums of dy * x * r. A weight rounded to f32
+  // on the way in, or a gradient summed in f32, misses these values.
+  const std::vector<float> xv = x.to_vector<float>(), dyv = dy.to_vector<float>(),
+                           yv = y.to_vector<float>();
+  const std::vector<double> wv = w.to_vector<double>(), dwv = w.grad().to_vector<double>();
+  std::vector<double> dw_expected(cols, 0.0);
+  for (int64_t r = 0; r < rows; ++r) {
+    double ss = 0;
+    for (int64_t j = 0; j < cols; ++j)
+      ss += static_cast<double>(xv[r * cols + j]) * xv[r * cols + j];
+    const auto inv = static_cast<float>(1.0 / std::sqrt(ss / cols + eps));
+    for (int64_t j = 0; j < cols; ++j) {
+      CAPTURE(r);
+      CAPTURE(j);
+      CHECK(yv[r * cols + j] == static_cast<float>(wv[j] * (xv[r * cols + j] * inv)));
+      dw_expected[j] += static_cast<double>(dyv[r * cols + j]) * xv[r * cols + j] * inv;
+    }
+  }
+  for (int64_t j = 0; j < cols; ++j) CHECK(dwv[j] == dw_expected[j]);
+}
+
+TEST_CASE("the embedding rounds an f64 master table's rows to f32 and sums its gradient in f64") {
+  const int64_t vocab = 4, dim = 3;
+  const Tensor w = parameter({vocab, dim}, 31, DType::F64);
+  const std::vector<int32_t> id_values = {2, 0, 2, 3, 2};
+  const Tensor ids = Tensor::from_vector(id_values, Shape{5});
+  Generator gen(32);
+  const Tensor dy = randn({5, dim}, gen, 0.0, 1.0, DType::F32);
+
+  const Tensor rows = ops::embedding(ids, w, DType::F32);
+  REQUIRE(rows.dtype() == DType::F32);
+  ops::sum(ops::mul(rows, dy)).backward();
+  REQUIRE(w.grad().dtype() == DType::F64);
+
+  const std::vector<double> wv = w.to_vector<double>(), dwv = w.grad().to_vector<double>();
+  const std::vector<float> rv = rows.to_vector<float>(), dyv = dy.to_vector<float>();
+  std::vector<double> dw_expected(vocab * dim, 0.0);
+  for (size_t i = 0; i < id_values.size(); ++i)
+    for (int64_t j = 0; j < dim; ++j) {
+      CHECK(rv[i * dim + j] == static_cast<float>(wv[id_values[i] * dim + j]));
+      dw_expected[id_values[i] * dim + j] += dyv[i * dim + j];
+    }
+  for (int64_t k = 0; k < vocab * dim; ++k) CHECK(dwv[k] == dw_expected[k]);
+}
+
+TEST_CASE("RMSNorm and the embedding take a weight of the rows' dtype or its master dtype only") {
+  Generator gen(41);
+  const Tensor x64 = randn({2, 4}, gen, 0.0, 1.0, DType::F64);
+  CHECK_THROWS_WITH_AS(
+      ops::rms_norm(x64, parameter({4}, 42, DType::F32), 1e-6),
+      doctest::Contains("rms_norm: weight f32[4] cpu must have the input's dtype or its master"),
+      Error);
+  const Tensor ids = Tensor::from_vector(std::vector<int32_t>{0, 1}, Shape{2});
+  CHECK_THROWS_WITH_AS(ops::embedding(ids, parameter({3, 4}, 43, DType::F32), DType::F64),
+                       doctest::Contains("embedding: weight f32[3, 4] cpu must have the rows' "
+                                         "dtype F64 or its master dtype"),
+                       Error);
 }
 
 }  // namespace latte
