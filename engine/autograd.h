@@ -36,7 +36,9 @@ struct Edge {
 
 class Node {
  public:
-  // Maps the gradient of the node's output to one gradient per input (undefined = none).
+  // Maps the gradient of the node's output to one gradient per input (undefined = none). The
+  // engine keeps no reference to grad_output once the function returns, so a function may write
+  // its result into grad_output's memory when grad_output.is_sole_owner() (rope does).
   using BackwardFn = std::function<std::vector<Tensor>(const Tensor& grad_output)>;
 
   Node(const char* name, std::vector<Edge> inputs, BackwardFn fn,

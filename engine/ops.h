@@ -74,10 +74,14 @@ enum class AttentionKernel { kNaive, kFlash };
 Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, double scale, bool causal,
                  AttentionKernel kernel);
 // Rotary embedding of x [B, T, H, D] with tables cos/sin [L, R/2] over the last R = D − pass
-// features of each head (R even); the first `pass` features are copied unchanged (MLA's
-// [q_nope | q_pe] heads in one pass, without a separate concat). Token t uses table row
-// position_offset + t. interleave: pairs (x0,x1),(x2,x3)…; otherwise halves.
-Tensor rope(const Tensor& x, const Tensor& cos, const Tensor& sin, int64_t position_offset,
+// features of each head (R even); the first `pass` features pass unchanged (MLA's [q_nope | q_pe]
+// heads without a separate concat). Token t uses table row position_offset + t. interleave:
+// pairs (x0,x1),(x2,x3)…; otherwise halves.
+// x is taken by value: when the caller hands over the only reference to its memory (a temporary
+// or std::move of a non-leaf whose memory no other tensor, view or saved operand shares), the
+// result takes over that memory and only the rotated features are rewritten; otherwise it is a
+// new tensor. The backward does the same with its incoming gradient.
+Tensor rope(Tensor x, const Tensor& cos, const Tensor& sin, int64_t position_offset,
             bool interleave, int64_t pass = 0);
 
 }  // namespace latte::ops

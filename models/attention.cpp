@@ -56,12 +56,12 @@ Tensor MultiHeadLatentAttention::forward(const Tensor& x, RopeCache& rope) const
   const int64_t nope = cfg_.qk_nope_head_dim, rd = cfg_.qk_rope_head_dim, vd = cfg_.v_head_dim;
   const RopeTableTensors& tables = rope.get(T, x);
 
-  // Queries: [q_nope | rope(q_rope)] per head.
-  Tensor q = q_proj_ ? q_proj_->forward(x)
-                     : q_b_proj_->forward(q_a_layernorm_->forward(q_a_proj_->forward(x)));
-  // [q_nope | rope(q_pe)] in one pass over q.
-  q = ops::rope(q.view({B, T, H, nope + rd}), tables.cos, tables.sin, 0, cfg_.rope_interleave,
-                nope);
+  // Queries: [q_nope | rope(q_pe)] per head, rotated in the projection's memory (rope takes over
+  // the only reference to it).
+  Tensor q = (q_proj_ ? q_proj_->forward(x)
+                      : q_b_proj_->forward(q_a_layernorm_->forward(q_a_proj_->forward(x))))
+                 .view({B, T, H, nope + rd});
+  q = ops::rope(std::move(q), tables.cos, tables.sin, 0, cfg_.rope_interleave, nope);
 
   // Keys and values from the compressed latent c_kv and the one shared rope key k_pe.
   const Tensor kv_a = kv_a_proj_with_mqa_->forward(x);  // [B, T, kv_lora_rank + rd]
@@ -92,10 +92,11 @@ Tensor MultiHeadAttention::forward(const Tensor& x, RopeCache& rope) const {
   const int64_t B = x.size(0), T = x.size(1), H = cfg_.num_attention_heads,
                 KVH = cfg_.num_key_value_heads, hd = cfg_.head_dim;
   const RopeTableTensors& tables = rope.get(T, x);
-  const Tensor q = ops::rope(q_proj_->forward(x).view({B, T, H, hd}), tables.cos, tables.sin, 0,
-                             cfg_.rope_interleave);
-  const Tensor k = ops::rope(k_proj_->forward(x).view({B, T, KVH, hd}), tables.cos, tables.sin, 0,
-                             cfg_.rope_interleave);
+  // q and k rotated in their projections' memory (rope takes over the only reference to it).
+  Tensor q = q_proj_->forward(x).view({B, T, H, hd});
+  q = ops::rope(std::move(q), tables.cos, tables.sin, 0, cfg_.rope_interleave);
+  Tensor k = k_proj_->forward(x).view({B, T, KVH, hd});
+  k = ops::rope(std::move(k), tables.cos, tables.sin, 0, cfg_.rope_interleave);
   const Tensor v = v_proj_->forward(x).view({B, T, KVH, hd});
   const double scale = 1.0 / std::sqrt(static_cast<double>(hd));
   const Tensor o = ops::attention(q, k, v, scale, true, kernel_of(cfg_.impl));

@@ -18,6 +18,16 @@ Tensor with_unit_last_stride(const Tensor& t) {
   return t.stride(-1) == 1 ? t : t.contiguous();
 }
 
+// The tensor rope writes: x's own memory when `reuse` (the caller holds the only reference to it;
+// the pass-through features are then already in place), else a new tensor holding x's first
+// `pass` features.
+Tensor rotated_output(const Tensor& x, int64_t pass, bool reuse) {
+  if (reuse) return Tensor::make_view(x, x.shape(), x.strides(), x.offset());
+  Tensor y = Tensor::empty(x.shape(), x.dtype(), x.device());
+  if (pass > 0) y.narrow(3, 0, pass).copy_(x.narrow(3, 0, pass));
+  return y;
+}
+
 // Throws unless `t` lives on `device` (the device of the op's first operand).
 void require_device(const char* op, const char* what, const Tensor& t, Device device) {
   LATTE_CHECK(t.device() == device) << op << ": " << what << " must be on " << device_name(device)
@@ -95,7 +105,7 @@ Tensor attention(const Tensor& q_in, const Tensor& k_in, const Tensor& v_in, dou
                 });
 }
 
-Tensor rope(const Tensor& x_in, const Tensor& cos, const Tensor& sin, int64_t position_offset,
+Tensor rope(Tensor x_in, const Tensor& cos, const Tensor& sin, int64_t position_offset,
             bool interleave, int64_t pass) {
   const char* op = "rope";
   profiler::Scope timing(profiler::Category::kRope);
@@ -108,7 +118,7 @@ Tensor rope(const Tensor& x_in, const Tensor& cos, const Tensor& sin, int64_t po
       << pass << " passed through, got " << x_in.describe();
   require_device(op, "cos", cos, x_in.device());
   require_device(op, "sin", sin, x_in.device());
-  const Tensor x = with_unit_last_stride(x_in);
+  const Tensor x = x_in.stride(-1) == 1 ? std::move(x_in) : x_in.contiguous();
   const int64_t tokens = x.size(1), dim = x.size(3), rotated = dim - pass;
   LATTE_CHECK(cos.dim() == 2 && cos.shape() == sin.shape() && cos.size(1) == rotated / 2 &&
               cos.is_contiguous() && sin.is_contiguous())
@@ -120,19 +130,22 @@ Tensor rope(const Tensor& x_in, const Tensor& cos, const Tensor& sin, int64_t po
   LATTE_CHECK(position_offset >= 0 && position_offset + tokens <= cos.size(0))
       << "rope: positions [" << position_offset << ", " << position_offset + tokens
       << ") exceed the table length " << cos.size(0);
-  // y = [x[..., :pass] | rope(x[..., pass:])]: each feature is read and written once.
-  Tensor y = Tensor::empty(x.shape(), x.dtype(), x.device());
-  if (pass > 0) y.narrow(3, 0, pass).copy_(x.narrow(3, 0, pass));
+  // y = [x[..., :pass] | rope(x[..., pass:])]: in x's memory when nothing else can see it (a
+  // leaf that requires grad keeps its values), else each feature read and written once.
+  const bool leaf = x.requires_grad() && x.grad_fn() == nullptr;
+  const Tensor y = rotated_output(x, pass, !leaf && x.is_sole_owner());
   attention_kernels(x.device())
       .rope_forward(x.narrow(3, pass, rotated), y.narrow(3, pass, rotated), cos, sin,
                     position_offset, interleave);
-  return record(op, y, {x_in},
+  return record(op, y, {x},
                 [cos, sin, position_offset, interleave, pass,
                  rotated](const Tensor& g) -> std::vector<Tensor> {
                   profiler::Scope timing(profiler::Category::kRope);
+                  // The incoming gradient is the engine's to hand over (autograd keeps no other
+                  // reference to it): dx takes its memory when no other tensor shares it.
+                  const bool reuse = g.is_sole_owner();
                   const Tensor dy = with_unit_last_stride(g);
-                  Tensor dx = Tensor::empty(dy.shape(), dy.dtype(), dy.device());
-                  if (pass > 0) dx.narrow(3, 0, pass).copy_(dy.narrow(3, 0, pass));
+                  const Tensor dx = rotated_output(dy, pass, reuse);
                   attention_kernels(dy.device())
                       .rope_backward(dy.narrow(3, pass, rotated), dx.narrow(3, pass, rotated), cos,
                                      sin, position_offset, interleave);

@@ -5,6 +5,7 @@
 
 #include "engine/backend/nn_kernels.h"
 #include "engine/ops.h"
+#include "engine/random.h"
 
 using namespace latte;
 
@@ -127,4 +128,39 @@ TEST_CASE("dropout: inverted scaling, deterministic per seed, identity at p = 0"
   CHECK(kept < 800);
   Generator g3(3);
   CHECK(ops::dropout(x, 0.0, g3).shares_storage_with(x));
+}
+
+// rope takes x by value: a tensor handed over with the only reference to its memory is rotated in
+// that memory (its pass-through features never move), with the values and gradients of the copying
+// path; a tensor the caller keeps, or a leaf that requires grad, is left as it was.
+TEST_CASE("rope rotates in the memory of a tensor handed over to it, and only then") {
+  Generator gen(5);
+  const Tensor cos = rand_uniform({4, 2}, gen, -1.0, 1.0, DType::F64);
+  const Tensor sin = rand_uniform({4, 2}, gen, -1.0, 1.0, DType::F64);
+  const Tensor upstream = randn({2, 3, 2, 6}, gen, 0.0, 1.0, DType::F64);
+  Tensor a = randn({2, 3, 2, 6}, gen, 0.0, 1.0, DType::F64);
+  a.set_requires_grad(true);
+  Tensor b = a.detach().clone();
+  b.set_requires_grad(true);
+
+  Tensor kept = ops::mul(b, b);  // the caller keeps it: rope copies
+  const std::vector<double> kept_before = kept.to_vector<double>();
+  const Tensor y_copied = ops::rope(kept, cos, sin, 1, false, 2);
+  CHECK_FALSE(y_copied.shares_storage_with(kept));
+  CHECK(kept.to_vector<double>() == kept_before);
+
+  Tensor handed = ops::mul(a, a);  // handed over: rope takes its memory
+  const void* memory = handed.raw_data();
+  const Tensor y = ops::rope(std::move(handed), cos, sin, 1, false, 2);
+  CHECK(y.raw_data() == memory);
+  CHECK(y.to_vector<double>() == y_copied.to_vector<double>());
+
+  ops::sum(ops::mul(y, upstream)).backward();
+  ops::sum(ops::mul(y_copied, upstream)).backward();
+  CHECK(a.grad().to_vector<double>() == b.grad().to_vector<double>());
+
+  Tensor leaf = a.detach().clone();
+  leaf.set_requires_grad(true);
+  const void* leaf_memory = leaf.raw_data();
+  CHECK(ops::rope(std::move(leaf), cos, sin, 1, false, 2).raw_data() != leaf_memory);
 }
