@@ -94,8 +94,10 @@ std::vector<std::string> describe_tiles(const TileVariant (&list)[N], const char
                                         const char* tile) {
   std::vector<std::string> names;
   for (const TileVariant& t : list)
-    names.push_back(std::to_string(t.warps) + " warps x 16 " + rows + ", " +
-                    std::to_string(t.tile) + tile);
+    names.push_back(
+        std::to_string(t.warps) + " warps x 16 " + rows + ", " + std::to_string(t.tile) + tile +
+        (t.min_blocks > 1 ? ", registers for " + std::to_string(t.min_blocks) + " blocks per SM"
+                          : ""));
   return names;
 }
 

@@ -120,15 +120,20 @@ inline bool mma_kernels_take(const FlashParams& p) {
 }
 
 // The tile variants of the tensor-core kernels (flash_tile_variants in flash_attention.cuh):
-// warps per block, and keys per key tile (forward, dq) or query rows per step (dk/dv). Entry 0 of
-// each list is what problems run with; the others are timed against it by the tile sweep of
-// `latte_cuda_tests --bench`, so the defaults follow measurements.
+// warps per block, keys per key tile (forward, dq) or query rows per step (dk/dv), and the blocks
+// per SM the kernel's registers must leave room for (__launch_bounds__'s second argument). The
+// capped variants test occupancy: at head dims 64/64 and 96/64 the default forward takes 150 and
+// 164 registers (one 8-warp block per SM), capped at 128 it runs two without spilling (ptxas,
+// sm_90); the dk/dv kernel at 64/64 goes from three 4-warp blocks (144 registers) to four (128,
+// 8 bytes spilled), dq from four (108) to five (96, none). Larger head dims spill under these caps.
+// Entry 0 of each list is what problems run with; the others are timed against it by the tile
+// sweep of `latte_cuda_tests --bench`, so the defaults follow measurements.
 struct TileVariant {
-  int warps, tile;
+  int warps, tile, min_blocks = 1;
 };
-inline constexpr TileVariant kForwardTiles[] = {{8, 64}, {4, 64}, {8, 32}};
-inline constexpr TileVariant kDkDvTiles[] = {{4, 32}, {8, 32}, {4, 64}};
-inline constexpr TileVariant kDqTiles[] = {{4, 32}, {8, 32}, {4, 64}};
+inline constexpr TileVariant kForwardTiles[] = {{8, 64}, {4, 64}, {8, 32}, {8, 32, 2}};
+inline constexpr TileVariant kDkDvTiles[] = {{4, 32}, {8, 32}, {4, 64}, {4, 32, 4}};
+inline constexpr TileVariant kDqTiles[] = {{4, 32}, {8, 32}, {4, 64}, {4, 32, 5}};
 
 // The tensor-core kernels (bf16; mma_kernels_take(p) must hold) with the given tile variants
 // (indices into the lists above, checked by the caller).

@@ -311,10 +311,11 @@ __device__ __forceinline__ void softmax_tile(float (&s)[N][4], float (&row_max)[
   }
 }
 
-// Tile shapes (flash_tile_variants): warps per block (16 rows each) and keys per key tile.
-template <class D, int Warps, int Keys>
+// Tile shapes (flash_tile_variants): warps per block (16 rows each), keys per key tile and the
+// blocks per SM the registers must allow.
+template <class D, int Warps, int Keys, int MinBlocks>
 struct ForwardShape {
-  static constexpr int kWarps = Warps, kThreads = kWarps * kWarp;
+  static constexpr int kWarps = Warps, kThreads = kWarps * kWarp, kMinBlocks = MinBlocks;
   static constexpr int kRows = 16 * kWarps, kKeys = Keys;
   static constexpr int kQElems = kRows * D::kLdQK, kKElems = kKeys * D::kLdQK,
                        kVElems = kKeys * D::kLdV;
@@ -322,7 +323,7 @@ struct ForwardShape {
 };
 
 template <class D, class S>
-__global__ void __launch_bounds__(S::kThreads)
+__global__ void __launch_bounds__(S::kThreads, S::kMinBlocks)
     mma_forward_kernel(const FlashParams p, const bf16_t* __restrict__ q,
                        const bf16_t* __restrict__ k, const bf16_t* __restrict__ v,
                        bf16_t* __restrict__ o, float* __restrict__ lse) {
@@ -409,10 +410,11 @@ __global__ void __launch_bounds__(S::kThreads)
 
 // ---- backward: dq ----
 
-// Warps per block (16 query rows each) and keys per key tile.
-template <class D, int Warps, int Keys>
+// Warps per block (16 query rows each), keys per key tile and the blocks per SM the registers
+// must allow.
+template <class D, int Warps, int Keys, int MinBlocks>
 struct DqShape {
-  static constexpr int kWarps = Warps, kThreads = kWarps * kWarp;
+  static constexpr int kWarps = Warps, kThreads = kWarps * kWarp, kMinBlocks = MinBlocks;
   static constexpr int kRows = 16 * kWarps, kKeys = Keys;
   static constexpr int kQElems = kRows * D::kLdQK, kDoElems = kRows * D::kLdV,
                        kKElems = kKeys * D::kLdQK, kVElems = kKeys * D::kLdV;
@@ -420,7 +422,7 @@ struct DqShape {
 };
 
 template <class D, class S>
-__global__ void __launch_bounds__(S::kThreads)
+__global__ void __launch_bounds__(S::kThreads, S::kMinBlocks)
     mma_backward_dq_kernel(const FlashParams p, const bf16_t* __restrict__ q,
                            const bf16_t* __restrict__ k, const bf16_t* __restrict__ v,
                            const bf16_t* __restrict__ d_o, const float* __restrict__ lse,
@@ -503,10 +505,11 @@ __global__ void __launch_bounds__(S::kThreads)
 
 // ---- backward: dk and dv ----
 
-// Warps per block (16 keys each) and query rows per step.
-template <class D, int Warps, int Rows>
+// Warps per block (16 keys each), query rows per step and the blocks per SM the registers must
+// allow.
+template <class D, int Warps, int Rows, int MinBlocks>
 struct DkDvShape {
-  static constexpr int kWarps = Warps, kThreads = kWarps * kWarp;
+  static constexpr int kWarps = Warps, kThreads = kWarps * kWarp, kMinBlocks = MinBlocks;
   static constexpr int kKeys = 16 * kWarps, kRows = Rows;
   static constexpr int kKElems = kKeys * D::kLdQK, kVElems = kKeys * D::kLdV,
                        kQElems = kRows * D::kLdQK, kDoElems = kRows * D::kLdV;
@@ -515,7 +518,7 @@ struct DkDvShape {
 };
 
 template <class D, class S>
-__global__ void __launch_bounds__(S::kThreads)
+__global__ void __launch_bounds__(S::kThreads, S::kMinBlocks)
     mma_backward_dkdv_kernel(const FlashParams p, const bf16_t* __restrict__ q,
                              const bf16_t* __restrict__ k, const bf16_t* __restrict__ v,
                              const bf16_t* __restrict__ d_o, const float* __restrict__ lse,
@@ -675,7 +678,7 @@ void mma_flash_forward(const FlashParams& p, int64_t batch, const bf16_t* q, con
     using D = decltype(dims);
     const auto launch = [&](auto index) {
       constexpr TileVariant t = kForwardTiles[decltype(index)::value];
-      using S = ForwardShape<D, t.warps, t.tile>;
+      using S = ForwardShape<D, t.warps, t.tile, t.min_blocks>;
       const dim3 grid(static_cast<unsigned>(ceil_div(p.q_len, S::kRows)), p.q_heads,
                       static_cast<unsigned>(batch));
       launch_shape<S>(mma_forward_kernel<D, S>, grid, stream, p, q, k, v, o, lse);
@@ -692,7 +695,7 @@ void mma_flash_backward(const FlashParams& p, int64_t batch, int64_t kv_heads, c
     using D = decltype(dims);
     const auto launch_dkdv = [&](auto index) {
       constexpr TileVariant t = kDkDvTiles[decltype(index)::value];
-      using S = DkDvShape<D, t.warps, t.tile>;
+      using S = DkDvShape<D, t.warps, t.tile, t.min_blocks>;
       const dim3 grid(static_cast<unsigned>(ceil_div(p.kv_len, S::kKeys)),
                       static_cast<unsigned>(kv_heads), static_cast<unsigned>(batch));
       launch_shape<S>(mma_backward_dkdv_kernel<D, S>, grid, stream, p, q, k, v, d_o, lse, delta, dk,
@@ -701,7 +704,7 @@ void mma_flash_backward(const FlashParams& p, int64_t batch, int64_t kv_heads, c
     with_index(dkdv_variant, launch_dkdv, std::make_index_sequence<std::size(kDkDvTiles)>{});
     const auto launch_dq = [&](auto index) {
       constexpr TileVariant t = kDqTiles[decltype(index)::value];
-      using S = DqShape<D, t.warps, t.tile>;
+      using S = DqShape<D, t.warps, t.tile, t.min_blocks>;
       const dim3 grid(static_cast<unsigned>(ceil_div(p.q_len, S::kRows)), p.q_heads,
                       static_cast<unsigned>(batch));
       launch_shape<S>(mma_backward_dq_kernel<D, S>, grid, stream, p, q, k, v, d_o, lse, delta, dq);
