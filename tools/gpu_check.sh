@@ -139,11 +139,14 @@ for line in open(sys.argv[1]):
         kv = dict(p.split("=", 1) for p in line.split()[1:])
         key = (f"({kv['qk']},{kv['v']}) T={kv['T']}", kv["kernel"])
         if key not in best or float(kv["of_default"]) > best[key][1]:
-            best[key] = (kv["variant"], float(kv["of_default"]), kv["tflops"])
+            best[key] = (kv["variant"], float(kv["of_default"]), kv["tflops"],
+                         kv.get("registers", "-"), kv.get("warps_per_sm", "-"))
 if best:
-    print("\nFlash tile variants (latte_cuda_tests --bench): the fastest per kernel, x variant 0")
-    for (shape, kernel), (variant, ratio, rate) in sorted(best.items()):
-        print(f"  {shape:<18} {kernel:<8} variant {variant}  {rate:>7} TFLOP/s  x{ratio:.2f}")
+    print("\nFlash tile variants (latte_cuda_tests --bench): the fastest per kernel, x variant 0,"
+          "\nwith its registers per thread and resident warps per SM")
+    for (shape, kernel), (variant, ratio, rate, regs, warps) in sorted(best.items()):
+        print(f"  {shape:<18} {kernel:<8} variant {variant}  {rate:>7} TFLOP/s  x{ratio:.2f}"
+              f"  {regs:>3} regs {warps:>2} warps/SM")
 train = []
 for line in open(sys.argv[1]):
     if line.startswith("BENCH name=train "):

@@ -118,6 +118,14 @@ FlashTileVariants flash_tile_variants() {
           describe_tiles(kDqTiles, "query rows", "-key tiles")};
 }
 
+FlashTileOccupancy flash_tile_occupancy(int64_t qk_dim, int64_t v_dim) {
+  LATTE_CHECK(qk_dim > 0 && v_dim > 0 && qk_dim <= kMmaMaxQkDim && v_dim <= kMmaMaxVDim)
+      << "flash_tile_occupancy: head dims qk " << qk_dim << ", v " << v_dim
+      << " are not taken by the tensor-core kernels (qk <= " << kMmaMaxQkDim
+      << ", v <= " << kMmaMaxVDim << ")";
+  return mma_tile_occupancy(static_cast<int>(qk_dim), static_cast<int>(v_dim));
+}
+
 template <typename T>
 void flash_attention_forward(const AttentionProblem& pr, const T* q, const T* k, const T* v, T* o,
                              float* lse, cudaStream_t stream, const FlashTiles& tiles) {

@@ -46,6 +46,17 @@ struct FlashTileVariants {
   std::vector<std::string> forward, dkdv, dq;
 };
 FlashTileVariants flash_tile_variants();
+// How each variant's kernel occupies an SM of the current GPU at these head dims (the
+// instantiation problems with them run): registers per thread and resident blocks and warps per
+// SM (what registers, shared memory and warps allow). Throws latte::Error for head dims the
+// tensor-core kernels do not take.
+struct FlashVariantOccupancy {
+  int registers = 0, blocks_per_sm = 0, warps_per_sm = 0;
+};
+struct FlashTileOccupancy {
+  std::vector<FlashVariantOccupancy> forward, dkdv, dq;
+};
+FlashTileOccupancy flash_tile_occupancy(int64_t qk_dim, int64_t v_dim);
 
 // o = softmax(scale * q k^T + mask) v for T = float or latte::bf16. lse: [batch, q_heads, q_len]
 // contiguous fp32, the natural log of each row's softmax denominator (-inf for a causal row that

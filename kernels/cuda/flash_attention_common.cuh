@@ -15,6 +15,7 @@
 #include "kernels/cpu/attention.h"
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/device_common.cuh"
+#include "kernels/cuda/flash_attention.cuh"
 
 namespace latte::kernels::cuda::detail {
 
@@ -145,6 +146,10 @@ void mma_flash_backward(const FlashParams& p, int64_t batch, int64_t kv_heads,
                         const __nv_bfloat16* d_o, const float* lse, const float* delta,
                         __nv_bfloat16* dq, __nv_bfloat16* dk, __nv_bfloat16* dv, int dkdv_variant,
                         int dq_variant, cudaStream_t stream);
+
+// flash_tile_occupancy for the tensor-core kernels' instantiation that takes these head dims
+// (mma_kernels_take must hold for them).
+FlashTileOccupancy mma_tile_occupancy(int qk_dim, int v_dim);
 
 // The shared-memory tile kernels (T = float or __nv_bfloat16). Throw latte::Error naming `op` when
 // the tiles do not fit the GPU's shared memory.

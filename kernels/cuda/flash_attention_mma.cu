@@ -670,15 +670,62 @@ void launch_shape(Kernel* kernel, dim3 grid, cudaStream_t stream, Args... args) 
   LATTE_CUDA_CHECK_LAUNCH();
 }
 
+// The shapes of the variants of kForwardTiles, kDkDvTiles and kDqTiles at head dims D.
+template <class D, size_t I>
+using ForwardVariant =
+    ForwardShape<D, kForwardTiles[I].warps, kForwardTiles[I].tile, kForwardTiles[I].min_blocks>;
+template <class D, size_t I>
+using DkDvVariant = DkDvShape<D, kDkDvTiles[I].warps, kDkDvTiles[I].tile, kDkDvTiles[I].min_blocks>;
+template <class D, size_t I>
+using DqVariant = DqShape<D, kDqTiles[I].warps, kDqTiles[I].tile, kDqTiles[I].min_blocks>;
+
+// How `kernel`, launched as shape S, occupies an SM of the current device.
+template <class S, typename Kernel>
+FlashVariantOccupancy occupancy(Kernel* kernel) {
+  allow_shared_memory(kernel, S::kSmemBytes);
+  cudaFuncAttributes attributes{};
+  LATTE_CUDA_CHECK(cudaFuncGetAttributes(&attributes, kernel));
+  int blocks = 0;
+  LATTE_CUDA_CHECK(
+      cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, kernel, S::kThreads, S::kSmemBytes));
+  return {attributes.numRegs, blocks, blocks * S::kWarps};
+}
+
+template <class D, size_t... I>
+std::vector<FlashVariantOccupancy> forward_occupancy(std::index_sequence<I...>) {
+  return {occupancy<ForwardVariant<D, I>>(mma_forward_kernel<D, ForwardVariant<D, I>>)...};
+}
+template <class D, size_t... I>
+std::vector<FlashVariantOccupancy> dkdv_occupancy(std::index_sequence<I...>) {
+  return {occupancy<DkDvVariant<D, I>>(mma_backward_dkdv_kernel<D, DkDvVariant<D, I>>)...};
+}
+template <class D, size_t... I>
+std::vector<FlashVariantOccupancy> dq_occupancy(std::index_sequence<I...>) {
+  return {occupancy<DqVariant<D, I>>(mma_backward_dq_kernel<D, DqVariant<D, I>>)...};
+}
+
 }  // namespace
+
+FlashTileOccupancy mma_tile_occupancy(int qk_dim, int v_dim) {
+  FlashParams p;
+  p.qk_dim = qk_dim;
+  p.v_dim = v_dim;
+  FlashTileOccupancy result;
+  with_head_dims(p, [&](auto dims) {
+    using D = decltype(dims);
+    result.forward = forward_occupancy<D>(std::make_index_sequence<std::size(kForwardTiles)>{});
+    result.dkdv = dkdv_occupancy<D>(std::make_index_sequence<std::size(kDkDvTiles)>{});
+    result.dq = dq_occupancy<D>(std::make_index_sequence<std::size(kDqTiles)>{});
+  });
+  return result;
+}
 
 void mma_flash_forward(const FlashParams& p, int64_t batch, const bf16_t* q, const bf16_t* k,
                        const bf16_t* v, bf16_t* o, float* lse, int variant, cudaStream_t stream) {
   with_head_dims(p, [&](auto dims) {
     using D = decltype(dims);
     const auto launch = [&](auto index) {
-      constexpr TileVariant t = kForwardTiles[decltype(index)::value];
-      using S = ForwardShape<D, t.warps, t.tile, t.min_blocks>;
+      using S = ForwardVariant<D, decltype(index)::value>;
       const dim3 grid(static_cast<unsigned>(ceil_div(p.q_len, S::kRows)), p.q_heads,
                       static_cast<unsigned>(batch));
       launch_shape<S>(mma_forward_kernel<D, S>, grid, stream, p, q, k, v, o, lse);
@@ -694,8 +741,7 @@ void mma_flash_backward(const FlashParams& p, int64_t batch, int64_t kv_heads, c
   with_head_dims(p, [&](auto dims) {
     using D = decltype(dims);
     const auto launch_dkdv = [&](auto index) {
-      constexpr TileVariant t = kDkDvTiles[decltype(index)::value];
-      using S = DkDvShape<D, t.warps, t.tile, t.min_blocks>;
+      using S = DkDvVariant<D, decltype(index)::value>;
       const dim3 grid(static_cast<unsigned>(ceil_div(p.kv_len, S::kKeys)),
                       static_cast<unsigned>(kv_heads), static_cast<unsigned>(batch));
       launch_shape<S>(mma_backward_dkdv_kernel<D, S>, grid, stream, p, q, k, v, d_o, lse, delta, dk,
@@ -703,8 +749,7 @@ void mma_flash_backward(const FlashParams& p, int64_t batch, int64_t kv_heads, c
     };
     with_index(dkdv_variant, launch_dkdv, std::make_index_sequence<std::size(kDkDvTiles)>{});
     const auto launch_dq = [&](auto index) {
-      constexpr TileVariant t = kDqTiles[decltype(index)::value];
-      using S = DqShape<D, t.warps, t.tile, t.min_blocks>;
+      using S = DqVariant<D, decltype(index)::value>;
       const dim3 grid(static_cast<unsigned>(ceil_div(p.q_len, S::kRows)), p.q_heads,
                       static_cast<unsigned>(batch));
       launch_shape<S>(mma_backward_dq_kernel<D, S>, grid, stream, p, q, k, v, d_o, lse, delta, dq);

@@ -82,8 +82,9 @@ void bench_gemm_peak() {
 // alone per forward variant, and the whole backward (delta, dk/dv, dq) per dk/dv variant and per
 // dq variant with the other kernel at its default, at the head dims of each instantiation. FLOPs as
 // in `latte bench attention`: forward 2·B·H·P·(qk+v) over the P = T(T+1)/2 causal pairs,
-// backward 2.5x that. One line per shape and one "BENCH name=flash_tiles kernel= variant= qk= v= T=
-// ms= tflops= of_default=" line per timing.
+// backward 2.5x that. Per head dims, each variant's registers per thread and resident warps per
+// SM (what occupancy it runs at); one line per shape and one "BENCH name=flash_tiles kernel=
+// variant= qk= v= T= ms= tflops= of_default= registers= warps_per_sm=" line per timing.
 void bench_flash_tiles() {
   namespace kc = kernels::cuda;
   const int64_t B = 4, H = 16;
@@ -103,7 +104,18 @@ void bench_flash_tiles() {
       std::printf("  %s %zu: %s\n", kernel, i, (*names)[i].c_str());
   std::vector<std::string> bench_lines;
   for (const auto& [qk, vd] :
-       {std::pair<int64_t, int64_t>{64, 64}, {96, 64}, {128, 128}, {192, 128}})
+       {std::pair<int64_t, int64_t>{64, 64}, {96, 64}, {128, 128}, {192, 128}}) {
+    // What each variant's kernel leaves room for on an SM: registers per thread, warps per SM.
+    const kc::FlashTileOccupancy occupancy = kc::flash_tile_occupancy(qk, vd);
+    const std::vector<kc::FlashVariantOccupancy>* occupancy_of[] = {&occupancy.forward,
+                                                                    &occupancy.dkdv, &occupancy.dq};
+    std::printf("  d(%lld,%lld) registers / warps per SM:", static_cast<long long>(qk),
+                static_cast<long long>(vd));
+    for (size_t kernel = 0; kernel < std::size(kernels); ++kernel)
+      for (size_t i = 0; i < occupancy_of[kernel]->size(); ++i)
+        std::printf(" %s%zu %d/%d", kernels[kernel].name, i, (*occupancy_of[kernel])[i].registers,
+                    (*occupancy_of[kernel])[i].warps_per_sm);
+    std::printf("\n");
     for (const int64_t T : {int64_t{1024}, int64_t{4096}}) {
       kc::AttentionProblem p;
       p.batch = B, p.q_heads = H, p.kv_heads = H, p.q_len = T, p.kv_len = T;
@@ -119,7 +131,8 @@ void bench_flash_tiles() {
       const double forward_flops = 2.0 * B * H * (T * (T + 1) / 2.0) * (qk + vd);
       std::printf("  d(%lld,%lld) T %lld:", static_cast<long long>(qk), static_cast<long long>(vd),
                   static_cast<long long>(T));
-      for (const auto& [kernel, names, pick] : kernels) {
+      for (size_t kernel_index = 0; kernel_index < std::size(kernels); ++kernel_index) {
+        const auto& [kernel, names, pick] = kernels[kernel_index];
         const bool forward = pick == &kc::FlashTiles::forward;
         double base = 0;
         for (int i = 0; i < static_cast<int>(names->size()); ++i) {
@@ -138,17 +151,20 @@ void bench_flash_tiles() {
           if (i == 0) base = rate;
           std::printf(" %s%d %.1f (x%.2f)", kernel, i, rate, rate / base);
           std::fflush(stdout);
-          char line[200];
+          const kc::FlashVariantOccupancy& o = (*occupancy_of[kernel_index])[i];
+          char line[240];
           std::snprintf(line, sizeof line,
                         "BENCH name=flash_tiles kernel=%s variant=%d qk=%lld v=%lld T=%lld ms=%.4f "
-                        "tflops=%.2f of_default=%.3f",
+                        "tflops=%.2f of_default=%.3f registers=%d warps_per_sm=%d",
                         kernel, i, static_cast<long long>(qk), static_cast<long long>(vd),
-                        static_cast<long long>(T), ms, rate, rate / base);
+                        static_cast<long long>(T), ms, rate, rate / base, o.registers,
+                        o.warps_per_sm);
           bench_lines.push_back(line);
         }
       }
       std::printf("\n");
     }
+  }
   for (const std::string& line : bench_lines) std::printf("%s\n", line.c_str());
 }
 

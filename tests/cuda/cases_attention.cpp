@@ -9,10 +9,12 @@
 #include <sstream>
 #include <string>
 #include <type_traits>
+#include <utility>
 
 #include "cuda/cuda_test_support.h"
 #include "cuda/kernel_case.h"
 #include "engine/cuda/cuda_runtime.h"
+#include "engine/error.h"
 #include "kernels/cpu/attention_flash.h"
 #include "kernels/cpu/attention_naive.h"
 #include "kernels/cuda/flash_attention.cuh"
@@ -292,6 +294,46 @@ std::string describe(const Shape& s, const char* kernel, const char* type) {
   return out.str();
 }
 
+// Every tile variant of the tensor-core kernels can run on this GPU at each instantiation's head
+// dims: at least one block resident per SM, a register count ptxas could give (1 to 255), and the
+// warps per SM that the blocks make; a variant whose shared memory or registers exceed the SM
+// would report 0 blocks and fail every launch. Head dims past the tensor-core kernels are an
+// error naming them.
+void run_tile_occupancy(Checks& checks) {
+  const kernels::cuda::FlashTileVariants names = kernels::cuda::flash_tile_variants();
+  for (const auto& [qk, v] :
+       {std::pair<int64_t, int64_t>{64, 64}, {96, 64}, {128, 128}, {192, 128}}) {
+    const kernels::cuda::FlashTileOccupancy o = kernels::cuda::flash_tile_occupancy(qk, v);
+    const std::pair<const char*, const std::vector<kernels::cuda::FlashVariantOccupancy>*> lists[] =
+        {{"forward", &o.forward}, {"dkdv", &o.dkdv}, {"dq", &o.dq}};
+    const size_t counts[] = {names.forward.size(), names.dkdv.size(), names.dq.size()};
+    for (size_t k = 0; k < std::size(lists); ++k) {
+      const auto& [kernel, list] = lists[k];
+      const std::string where = "d(" + std::to_string(qk) + "," + std::to_string(v) + ") " + kernel;
+      checks.expect(where, list->size() == counts[k] ? "" : "not one entry per variant");
+      for (size_t i = 0; i < list->size(); ++i) {
+        const kernels::cuda::FlashVariantOccupancy& x = (*list)[i];
+        const bool ok = x.blocks_per_sm >= 1 && x.registers >= 1 && x.registers <= 255 &&
+                        x.warps_per_sm % x.blocks_per_sm == 0;
+        checks.expect(where + " variant " + std::to_string(i),
+                      ok ? ""
+                         : "registers " + std::to_string(x.registers) + ", blocks per SM " +
+                               std::to_string(x.blocks_per_sm) + ", warps per SM " +
+                               std::to_string(x.warps_per_sm));
+      }
+    }
+  }
+  std::string error;
+  try {
+    kernels::cuda::flash_tile_occupancy(256, 128);
+  } catch (const Error& e) {
+    error = e.what();
+  }
+  checks.expect("qk 256", error.find("head dims qk 256, v 128 are not taken") != std::string::npos
+                              ? ""
+                              : "expected an error naming the head dims, got '" + error + "'");
+}
+
 }  // namespace
 
 std::vector<KernelCase> attention_cases() {
@@ -344,6 +386,7 @@ std::vector<KernelCase> attention_cases() {
                        [s, seed, tiles](Checks& c) { run_flash<bf16>(s, seed, c, tiles); }});
       ++seed;
     }
+  cases.push_back({"flash tile variants occupy the SM", run_tile_occupancy});
   // The naive kernels have no head-dim limit: one shape past the flash kernels' 256.
   std::vector<Shape> naive_shapes = shapes;
   naive_shapes.push_back({1, 4, 2, 30, 45, 320, 272, true, S});
