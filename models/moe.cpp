@@ -97,8 +97,13 @@ Tensor MoeLayer::forward(const Tensor& x, ForwardContext& ctx) {
   const bool noaux = config_.topk_method == TopkMethod::kNoauxTc;
   const ops::RouterChoice choice =
       ops::moe_select_experts(scores, noaux ? correction_bias_ : Tensor(), router_spec(config_));
+  // The shared experts need no routing: issued while the dispatch's counts travel to the host,
+  // they keep the device busy during that wait.
+  Tensor shared;
   const ops::MoeDispatchPlan plan =
-      ops::moe_dispatch(choice.expert_ids, E, config_.capacity_factor);
+      ops::moe_dispatch(choice.expert_ids, E, config_.capacity_factor, [&] {
+        if (shared_experts_ != nullptr) shared = shared_experts_->forward(xf);
+      });
 
   ops::MoeExpertWeights weights;  // master weights: the expert GEMMs round them to xf's dtype
   for (const SwiGluMlp* expert : experts_) {
@@ -108,7 +113,7 @@ Tensor MoeLayer::forward(const Tensor& x, ForwardContext& ctx) {
   }
   const Tensor routed = ops::moe_expert_mlps(ops::moe_gather(xf, plan), plan, weights);
   Tensor y = ops::moe_combine(routed, choice.weights, plan);
-  if (shared_experts_ != nullptr) y = ops::add(y, shared_experts_->forward(xf));
+  if (shared.defined()) y = ops::add(y, shared);
 
   MoeLayerStats stats;
   stats.layer = name_;

@@ -74,8 +74,9 @@ class CpuMoeKernels final : public MoeKernels {
     });
   }
 
-  ExpertDispatch build_dispatch(const Tensor& expert_ids, int64_t n_experts,
-                                int64_t capacity) const override {
+  ExpertDispatch build_dispatch(const Tensor& expert_ids, int64_t n_experts, int64_t capacity,
+                                const std::function<void()>& while_counting) const override {
+    if (while_counting) while_counting();  // nothing to overlap on the CPU: first, in issue order
     const int64_t n_tokens = expert_ids.size(0), top_k = expert_ids.size(1);
     const int64_t n_assignments = n_tokens * top_k;
     const int32_t* ids = expert_ids.data<int32_t>();

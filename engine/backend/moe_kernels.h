@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "engine/backend/backend.h"
@@ -63,9 +64,12 @@ class MoeKernels {
   // ---- dispatch and combine (kernels/cpu/moe_dispatch.h) ----
   // Stable counting sort of expert_ids [N, K] (i32) by expert, keeping at most `capacity`
   // assignments per expert (negative: all). Throws latte::Error when an id is outside
-  // [0, n_experts). On CUDA the host counts cost one device→host copy.
+  // [0, n_experts). On CUDA the host counts cost one device→host copy; while_counting (when set)
+  // issues work that needs no counts between the dispatch's launches and the wait for that copy,
+  // so the device has it to run while the host waits (it must not dispatch itself).
   virtual ExpertDispatch build_dispatch(const Tensor& expert_ids, int64_t n_experts,
-                                        int64_t capacity) const = 0;
+                                        int64_t capacity,
+                                        const std::function<void()>& while_counting) const = 0;
   // x_sorted [n_kept, d] = the row of x [N, d] of each kept assignment, in sorted order;
   // expert_offsets is the dispatch's device tensor (CUDA reads n_kept from its last entry).
   virtual void gather_rows(const Tensor& x, const Tensor& sorted_assignment,

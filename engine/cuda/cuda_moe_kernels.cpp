@@ -1,12 +1,15 @@
 // The CUDA table of the DeepSeekMoE ops, over kernels/cuda/moe_routing.cuh, moe_dispatch.cuh,
 // moe_balance.cuh and gemm.cuh. Router, gate weights, balance losses and the correction bias are
 // f32; token rows are f32 or bf16. The dispatch downloads its counts once (the expert GEMMs need
-// their row counts on the host); everything else stays on the stream without a host sync. The
+// their row counts on the host), by an asynchronous copy into pinned memory that the host waits
+// for with an event, so the work issued meanwhile (the shared experts) keeps the device busy;
+// everything else stays on the stream without a host sync. The
 // experts' weights are separate tensors, so the expert GEMMs issue one cuBLAS GEMM per
 // projection per expert with rows.
 #include "engine/backend/moe_kernels.h"
 #include "engine/cuda/cuda_backend.h"
 #include "engine/cuda/cuda_runtime.h"
+#include "engine/cuda/pinned_download.h"
 #include "engine/dispatch.h"
 #include "kernels/cuda/gemm.cuh"
 #include "kernels/cuda/moe_balance.cuh"
@@ -116,8 +119,8 @@ class CudaMoeKernels final : public MoeKernels {
                                 scores.size(0), spec, f32(dscores, op), stream());
   }
 
-  ExpertDispatch build_dispatch(const Tensor& expert_ids, int64_t n_experts,
-                                int64_t capacity) const override {
+  ExpertDispatch build_dispatch(const Tensor& expert_ids, int64_t n_experts, int64_t capacity,
+                                const std::function<void()>& while_counting) const override {
     const int64_t n_tokens = expert_ids.size(0), top_k = expert_ids.size(1);
     const int64_t n_assignments = n_tokens * top_k;
     const int32_t* ids = expert_ids.data<int32_t>();
@@ -133,7 +136,7 @@ class CudaMoeKernels final : public MoeKernels {
     kc::build_dispatch(ids, n_tokens, top_k, n_experts, capacity, offsets, load,
                        d.sorted_assignment.data<int64_t>(), d.assignment_position.data<int64_t>(),
                        status, workspace.raw_data(), stream());
-    const std::vector<int64_t> host = counts.to_vector<int64_t>();
+    const std::vector<int64_t> host = counts_.download(counts, while_counting);
     const int64_t invalid = host[2 * n_experts + 2];
     LATTE_CHECK(invalid == 0) << "moe_dispatch: " << invalid << " of the " << n_assignments
                               << " expert ids are outside [0, " << n_experts << ")";
@@ -267,6 +270,9 @@ class CudaMoeKernels final : public MoeKernels {
     kc::update_correction_bias(f32(bias, "moe_update_correction_bias"), device_load.data<int64_t>(),
                                n_experts, static_cast<float>(gamma), stream());
   }
+
+ private:
+  mutable PinnedDownload counts_;  // the dispatch's counts on their way to the host
 };
 
 }  // namespace

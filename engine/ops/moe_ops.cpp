@@ -130,7 +130,8 @@ RouterChoice moe_select_experts(const Tensor& scores, const Tensor& correction_b
   return choice;
 }
 
-MoeDispatchPlan moe_dispatch(const Tensor& expert_ids, int64_t n_experts, double capacity_factor) {
+MoeDispatchPlan moe_dispatch(const Tensor& expert_ids, int64_t n_experts, double capacity_factor,
+                             const std::function<void()>& while_counting) {
   const char* op = "moe_dispatch";
   profiler::Scope timing(profiler::Category::kMoe);
   require_matrix(op, expert_ids, "expert_ids");
@@ -146,7 +147,7 @@ MoeDispatchPlan moe_dispatch(const Tensor& expert_ids, int64_t n_experts, double
   plan->n_experts = n_experts;
   plan->capacity =
       kernels::cpu::expert_capacity(plan->n_tokens, plan->top_k, n_experts, capacity_factor);
-  ExpertDispatch d = kernels(ids).build_dispatch(ids, n_experts, plan->capacity);
+  ExpertDispatch d = kernels(ids).build_dispatch(ids, n_experts, plan->capacity, while_counting);
   plan->dropped = d.dropped;
   plan->tokens_per_expert = std::move(d.tokens_per_expert);
   plan->expert_offsets = std::move(d.host_offsets);

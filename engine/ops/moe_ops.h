@@ -20,6 +20,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -71,8 +72,13 @@ struct MoeDispatch {
 using MoeDispatchPlan = std::shared_ptr<const MoeDispatch>;
 
 // Groups expert_ids [N, K] (i32) by expert. capacity_factor > 0 keeps at most
-// ceil(capacity_factor·N·K/E) assignments per expert, in token order; 0 drops nothing.
-MoeDispatchPlan moe_dispatch(const Tensor& expert_ids, int64_t n_experts, double capacity_factor);
+// ceil(capacity_factor·N·K/E) assignments per expert, in token order; 0 drops nothing. The counts
+// the plan holds on the host come from the device (one copy); while_counting, when set, is called
+// once to issue work that does not need them (DeepSeekMoE's shared experts) after the dispatch's
+// kernels and before the wait for the copy, so the device runs it while the host waits. It must
+// not call moe_dispatch.
+MoeDispatchPlan moe_dispatch(const Tensor& expert_ids, int64_t n_experts, double capacity_factor,
+                             const std::function<void()>& while_counting = {});
 
 // x [N, d] -> x_sorted [n_kept, d]: the token row of each kept assignment, grouped by expert.
 Tensor moe_gather(const Tensor& x, const MoeDispatchPlan& plan);

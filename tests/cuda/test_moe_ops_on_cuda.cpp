@@ -199,3 +199,39 @@ TEST_CASE("MoE ops on CUDA with bf16 rows and f32 master expert weights match th
 }
 
 }  // namespace latte::test
+
+namespace latte::test {
+
+// The dispatch's counts reach the host through pinned memory behind an event, with the
+// while_counting work issued in between: the plan matches the CPU's for 8 and then 64 experts
+// (the pinned buffer grows), the work issued meanwhile ran (its result is checked), and a
+// dispatch from inside that work is an error naming the reason, not a hang or a clobbered buffer.
+TEST_CASE("moe_dispatch on CUDA downloads its counts while other work runs") {
+  std::mt19937 rng(41);
+  for (const int64_t e : {int64_t{8}, int64_t{64}}) {
+    CAPTURE(e);
+    std::vector<int32_t> id_values(kTokens * 2);
+    for (int32_t& id : id_values) id = static_cast<int32_t>(rng() % e);
+    const Tensor ids = Tensor::from_vector(id_values, Shape{kTokens, 2});
+    const Tensor x = Tensor::from_vector(uniform(rng, 4096, -1.f, 1.f), Shape{4096});
+    Tensor doubled;
+    const ops::MoeDispatchPlan gpu = ops::moe_dispatch(
+        ids.to(Device::CUDA), e, 0.0, [&] { doubled = ops::scale(x.to(Device::CUDA), 2.0); });
+    const ops::MoeDispatchPlan cpu = ops::moe_dispatch(ids, e, 0.0);
+    CHECK(gpu->expert_offsets == cpu->expert_offsets);
+    CHECK(gpu->tokens_per_expert == cpu->tokens_per_expert);
+    CHECK(gpu->sorted_assignment.to_vector<int64_t>() ==
+          cpu->sorted_assignment.to_vector<int64_t>());
+    REQUIRE(doubled.defined());
+    CHECK(compare(doubled, ops::scale(x, 2.0), 0, 0).empty());
+  }
+  const Tensor ids = Tensor::from_vector(std::vector<int32_t>{0, 1, 1, 0}, Shape{2, 2});
+  const Tensor gpu_ids = ids.to(Device::CUDA);
+  CHECK_THROWS_WITH_AS(
+      ops::moe_dispatch(gpu_ids, 2, 0.0, [&] { ops::moe_dispatch(gpu_ids, 2, 0.0); }),
+      doctest::Contains("called again before an earlier download returned"), Error);
+  // The buffer is free again after the error.
+  CHECK(ops::moe_dispatch(gpu_ids, 2, 0.0)->expert_offsets == std::vector<int64_t>{0, 2, 4});
+}
+
+}  // namespace latte::test

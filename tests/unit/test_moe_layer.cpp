@@ -17,6 +17,7 @@
 #include "engine/autograd.h"
 #include "engine/error.h"
 #include "engine/ops.h"
+#include "engine/ops/moe_ops.h"
 #include "engine/random.h"
 #include "models/mlp.h"
 #include "models/moe.h"
@@ -604,4 +605,20 @@ TEST_CASE("moe layer: bad input names the layer") {
   MoeConfig bad = softmax_switch_config();
   bad.num_experts_per_tok = 5;  // more than the 4 experts
   CHECK_THROWS_AS(make_layer(6, bad, 113), latte::Error);
+}
+
+// moe_dispatch calls its while_counting work exactly once and plans the same with or without it
+// (on the CPU there is nothing to overlap; on CUDA the work runs while the counts download).
+TEST_CASE("moe_dispatch runs its while_counting work once and plans the same without it") {
+  const std::vector<int32_t> id_values = {2, 0, 1, 2, 3, 2, 0, 0};
+  const latte::Tensor ids = latte::Tensor::from_vector(id_values, latte::Shape{4, 2});
+  int calls = 0;
+  const latte::ops::MoeDispatchPlan with = latte::ops::moe_dispatch(ids, 4, 0.0, [&] { ++calls; });
+  const latte::ops::MoeDispatchPlan without = latte::ops::moe_dispatch(ids, 4, 0.0);
+  CHECK(calls == 1);
+  CHECK(with->expert_offsets == without->expert_offsets);
+  CHECK(with->tokens_per_expert == without->tokens_per_expert);
+  CHECK(with->expert_offsets == std::vector<int64_t>{0, 3, 4, 7, 8});
+  CHECK(with->sorted_assignment.to_vector<int64_t>() ==
+        without->sorted_assignment.to_vector<int64_t>());
 }
