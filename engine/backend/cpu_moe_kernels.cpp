@@ -1,8 +1,7 @@
-// The CPU table of the DeepSeekMoE ops, over kernels/cpu/moe_routing.h, moe_dispatch.h,
-// moe_balance.h and gemm.h (one BLAS call per projection per expert with rows).
+// The CPU table of the DeepSeekMoE ops, over kernels/cpu/moe_router_logits.h, moe_routing.h,
+// moe_dispatch.h and moe_balance.h.
 #include "engine/backend/moe_kernels.h"
 #include "engine/dispatch.h"
-#include "kernels/cpu/gemm.h"
 #include "kernels/cpu/moe_balance.h"
 #include "kernels/cpu/moe_dispatch.h"
 #include "kernels/cpu/moe_router_logits.h"
@@ -131,37 +130,6 @@ class CpuMoeKernels final : public MoeKernels {
                              assignment_position.data<int64_t>(), dy.size(0), weights.size(1),
                              dy.size(1), dout_sorted.data<T>(), dweights.data<T>());
     });
-  }
-
-  void expert_gemm(const Tensor& a, const std::vector<int64_t>& offsets,
-                   const std::vector<Tensor>& w, bool trans_w, double beta,
-                   const Tensor& c) const override {
-    const int64_t in = a.size(1), out = c.size(1);
-    visit_float(a.dtype(), "moe_expert_mlps", [&](auto tag) {
-      using T = decltype(tag);
-      for (size_t e = 0; e < w.size(); ++e) {
-        const int64_t begin = offsets[e], m = offsets[e + 1] - begin;
-        if (m == 0) continue;
-        k::gemm<T>(false, trans_w, m, out, in, T(1), a.data<T>() + begin * in, in, w[e].data<T>(),
-                   trans_w ? in : out, static_cast<T>(beta), c.data<T>() + begin * out, out);
-      }
-    });
-  }
-
-  void expert_weight_grad(const Tensor& dy, const Tensor& x, const std::vector<int64_t>& offsets,
-                          const std::vector<Tensor>& grads) const override {
-    const int64_t out = dy.size(1), in = x.size(1);
-    for (size_t e = 0; e < grads.size(); ++e) {
-      const int64_t begin = offsets[e], m = offsets[e + 1] - begin;
-      if (m == 0 || !grads[e].defined()) continue;
-      visit_float_pair(
-          x.dtype(), grads[e].dtype(), "moe_expert_mlps backward", [&](auto operand, auto result) {
-            using T = decltype(operand);
-            using C = decltype(result);
-            k::gemm_batched(true, false, 1, out, in, m, T(1), dy.data<T>() + begin * out, out, 0,
-                            x.data<T>() + begin * in, in, 0, C(0), grads[e].data<C>(), in, 0);
-          });
-    }
   }
 
   void seq_aux_loss_forward(const Tensor& scores, const Tensor& expert_ids, int64_t n_seqs,

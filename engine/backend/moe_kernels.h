@@ -89,20 +89,6 @@ class MoeKernels {
                                 const Tensor& assignment_position, const Tensor& dout_sorted,
                                 const Tensor& dweights) const = 0;
 
-  // ---- expert GEMMs over the row blocks [offsets[e], offsets[e+1]) (host offsets, [E+1]) ----
-  // c[block] = a[block] · op(w[e]) + beta · c[block] for each expert e with rows; a [rows, k],
-  // c [rows, n], op(w) = wᵀ for w [n, k] when trans_w (the [out, in] weight layout), else w [k, n].
-  // Blocks of experts without rows are not touched.
-  virtual void expert_gemm(const Tensor& a, const std::vector<int64_t>& offsets,
-                           const std::vector<Tensor>& w, bool trans_w, double beta,
-                           const Tensor& c) const = 0;
-  // grads[e] = dy[block]ᵀ · x[block] ([n, k] from dy [rows, n] and x [rows, k]) for each expert e
-  // with rows and a defined grads[e]; the other gradients are not touched. The gradients have x's
-  // dtype or its master dtype (mixed precision: stored from the GEMM's accumulators).
-  virtual void expert_weight_grad(const Tensor& dy, const Tensor& x,
-                                  const std::vector<int64_t>& offsets,
-                                  const std::vector<Tensor>& grads) const = 0;
-
   // ---- load balancing (kernels/cpu/moe_balance.h); scores [n_seqs·T, E], expert_ids [.., K] ----
   // loss (0-dim, scores' dtype, on the device: no host sync) = the sequence-wise balance loss,
   // averaged over the n_seqs sequences.

@@ -3,9 +3,8 @@
 // f32; token rows are f32 or bf16. The dispatch downloads its counts once (the expert GEMMs need
 // their row counts on the host), by an asynchronous copy into pinned memory that the host waits
 // for with an event, so the work issued meanwhile (the shared experts) keeps the device busy;
-// everything else stays on the stream without a host sync. The
-// experts' weights are separate tensors, so the expert GEMMs issue one cuBLAS GEMM per
-// projection per expert with rows.
+// everything else stays on the stream without a host sync. (The expert GEMMs are the linear
+// table's, one per projection per expert with rows: engine/ops/moe_ops.cpp.)
 #include "engine/backend/moe_kernels.h"
 #include "engine/cuda/cuda_backend.h"
 #include "engine/cuda/cuda_runtime.h"
@@ -187,39 +186,6 @@ class CudaMoeKernels final : public MoeKernels {
                               assignment_position.data<int64_t>(), dy.size(0), weights.size(1),
                               dy.size(1), dout_sorted.data<T>(), f32(dweights, op), stream());
     });
-  }
-
-  void expert_gemm(const Tensor& a, const std::vector<int64_t>& offsets,
-                   const std::vector<Tensor>& w, bool trans_w, double beta,
-                   const Tensor& c) const override {
-    const int64_t in = a.size(1), out = c.size(1);
-    visit_gpu_float(a.dtype(), "moe_expert_mlps", [&](auto tag) {
-      using T = decltype(tag);
-      for (size_t e = 0; e < w.size(); ++e) {
-        const int64_t begin = offsets[e], m = offsets[e + 1] - begin;
-        if (m == 0) continue;
-        kc::gemm<T>(blas(), stream(), false, trans_w, m, out, in, 1.f, a.data<T>() + begin * in, in,
-                    w[e].data<T>(), trans_w ? in : out, static_cast<float>(beta),
-                    c.data<T>() + begin * out, out);
-      }
-    });
-  }
-
-  void expert_weight_grad(const Tensor& dy, const Tensor& x, const std::vector<int64_t>& offsets,
-                          const std::vector<Tensor>& grads) const override {
-    const int64_t out = dy.size(1), in = x.size(1);
-    for (size_t e = 0; e < grads.size(); ++e) {
-      const int64_t begin = offsets[e], m = offsets[e + 1] - begin;
-      if (m == 0 || !grads[e].defined()) continue;
-      visit_gpu_float_pair(
-          x.dtype(), grads[e].dtype(), "moe_expert_mlps backward", [&](auto operand, auto result) {
-            using T = decltype(operand);
-            using C = decltype(result);
-            kc::gemm<T, C>(blas(), stream(), true, false, out, in, m, 1.f,
-                           dy.data<T>() + begin * out, out, x.data<T>() + begin * in, in, 0.f,
-                           grads[e].data<C>(), in);
-          });
-    }
   }
 
   void seq_aux_loss_forward(const Tensor& scores, const Tensor& expert_ids, int64_t n_seqs,

@@ -1,13 +1,15 @@
 // DeepSeekMoE ops (engine/ops/moe_ops.h): router scores, expert selection, dispatch, gather,
 // grouped expert MLPs, combine and the balance losses, each one autograd node over the MoE kernel
-// table of the operands' device. The expert MLPs run one GEMM per projection per expert on that
-// expert's row block and the SwiGLU of the elementwise table over all rows at once.
+// table of the operands' device. The expert MLPs run one GEMM of the linear table per projection
+// per expert on that expert's row block and the SwiGLU of the elementwise table over all rows at
+// once.
 #include "engine/ops/moe_ops.h"
 
 #include <algorithm>
 
 #include "engine/autograd.h"
 #include "engine/backend/elementwise_kernels.h"
+#include "engine/backend/linear_kernels.h"
 #include "engine/backend/moe_kernels.h"
 #include "engine/ops/op_support.h"
 #include "engine/profiler.h"
@@ -227,12 +229,42 @@ struct ExpertMlpSaved {
   std::vector<DType> dtypes;
 };
 
+// The experts' products over the row blocks [offsets[e], offsets[e+1]) of sorted rows, one GEMM of
+// the device's linear table per expert with rows (blocks of experts without rows are not touched):
+// c[block] = a[block] · op(w[e]) + beta · c[block], a [rows, k], c [rows, n], op(w) = wᵀ for
+// w [n, k] when trans_w (the [out, in] weight layout), else w [k, n].
+void expert_gemm(const Tensor& a, const std::vector<int64_t>& offsets, const std::vector<Tensor>& w,
+                 bool trans_w, double beta, const Tensor& c) {
+  const LinearKernels& blas = linear_kernels(a.device());
+  const int64_t in = a.size(1), out = c.size(1);
+  for (size_t e = 0; e < w.size(); ++e) {
+    const int64_t begin = offsets[e], m = offsets[e + 1] - begin;
+    if (m == 0) continue;
+    blas.gemm(false, trans_w, 1, m, out, in, 1.0, {a, begin * in, in, 0},
+              {w[e], 0, trans_w ? in : out, 0}, beta, {c, begin * out, out, 0});
+  }
+}
+
+// grads[e] = dy[block]ᵀ · x[block] ([n, k] from dy [rows, n] and x [rows, k]) for each expert with
+// rows and a defined gradient, in the gradient's dtype (x's or its master dtype: the GEMM's
+// accumulators stored unrounded).
+void expert_weight_grad(const Tensor& dy, const Tensor& x, const std::vector<int64_t>& offsets,
+                        const std::vector<Tensor>& grads) {
+  const LinearKernels& blas = linear_kernels(x.device());
+  const int64_t out = dy.size(1), in = x.size(1);
+  for (size_t e = 0; e < grads.size(); ++e) {
+    const int64_t begin = offsets[e], m = offsets[e + 1] - begin;
+    if (m == 0 || !grads[e].defined()) continue;
+    blas.gemm(true, false, 1, out, in, m, 1.0, {dy, begin * out, out, 0}, {x, begin * in, in, 0},
+              0.0, {grads[e], 0, in, 0});
+  }
+}
+
 // Input 0 is x_sorted, then gate_proj e at 1 + e, up_proj at 1 + E + e, down_proj at 1 + 2E + e.
 // An expert without rows has a zero gradient; a gradient not needed stays undefined.
 std::vector<Tensor> expert_mlps_backward(const ExpertMlpSaved& s, const Tensor& g) {
   profiler::Scope timing(profiler::Category::kGemm);
   const Tensor dy = g.contiguous();
-  const MoeKernels& moe = kernels(s.x);
   const std::vector<int64_t>& offsets = s.plan->expert_offsets;
   const size_t n_exp = static_cast<size_t>(s.plan->n_experts);
   const int64_t rows = s.plan->n_kept(), d = s.x.size(1), inter = s.gate.size(1);
@@ -253,7 +285,7 @@ std::vector<Tensor> expert_mlps_backward(const ExpertMlpSaved& s, const Tensor& 
     }
   }
   // d down = dyᵀ · hidden
-  moe.expert_weight_grad(dy, s.hidden, offsets, ddown_w);
+  expert_weight_grad(dy, s.hidden, offsets, ddown_w);
   const bool need_inner =
       std::any_of(s.need.begin(), s.need.begin() + 1 + 2 * n_exp, [](bool b) { return b; });
   if (!need_inner) return grads;
@@ -261,16 +293,16 @@ std::vector<Tensor> expert_mlps_backward(const ExpertMlpSaved& s, const Tensor& 
   Tensor dh = Tensor::empty({rows, inter}, dtype, device);
   Tensor dgate = Tensor::empty({rows, inter}, dtype, device);
   Tensor dup = Tensor::empty({rows, inter}, dtype, device);
-  moe.expert_gemm(dy, offsets, s.down_w, false, 0.0, dh);
+  expert_gemm(dy, offsets, s.down_w, false, 0.0, dh);
   elementwise_kernels(device).swiglu_backward(s.gate, s.up, dh, dgate, dup);
   // dx = d gate · Wg + d up · Wu; d Wg = d gateᵀ · x; d Wu = d upᵀ · x
   if (s.need[0]) {
     grads[0] = Tensor::empty({rows, d}, dtype, device);
-    moe.expert_gemm(dgate, offsets, s.gate_w, false, 0.0, grads[0]);
-    moe.expert_gemm(dup, offsets, s.up_w, false, 1.0, grads[0]);
+    expert_gemm(dgate, offsets, s.gate_w, false, 0.0, grads[0]);
+    expert_gemm(dup, offsets, s.up_w, false, 1.0, grads[0]);
   }
-  moe.expert_weight_grad(dgate, s.x, offsets, dgate_w);
-  moe.expert_weight_grad(dup, s.x, offsets, dup_w);
+  expert_weight_grad(dgate, s.x, offsets, dgate_w);
+  expert_weight_grad(dup, s.x, offsets, dup_w);
   return grads;
 }
 
@@ -296,7 +328,6 @@ Tensor moe_expert_mlps(const Tensor& x_sorted, const MoeDispatchPlan& plan,
   const Tensor xs = x_sorted.contiguous();
   const DType dtype = xs.dtype();
   const Device device = xs.device();
-  const MoeKernels& moe = kernels(xs);
   const std::vector<int64_t>& offsets = plan->expert_offsets;
   // Phases over all experts (GEMMs, then one elementwise pass over every row, then GEMMs), so
   // BLAS and the elementwise kernels alternate as rarely as in a dense MLP.
@@ -304,10 +335,10 @@ Tensor moe_expert_mlps(const Tensor& x_sorted, const MoeDispatchPlan& plan,
   Tensor up = Tensor::empty({rows, inter}, dtype, device);
   Tensor hidden = Tensor::empty({rows, inter}, dtype, device);
   Tensor out = Tensor::empty({rows, d}, dtype, device);
-  moe.expert_gemm(xs, offsets, geo.gate, true, 0.0, gate);
-  moe.expert_gemm(xs, offsets, geo.up, true, 0.0, up);
+  expert_gemm(xs, offsets, geo.gate, true, 0.0, gate);
+  expert_gemm(xs, offsets, geo.up, true, 0.0, up);
   elementwise_kernels(device).swiglu_forward(gate, up, hidden);
-  moe.expert_gemm(hidden, offsets, geo.down, true, 0.0, out);
+  expert_gemm(hidden, offsets, geo.down, true, 0.0, out);
 
   std::vector<Tensor> inputs = {x_sorted};
   for (const auto* list : {&experts.gate_proj, &experts.up_proj, &experts.down_proj})
