@@ -13,9 +13,11 @@ using detail::saved;
 
 namespace {
 
-// A [B, T, H, D] tensor whose last dimension is contiguous (copied when it is not).
-Tensor with_unit_last_stride(const Tensor& t) {
-  return t.stride(-1) == 1 ? t : t.contiguous();
+// A [B, T, H, D] tensor whose last dimension is contiguous (copied when it is not). Taken by value,
+// so a handed-over tensor stays the only reference to its memory.
+Tensor with_unit_last_stride(Tensor t) {
+  if (t.stride(-1) == 1) return t;
+  return t.contiguous();
 }
 
 // The tensor rope writes: x's own memory when `reuse` (the caller holds the only reference to it;
@@ -118,7 +120,7 @@ Tensor rope(Tensor x_in, const Tensor& cos, const Tensor& sin, int64_t position_
       << pass << " passed through, got " << x_in.describe();
   require_device(op, "cos", cos, x_in.device());
   require_device(op, "sin", sin, x_in.device());
-  const Tensor x = x_in.stride(-1) == 1 ? std::move(x_in) : x_in.contiguous();
+  const Tensor x = with_unit_last_stride(std::move(x_in));
   const int64_t tokens = x.size(1), dim = x.size(3), rotated = dim - pass;
   LATTE_CHECK(cos.dim() == 2 && cos.shape() == sin.shape() && cos.size(1) == rotated / 2 &&
               cos.is_contiguous() && sin.is_contiguous())
