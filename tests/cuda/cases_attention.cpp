@@ -304,13 +304,16 @@ void run_tile_occupancy(Checks& checks) {
   for (const auto& [qk, v] :
        {std::pair<int64_t, int64_t>{64, 64}, {96, 64}, {128, 128}, {192, 128}}) {
     const kernels::cuda::FlashTileOccupancy o = kernels::cuda::flash_tile_occupancy(qk, v);
-    const std::pair<const char*, const std::vector<kernels::cuda::FlashVariantOccupancy>*> lists[] =
-        {{"forward", &o.forward}, {"dkdv", &o.dkdv}, {"dq", &o.dq}};
-    const size_t counts[] = {names.forward.size(), names.dkdv.size(), names.dq.size()};
-    for (size_t k = 0; k < std::size(lists); ++k) {
-      const auto& [kernel, list] = lists[k];
+    const struct {
+      const char* kernel;
+      const std::vector<kernels::cuda::FlashVariantOccupancy>* list;
+      size_t variants;
+    } kernels_of[] = {{"forward", &o.forward, names.forward.size()},
+                      {"dkdv", &o.dkdv, names.dkdv.size()},
+                      {"dq", &o.dq, names.dq.size()}};
+    for (const auto& [kernel, list, variants] : kernels_of) {
       const std::string where = "d(" + std::to_string(qk) + "," + std::to_string(v) + ") " + kernel;
-      checks.expect(where, list->size() == counts[k] ? "" : "not one entry per variant");
+      checks.expect(where, list->size() == variants ? "" : "not one entry per variant");
       for (size_t i = 0; i < list->size(); ++i) {
         const kernels::cuda::FlashVariantOccupancy& x = (*list)[i];
         const bool ok = x.blocks_per_sm >= 1 && x.registers >= 1 && x.registers <= 255 &&
