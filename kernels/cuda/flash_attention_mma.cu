@@ -13,14 +13,16 @@
 // in different banks. Head dims are compile-time (64/64, 96/64 for MLA's 64 + 32 and 64, 128/128
 // and 192/128 instantiations; a problem takes the smallest that holds its dims); the zero-filled
 // columns past the real dims are skipped at run time in 16-wide steps, so qk 48 in a 64
-// instantiation does 3 of 4 k steps. Causal blocks skip the key tiles their rows cannot see; only
-// tiles that cross a row's last visible key (or the sequence end) run the masked variant of the
-// softmax code, the rest a variant compiled without the mask. Exponentials are one ex2.approx each
-// (fast_exp2.cuh) of one fused multiply-add, and operand tiles load as whole 16-byte chunks at
-// fixed per-thread strides where the layout allows (issue_operand_tile): the instructions issued
-// per score and per chunk take the same issue slots as the tensor-core instructions. Block and tile
-// sizes below are the defaults; kForwardTiles, kDkDvTiles and kDqTiles (flash_attention_common.cuh)
-// list the variants that `latte_cuda_tests --bench` times.
+// instantiation does 3 of 4 k steps (with_active_steps: a problem whose dims fill its
+// instantiation runs the products unguarded, as straight-line code). Causal blocks skip the key
+// tiles their rows cannot see; only tiles that cross a row's last visible key (or the sequence end)
+// run the masked variant of the softmax code, the rest a variant compiled without the mask.
+// Exponentials are one ex2.approx each (fast_exp2.cuh) of one fused multiply-add, and operand tiles
+// load as whole 16-byte chunks at fixed per-thread strides where the layout allows
+// (issue_operand_tile): the instructions issued per score and per chunk take the same issue slots
+// as the tensor-core instructions. Block and tile sizes below are the defaults; kForwardTiles,
+// kDkDvTiles and kDqTiles (flash_attention_common.cuh) list the variants that `latte_cuda_tests
+// --bench` times.
 // - forward: one block of 8 warps per (128 query rows, query head, batch) walks 64-key tiles with
 //   the online softmax in registers (running max of raw scores and sum per row; the output
 //   accumulator is rescaled only when a row's max grew, decided per warp by a vote; row sums are
@@ -106,25 +108,42 @@ __device__ __forceinline__ void accumulators_as_a(uint32_t (&a)[4], const float 
   a[3] = pack_bf16x2(hi[2], hi[3]);
 }
 
+// Calls body(active) with active(i) saying whether 16-wide step i of a K-wide head dim holds some
+// of its first `dim` columns (the rest are zero-filled: a qk dim of 48 in a 64 instantiation takes
+// 3 of 4 steps). When every step is active (a problem whose dims are its instantiation's), active
+// is the constant true: the steps compile to one straight-line block, in which ptxas issues a
+// step's ldmatrix ahead of the previous step's mma. Guarded steps compile to a basic block each,
+// whose shared-memory loads are waited for one step at a time (the products' SASS had one block
+// per 16-wide step before).
+template <int K, class Body>
+__device__ __forceinline__ void with_active_steps(int dim, Body&& body) {
+  if (dim > K - 16)
+    body([](int) { return true; });
+  else
+    body([dim](int i) { return i * 16 < dim; });
+}
+
 // acc (16 x 8 N) += the warp's 16 rows of `a_tile` (columns [0, k_dim) in 16-wide steps, up to
 // K) times B[k][n] = b_tile[n][k] for n in [0, 8 N).
 template <int K, int N>
 __device__ __forceinline__ void mma_rows_times_rows(float (&acc)[N][4], const bf16_t* a_tile,
                                                     int lda, int row0, const bf16_t* b_tile,
                                                     int ldb, int k_dim) {
+  with_active_steps<K>(k_dim, [&](auto active) {
 #pragma unroll
-  for (int kk = 0; kk < K / 16; ++kk) {
-    if (kk * 16 < k_dim) {
-      uint32_t a[4];
-      load_a(a, a_tile, lda, row0, kk * 16);
+    for (int kk = 0; kk < K / 16; ++kk) {
+      if (active(kk)) {
+        uint32_t a[4];
+        load_a(a, a_tile, lda, row0, kk * 16);
 #pragma unroll
-      for (int n = 0; n < N / 2; ++n) {
-        uint32_t b[4];
-        load_b_from_rows(b, b_tile, ldb, n * 16, kk * 16);
-        mma_pair(acc[2 * n], acc[2 * n + 1], a, b);
+        for (int n = 0; n < N / 2; ++n) {
+          uint32_t b[4];
+          load_b_from_rows(b, b_tile, ldb, n * 16, kk * 16);
+          mma_pair(acc[2 * n], acc[2 * n + 1], a, b);
+        }
       }
     }
-  }
+  });
 }
 
 // acc (16 x 8 N, columns [0, n_dim) computed in 16-wide steps) += the A operand held in the
@@ -132,19 +151,21 @@ __device__ __forceinline__ void mma_rows_times_rows(float (&acc)[N][4], const bf
 template <int KT, int N>
 __device__ __forceinline__ void mma_acc_times_cols(float (&acc)[N][4], const float (&a_acc)[KT][4],
                                                    const bf16_t* b_tile, int ldb, int n_dim) {
+  with_active_steps<8 * N>(n_dim, [&](auto active) {
 #pragma unroll
-  for (int kk = 0; kk < KT / 2; ++kk) {
-    uint32_t a[4];
-    accumulators_as_a(a, a_acc[2 * kk], a_acc[2 * kk + 1]);
+    for (int kk = 0; kk < KT / 2; ++kk) {
+      uint32_t a[4];
+      accumulators_as_a(a, a_acc[2 * kk], a_acc[2 * kk + 1]);
 #pragma unroll
-    for (int n = 0; n < N / 2; ++n) {
-      if (n * 16 < n_dim) {
-        uint32_t b[4];
-        load_b_from_cols(b, b_tile, ldb, kk * 16, n * 16);
-        mma_pair(acc[2 * n], acc[2 * n + 1], a, b);
+      for (int n = 0; n < N / 2; ++n) {
+        if (active(n)) {
+          uint32_t b[4];
+          load_b_from_cols(b, b_tile, ldb, kk * 16, n * 16);
+          mma_pair(acc[2 * n], acc[2 * n + 1], a, b);
+        }
       }
     }
-  }
+  });
 }
 
 template <int N>
@@ -362,17 +383,19 @@ __global__ void __launch_bounds__(S::kThreads, S::kMinBlocks)
 
     float s[kKeys / 8][4];
     zero(s);
+    with_active_steps<kQK>(p.qk_dim, [&](auto active) {
 #pragma unroll
-    for (int kk = 0; kk < kQK / 16; ++kk) {
-      if (kk * 16 < p.qk_dim) {
+      for (int kk = 0; kk < kQK / 16; ++kk) {
+        if (active(kk)) {
 #pragma unroll
-        for (int n = 0; n < kKeys / 16; ++n) {
-          uint32_t bk[4];
-          load_b_from_rows(bk, kt, D::kLdQK, n * 16, kk * 16);
-          mma_pair(s[2 * n], s[2 * n + 1], q_frag[kk], bk);
+          for (int n = 0; n < kKeys / 16; ++n) {
+            uint32_t bk[4];
+            load_b_from_rows(bk, kt, D::kLdQK, n * 16, kk * 16);
+            mma_pair(s[2 * n], s[2 * n + 1], q_frag[kk], bk);
+          }
         }
       }
-    }
+    });
 
     float rescale[2];
     if (j0 + kKeys > walk.unmasked_keys) {
