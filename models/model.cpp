@@ -52,15 +52,28 @@ Tensor DeepSeekModel::logits_of(const Tensor& hidden) const {
 ModelOutput DeepSeekModel::forward(const Tensor& tokens, ForwardContext& ctx) {
   LATTE_CHECK(tokens.dtype() == DType::I32 && tokens.dim() == 2 && tokens.size(1) >= 2)
       << "model forward: tokens must be i32 [batch, length >= 2], got " << tokens.describe();
+  return forward_positions(tokens, tokens.size(1), ctx);
+}
+
+ModelOutput DeepSeekModel::forward_window(const Tensor& window, ForwardContext& ctx) {
+  LATTE_CHECK(window.dtype() == DType::I32 && window.dim() == 2 && window.size(1) >= 2)
+      << "model forward_window: window must be i32 [batch, length >= 2], got " << window.describe();
+  return forward_positions(window, window.size(1) - 1, ctx);
+}
+
+ModelOutput DeepSeekModel::forward_positions(const Tensor& tokens, int64_t positions,
+                                             ForwardContext& ctx) {
   const int64_t B = tokens.size(0), L = tokens.size(1);
-  Tensor h = embed_->forward(tokens, compute_dtype_);
+  const Tensor inputs = positions == L ? tokens : tokens.narrow(1, 0, positions).contiguous();
+  Tensor h = embed_->forward(inputs, compute_dtype_);
   for (DecoderLayer* layer : layers_) h = layer->forward(h, rope_, ctx);
 
   ModelOutput out;
   out.logits = logits_of(norm_->forward(h));
-  // Next-token targets: position i predicts tokens[i + 1]; the last position has none.
+  // Next-token targets: position i predicts tokens[i + 1]; the last token predicts nothing.
   const Tensor ignore = Tensor::full({B, 1}, -100, DType::I32, tokens.device());
-  const Tensor targets = ops::concat({tokens.narrow(1, 1, L - 1), ignore}, 1);
+  const Tensor targets = positions == L ? ops::concat({tokens.narrow(1, 1, L - 1), ignore}, 1)
+                                        : tokens.narrow(1, 1, positions);
   out.lm_loss = ops::cross_entropy(out.logits, targets);
 
   // MTP module m over positions i < L - m - 1: combines h_i (the previous depth) with the

@@ -115,7 +115,7 @@ double evaluate(DeepSeekModel& model, const TokenDataset& val, int64_t seq_len, 
   for (int64_t first = comm.rank() * batch; first < w.size(); first += batch * comm.world_size()) {
     const int64_t n = std::min(batch, w.size() - first);
     ForwardContext ctx;
-    const ModelOutput out = model.forward(window_tokens(w.get(first, n), device), ctx);
+    const ModelOutput out = model.forward_window(window_tokens(w.get(first, n), device), ctx);
     acc[0] += out.lm_loss.item() * n;
     acc[1] += n;
   }
@@ -380,7 +380,7 @@ TrainSummary train(const RunConfig& config, const TrainOptions& options, Communi
       ForwardContext ctx;
       ctx.training = true;
       ctx.router_noise = &router_noise;
-      const ModelOutput out = model.forward(window_tokens(batch, place.device), ctx);
+      const ModelOutput out = model.forward_window(window_tokens(batch, place.device), ctx);
       ops::scale(out.loss, 1.0 / static_cast<double>(tc.grad_accum)).backward();
       loss_sum += out.loss.item();
       lm_sum += out.lm_loss.item();
