@@ -129,10 +129,12 @@ struct AlgoClass {
   bool trans_a, trans_b;
   int64_t m, n, k, lda, ldb, ldc;
   uint32_t align_a, align_b, align_c;
+  cublasLtEpilogue_t epilogue;
   bool operator<(const AlgoClass& o) const {
     return std::tie(type, c_type, trans_a, trans_b, m, n, k, lda, ldb, ldc, align_a, align_b,
-                    align_c) < std::tie(o.type, o.c_type, o.trans_a, o.trans_b, o.m, o.n, o.k,
-                                        o.lda, o.ldb, o.ldc, o.align_a, o.align_b, o.align_c);
+                    align_c, epilogue) < std::tie(o.type, o.c_type, o.trans_a, o.trans_b, o.m, o.n,
+                                                  o.k, o.lda, o.ldb, o.ldc, o.align_a, o.align_b,
+                                                  o.align_c, o.epilogue);
   }
 };
 
@@ -157,12 +159,31 @@ std::optional<cublasLtMatmulAlgo_t> class_algo(const BlasHandles& h, const AlgoC
   LtMatmul mm;
   describe(mm, key.type, key.c_type, key.trans_a, key.trans_b, key.m, key.n, key.k,
            std::max(key.lda, key.trans_a ? key.m : key.k),
-           std::max(key.ldb, key.trans_b ? key.k : key.n), std::max(key.ldc, key.n),
-           CUBLASLT_EPILOGUE_DEFAULT, nullptr);
+           std::max(key.ldb, key.trans_b ? key.k : key.n), std::max(key.ldc, key.n), key.epilogue,
+           nullptr);
   const std::optional<cublasLtMatmulAlgo_t> algo =
       best_algo(h, mm, key.align_a, key.align_b, key.align_c);
   algos.emplace(std::make_pair(h.lt, key), algo);
   return algo;
+}
+
+// Runs the problem with its class's algorithm; false when there is none or cuBLASLt cannot run
+// it with that one (the caller falls back).
+template <typename T, typename C>
+bool class_matmul(const BlasHandles& h, cudaStream_t stream, bool trans_a, bool trans_b, int64_t m,
+                  int64_t n, int64_t k, float alpha, const T* a, int64_t lda, const T* b,
+                  int64_t ldb, float beta, C* c, int64_t ldc, cublasLtEpilogue_t epilogue,
+                  const void* bias) {
+  constexpr cudaDataType_t type = data_type<T>(), c_type = data_type<C>();
+  const AlgoClass key{
+      type, c_type, trans_a,         trans_b,         size_class(m),   n,       size_class(k), lda,
+      ldb,  ldc,    alignment_of(a), alignment_of(b), alignment_of(c), epilogue};
+  const std::optional<cublasLtMatmulAlgo_t> algo = class_algo(h, key);
+  if (!algo) return false;
+  LtMatmul mm;
+  describe(mm, type, c_type, trans_a, trans_b, m, n, k, lda, ldb, ldc, epilogue, bias);
+  return cublasLtMatmul(h.lt, mm.desc, &alpha, b, mm.a, a, mm.b, &beta, c, mm.c, c, mm.c, &*algo,
+                        h.workspace, h.workspace_bytes, stream) == CUBLAS_STATUS_SUCCESS;
 }
 
 }  // namespace
@@ -173,19 +194,9 @@ void gemm(const BlasHandles& h, cudaStream_t stream, bool trans_a, bool trans_b,
           float beta, C* c, int64_t ldc) {
   if (m == 0 || n == 0) return;
   constexpr cudaDataType_t type = data_type<T>(), c_type = data_type<C>();
-  if (k > 0) {
-    const AlgoClass key{type,           c_type, trans_a, trans_b, size_class(m),   n,
-                        size_class(k),  lda,    ldb,     ldc,     alignment_of(a), alignment_of(b),
-                        alignment_of(c)};
-    if (const std::optional<cublasLtMatmulAlgo_t> algo = class_algo(h, key)) {
-      LtMatmul mm;
-      describe(mm, type, c_type, trans_a, trans_b, m, n, k, lda, ldb, ldc,
-               CUBLASLT_EPILOGUE_DEFAULT, nullptr);
-      if (cublasLtMatmul(h.lt, mm.desc, &alpha, b, mm.a, a, mm.b, &beta, c, mm.c, c, mm.c, &*algo,
-                         h.workspace, h.workspace_bytes, stream) == CUBLAS_STATUS_SUCCESS)
-        return;
-    }
-  }
+  if (k > 0 && class_matmul(h, stream, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c,
+                            ldc, CUBLASLT_EPILOGUE_DEFAULT, nullptr))
+    return;
   LATTE_CUBLAS_CHECK(cublasSetStream(h.blas, stream));
   LATTE_CUBLAS_CHECK(cublasGemmEx(h.blas, op(trans_b), op(trans_a), to_int(n, "n"), to_int(m, "m"),
                                   to_int(k, "k"), &alpha, b, type, to_int(ldb, "ldb"), a, type,
@@ -217,17 +228,9 @@ void gemm_bias(const BlasHandles& h, cudaStream_t stream, bool trans_a, bool tra
                int64_t n, int64_t k, const T* a, int64_t lda, const T* b, int64_t ldb,
                const T* bias, T* c, int64_t ldc) {
   if (m == 0 || n == 0) return;
-  constexpr cudaDataType_t type = data_type<T>();
-  const float alpha = 1.f, beta = 0.f;
-  LtMatmul mm;
-  describe(mm, type, type, trans_a, trans_b, m, n, k, lda, ldb, ldc, CUBLASLT_EPILOGUE_BIAS, bias);
-  const std::optional<cublasLtMatmulAlgo_t> algo =
-      best_algo(h, mm, alignment_of(a), alignment_of(b), alignment_of(c));
-  if (algo) {
-    LATTE_CUBLAS_CHECK(cublasLtMatmul(h.lt, mm.desc, &alpha, b, mm.a, a, mm.b, &beta, c, mm.c, c,
-                                      mm.c, &*algo, h.workspace, h.workspace_bytes, stream));
+  if (k > 0 && class_matmul(h, stream, trans_a, trans_b, m, n, k, 1.f, a, lda, b, ldb, 0.f, c, ldc,
+                            CUBLASLT_EPILOGUE_BIAS, bias))
     return;
-  }
   gemm(h, stream, trans_a, trans_b, m, n, k, 1.f, a, lda, b, ldb, 0.f, c, ldc);
   constexpr int kThreads = 256;
   add_bias_kernel<<<grid_for(m * n, kThreads), kThreads, 0, stream>>>(device_ptr(c), ldc,

@@ -108,6 +108,10 @@ void add_cases(std::vector<KernelCase>& cases) {
   cases.push_back(
       {"gemm_bias" + t + " 33x40x24", [](Checks& c) { run_gemm_bias<T>(33, 40, 24, c); }});
   cases.push_back({"gemm_bias" + t + " 7x13x5", [](Checks& c) { run_gemm_bias<T>(7, 13, 5, c); }});
+  // The bias epilogue's algorithm is chosen per size class too: the class's largest problem first.
+  for (const int64_t m : {512, 461, 503})
+    cases.push_back({"gemm_bias" + t + " class of 512, m " + std::to_string(m),
+                     [=](Checks& c) { run_gemm_bias<T>(m, 40, 24, c); }});
 }
 
 }  // namespace
