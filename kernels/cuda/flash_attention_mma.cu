@@ -266,16 +266,16 @@ __device__ __forceinline__ KeyWalk key_walk(const FlashParams& p, const QueryTil
           visible_keys(p, first)};
 }
 
-// Starts copying key tile `tile` (kKeys rows of kv head t.g from k and v) into buffer tile % 2 of
-// the double-buffered shared tiles ks and vs.
-template <class D, int kKeys, int kThreads>
+// Starts copying key tile `tile` (kKeys rows of kv head t.g from k and v) into buffer
+// tile % kStages of the shared tiles ks and vs.
+template <class D, int kKeys, int kThreads, int kStages = 2>
 __device__ void issue_key_tile(const FlashParams& p, const QueryTile& t, const bf16_t* k,
                                const bf16_t* v, bf16_t* ks, bf16_t* vs, int tile) {
   const int j0 = tile * kKeys, cols = min(kKeys, p.kv_len - j0);
-  issue_operand_tile<kKeys, D::kQK, kThreads>(ks + tile % 2 * kKeys * D::kLdQK, D::kLdQK,
+  issue_operand_tile<kKeys, D::kQK, kThreads>(ks + tile % kStages * kKeys * D::kLdQK, D::kLdQK,
                                               k + t.b * p.kb + t.g * p.kh + j0 * p.kt, p.kt, cols,
                                               p.qk_dim, p.vec_k);
-  issue_operand_tile<kKeys, D::kV, kThreads>(vs + tile % 2 * kKeys * D::kLdV, D::kLdV,
+  issue_operand_tile<kKeys, D::kV, kThreads>(vs + tile % kStages * kKeys * D::kLdV, D::kLdV,
                                              v + t.b * p.vb + t.g * p.vh + j0 * p.vt, p.vt, cols,
                                              p.v_dim, p.vec_v);
 }
@@ -332,34 +332,45 @@ __device__ __forceinline__ void softmax_tile(float (&s)[N][4], float (&row_max)[
   }
 }
 
-// Tile shapes (flash_tile_variants): warps per block (16 rows each), keys per key tile and the
-// blocks per SM the registers must allow.
-template <class D, int Warps, int Keys, int MinBlocks>
+// Tile shapes (flash_tile_variants): warps per block (16 rows each), keys per key tile, the blocks
+// per SM the registers must allow, and whether the key walk is pipelined (below). Key and value
+// tiles have two buffers (the next tile's copies land while this one is computed), three when
+// pipelined (the next tile's keys are read while this tile's values still are).
+template <class D, int Warps, int Keys, int MinBlocks, bool Pipelined>
 struct ForwardShape {
   static constexpr int kWarps = Warps, kThreads = kWarps * kWarp, kMinBlocks = MinBlocks;
   static constexpr int kRows = 16 * kWarps, kKeys = Keys;
+  static constexpr bool kPipelined = Pipelined;
+  static constexpr int kStages = Pipelined ? 3 : 2;
   static constexpr int kQElems = kRows * D::kLdQK, kKElems = kKeys * D::kLdQK,
                        kVElems = kKeys * D::kLdV;
-  static constexpr int kSmemBytes = (kQElems + 2 * (kKElems + kVElems)) * sizeof(bf16_t);
+  static constexpr int kSmemBytes = (kQElems + kStages * (kKElems + kVElems)) * sizeof(bf16_t);
 };
 
+// The pipelined walk: a warp issues the next key tile's score products before this tile's
+// softmax, in one straight-line block, so the tensor pipe works through the softmax's exp2,
+// max and sum instructions instead of waiting for them (the unpipelined walk runs scores,
+// softmax and probs v one after the other, and only other warps fill the gaps; the 8 warps of a
+// block meet at a barrier every tile and so tend to reach their softmax together). Tiles that
+// need the mask, the last tile, and problems whose qk dim does not fill the instantiation take
+// the unpipelined steps; the costs are a second score tile in registers and a third K/V buffer.
 template <class D, class S>
 __global__ void __launch_bounds__(S::kThreads, S::kMinBlocks)
     mma_forward_kernel(const FlashParams p, const bf16_t* __restrict__ q,
                        const bf16_t* __restrict__ k, const bf16_t* __restrict__ v,
                        bf16_t* __restrict__ o, float* __restrict__ lse) {
-  constexpr int kQK = D::kQK, kV = D::kV, kKeys = S::kKeys;
+  constexpr int kQK = D::kQK, kV = D::kV, kKeys = S::kKeys, kStages = S::kStages;
   extern __shared__ __align__(128) unsigned char smem[];
   bf16_t* qs = reinterpret_cast<bf16_t*>(smem);
-  bf16_t* ks = qs + S::kQElems;      // two buffers
-  bf16_t* vs = ks + 2 * S::kKElems;  // two buffers
+  bf16_t* ks = qs + S::kQElems;            // kStages buffers
+  bf16_t* vs = ks + kStages * S::kKElems;  // kStages buffers
 
   const QueryTile t = query_tile(p, S::kRows);
   const int i0 = t.i0, rows = t.rows, h = t.h, b = t.b;
   const int row0 = threadIdx.x / kWarp * 16, lane = lane_id(), quad_row = lane / 4;
   const KeyWalk walk = key_walk(p, t, row0, kKeys);
   auto issue_kv = [&](int tile) {
-    issue_key_tile<D, kKeys, S::kThreads>(p, t, k, v, ks, vs, tile);
+    issue_key_tile<D, kKeys, S::kThreads, kStages>(p, t, k, v, ks, vs, tile);
   };
   issue_operand_tile<S::kRows, kQK, S::kThreads>(qs, D::kLdQK, q + b * p.qb + h * p.qh + i0 * p.qt,
                                                  p.qt, rows, p.qk_dim, p.vec_q);
@@ -367,38 +378,41 @@ __global__ void __launch_bounds__(S::kThreads, S::kMinBlocks)
   __pipeline_commit();
 
   uint32_t q_frag[kQK / 16][4];
+  auto load_q = [&] {
+#pragma unroll
+    for (int kk = 0; kk < kQK / 16; ++kk) load_a(q_frag[kk], qs, D::kLdQK, row0, kk * 16);
+  };
   float acc[kV / 8][4];
   zero(acc);
   float row_max[2] = {-INFINITY, -INFINITY}, row_sum[2] = {0.f, 0.f};  // raw-score max
-  for (int tile = 0; tile < walk.tiles; ++tile) {
-    begin_step(tile, walk.tiles, issue_kv);
-    if (tile == 0) {
-#pragma unroll
-      for (int kk = 0; kk < kQK / 16; ++kk) load_a(q_frag[kk], qs, D::kLdQK, row0, kk * 16);
-    }
-    const int j0 = tile * kKeys;
-    if (j0 >= walk.warp_keys) continue;
-    const bf16_t* kt = ks + tile % 2 * S::kKElems;
-    const bf16_t* vt = vs + tile % 2 * S::kVElems;
 
-    float s[kKeys / 8][4];
+  // s = the warp's raw scores q k^T for key tile `tile`, over the first `steps` 16-wide steps of
+  // the qk dim (a constant kQK / 16 at a call site makes the product straight-line code, as
+  // with_active_steps does).
+  constexpr int kQkSteps = kQK / 16;
+  const int qk_steps = (p.qk_dim + 15) / 16;
+  auto scores = [&](float(&s)[kKeys / 8][4], int tile, int steps) {
+    const bf16_t* kt = ks + tile % kStages * S::kKElems;
     zero(s);
-    with_active_steps<kQK>(p.qk_dim, [&](auto active) {
 #pragma unroll
-      for (int kk = 0; kk < kQK / 16; ++kk) {
-        if (active(kk)) {
+    for (int kk = 0; kk < kQkSteps; ++kk) {
+      if (kk < steps) {
 #pragma unroll
-          for (int n = 0; n < kKeys / 16; ++n) {
-            uint32_t bk[4];
-            load_b_from_rows(bk, kt, D::kLdQK, n * 16, kk * 16);
-            mma_pair(s[2 * n], s[2 * n + 1], q_frag[kk], bk);
-          }
+        for (int n = 0; n < kKeys / 16; ++n) {
+          uint32_t bk[4];
+          load_b_from_rows(bk, kt, D::kLdQK, n * 16, kk * 16);
+          mma_pair(s[2 * n], s[2 * n + 1], q_frag[kk], bk);
         }
       }
-    });
-
+    }
+  };
+  // The online softmax of key tile `tile`'s scores s, then acc += probs v. `masked`: the tile
+  // crosses a row's last visible key (a run-time flag: each call site's value folds once the
+  // lambda is inlined; nvcc 13's front end crashes on a generic lambda taking s).
+  auto softmax_times_v = [&](float(&s)[kKeys / 8][4], int tile, bool masked) {
+    const int j0 = tile * kKeys;
     float rescale[2];
-    if (j0 + kKeys > walk.unmasked_keys) {
+    if (masked) {
       const int limit[2] = {visible_keys(p, i0 + row0 + quad_row) - j0,
                             visible_keys(p, i0 + row0 + quad_row + 8) - j0};
       softmax_tile<true>(s, row_max, row_sum, rescale, limit, p.scale_log2);
@@ -412,7 +426,53 @@ __global__ void __launch_bounds__(S::kThreads, S::kMinBlocks)
 #pragma unroll
         for (int e = 0; e < 4; ++e) acc[n][e] *= rescale[e / 2];
     }
-    mma_acc_times_cols(acc, s, vt, D::kLdV, p.v_dim);
+    mma_acc_times_cols(acc, s, vs + tile % kStages * S::kVElems, D::kLdV, p.v_dim);
+  };
+  const auto masked = [&](int tile) { return tile * kKeys + kKeys > walk.unmasked_keys; };
+
+  if (!S::kPipelined || qk_steps < kQkSteps) {
+    for (int tile = 0; tile < walk.tiles; ++tile) {
+      begin_step(tile, walk.tiles, issue_kv);
+      if (tile == 0) load_q();
+      if (tile * kKeys >= walk.warp_keys) continue;
+      float s[kKeys / 8][4];
+      if (qk_steps == kQkSteps)
+        scores(s, tile, kQkSteps);
+      else
+        scores(s, tile, qk_steps);
+      softmax_times_v(s, tile, masked(tile));
+    }
+  } else {
+    if (walk.tiles > 1) issue_kv(1);
+    __pipeline_commit();
+    __pipeline_wait_prior(1);  // q and key tile 0 have landed
+    __syncthreads();
+    load_q();
+    float s[kKeys / 8][4];  // the scores of the tile the loop is at
+    if (walk.warp_keys > 0) scores(s, 0, kQkSteps);
+    for (int tile = 0; tile < walk.tiles; ++tile) {
+      // Tile + 1 has landed for every thread, and every warp is done with the buffers of
+      // tile - 1, which tile + 2's copies now fill.
+      __pipeline_wait_prior(0);
+      __syncthreads();
+      if (tile + 2 < walk.tiles) issue_kv(tile + 2);
+      __pipeline_commit();
+      const int j0 = tile * kKeys;
+      if (j0 >= walk.warp_keys) continue;
+      const bool next = j0 + kKeys < walk.warp_keys;  // the warp has keys in tile + 1
+      if (next && j0 + kKeys <= walk.unmasked_keys) {
+        float s_next[kKeys / 8][4];
+        scores(s_next, tile + 1, kQkSteps);
+        softmax_times_v(s, tile, false);
+#pragma unroll
+        for (int n = 0; n < kKeys / 8; ++n)
+#pragma unroll
+          for (int e = 0; e < 4; ++e) s[n][e] = s_next[n][e];
+      } else {
+        softmax_times_v(s, tile, masked(tile));
+        if (next) scores(s, tile + 1, kQkSteps);
+      }
+    }
   }
 
   __pipeline_wait_prior(0);  // no copy may land in qs after the warp reuses its rows
@@ -695,8 +755,8 @@ void launch_shape(Kernel* kernel, dim3 grid, cudaStream_t stream, Args... args) 
 
 // The shapes of the variants of kForwardTiles, kDkDvTiles and kDqTiles at head dims D.
 template <class D, size_t I>
-using ForwardVariant =
-    ForwardShape<D, kForwardTiles[I].warps, kForwardTiles[I].tile, kForwardTiles[I].min_blocks>;
+using ForwardVariant = ForwardShape<D, kForwardTiles[I].warps, kForwardTiles[I].tile,
+                                    kForwardTiles[I].min_blocks, kForwardTiles[I].pipelined>;
 template <class D, size_t I>
 using DkDvVariant = DkDvShape<D, kDkDvTiles[I].warps, kDkDvTiles[I].tile, kDkDvTiles[I].min_blocks>;
 template <class D, size_t I>

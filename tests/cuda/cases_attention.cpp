@@ -372,15 +372,16 @@ std::vector<KernelCase> attention_cases() {
     ++seed;
   }
   // Every tile variant of the tensor-core kernels (variant i of each kernel together) on a shape
-  // of each instantiation with several tiles of every kernel, GQA and causal.
+  // of each instantiation with several tiles of every kernel, GQA and causal, and on head dims
+  // that do not fill their instantiation (the pipelined forward's unpipelined walk).
   const kernels::cuda::FlashTileVariants names = kernels::cuda::flash_tile_variants();
   const int variants =
       static_cast<int>(std::max({names.forward.size(), names.dkdv.size(), names.dq.size()}));
   for (int i = 1; i < variants; ++i)
     for (const Shape& s :
          {Shape{1, 4, 2, 150, 150, 64, 64, true, P}, Shape{1, 2, 2, 140, 140, 96, 64, true, S},
-          Shape{2, 2, 1, 130, 260, 128, 64, true, S},
-          Shape{1, 4, 2, 300, 300, 192, 128, true, P}}) {
+          Shape{2, 2, 1, 130, 260, 128, 64, true, S}, Shape{1, 4, 2, 300, 300, 192, 128, true, P},
+          Shape{1, 2, 1, 200, 200, 80, 48, true, S}}) {  // qk and v short of the instantiation
       const auto last = [&](const std::vector<std::string>& list) {
         return std::min(i, static_cast<int>(list.size()) - 1);
       };
