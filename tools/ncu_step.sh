@@ -9,6 +9,10 @@
 #   last layers' backward), with the sections that say what bounds a kernel (speed of light,
 #   occupancy, launch, compute workload, warp states): tools/ncu_kernel_metrics.py prints time,
 #   occupancy, issue-slot and tensor-pipe use, busiest pipes and largest stalls per kernel.
+# - (baseline_mha) the step's first flash forward launch, instruction by instruction: the SASS
+#   with its warp stall samples (SourceCounters, ncu's source page), kept as
+#   ncu_forward_sass.csv for reading which instructions the kernel waits on; informational, its
+#   failure does not fail the script.
 # Skipped (exit 0) when ncu is not installed. The CSVs go to OUT_DIR.
 #   tools/ncu_step.sh LATTE_BINARY OUT_DIR
 set -uo pipefail
@@ -42,4 +46,10 @@ for model in baseline_mha deepseek_v3_small; do
     --section ComputeWorkloadAnalysis --section WarpStateStats
   python3 tools/ncu_kernel_metrics.py "$out/ncu_attention_$model.csv" || status=1
 done
+echo "-- baseline_mha: the first flash forward's SASS with stall samples -> ncu_forward_sass.csv"
+saved_status=$status
+ncu_model baseline_mha ncu_forward_sass -k regex:mma_forward --launch-count 1 \
+  --section SourceCounters --page source --print-source sass
+echo "$(wc -l <"$out/ncu_forward_sass.csv") lines"
+status=$saved_status
 exit $status
