@@ -135,7 +135,7 @@ void flash_attention_forward(const AttentionProblem& pr, const T* q, const T* k,
   if constexpr (std::is_same_v<T, latte::bf16>) {
     if (mma_kernels_take(p)) {
       mma_flash_forward(p, pr.batch, device_ptr(q), device_ptr(k), device_ptr(v), device_ptr(o),
-                        lse, tiles.forward, stream);
+                        lse, tiles.forward, stream, kOp);
       return;
     }
   }
@@ -176,7 +176,7 @@ void flash_attention_backward(const AttentionProblem& pr, const T* q, const T* k
     if (mma_kernels_take(p)) {
       mma_flash_backward(p, pr.batch, pr.kv_heads, device_ptr(q), device_ptr(k), device_ptr(v),
                          device_ptr(d_o), lse, delta, device_ptr(dq), device_ptr(dk),
-                         device_ptr(dv), tiles.dkdv, tiles.dq, stream);
+                         device_ptr(dv), tiles.dkdv, tiles.dq, stream, kOp);
       return;
     }
   }

@@ -16,6 +16,7 @@
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/device_common.cuh"
 #include "kernels/cuda/flash_attention.cuh"
+#include "kernels/cuda/tile_order.h"
 
 namespace latte::kernels::cuda::detail {
 
@@ -36,6 +37,7 @@ struct FlashParams {
           oh = 0;                                                   // element strides
   bool vec_q = false, vec_k = false, vec_v = false, vec_o = false;  // 16-byte global loads allowed
   bool vec_dq = false, vec_dk = false, vec_dv = false;  // 16-byte gradient stores (backward)
+  int tile_group = 1;  // (batch, head) pairs per group of the launch's tile_grid
 };
 
 // Query i attends keys [0, visible_keys(i)) (AttentionProblem::visible_keys).
@@ -47,17 +49,60 @@ __device__ __forceinline__ int first_query_seeing(const FlashParams& p, int j) {
   return p.causal ? min(max(j - (p.kv_len - p.q_len), 0), p.q_len) : 0;
 }
 
-// The query tile of a block in the kernels whose blocks own query rows (forward, dq): blockIdx.x
-// counts tiles of `tile_rows` from the last one (causal: the longest rows start first), y is the
-// query head, z the batch; g is the kv head the query head reads.
+// The grid of a flash kernel whose blocks each own one of `tiles` tiles of one (batch, head)
+// pair: one-dimensional, in tile_order.h's order, with the pairs grouped for the current device's
+// L2 (sets p.tile_group, which the kernels read back). `pair_bytes`: what the blocks of one pair
+// read in common (pair_bytes_of_keys, pair_bytes_of_queries).
+inline dim3 tile_grid(FlashParams& p, int64_t tiles, int64_t heads, int64_t batch,
+                      int64_t pair_bytes, const char* op) {
+  const int64_t pairs = heads * batch, blocks = tiles * pairs;
+  LATTE_CHECK(blocks <= 0x7fffffff)
+      << op << ": " << blocks << " blocks exceed a one-dimensional CUDA grid (2^31 - 1)";
+  int device = 0, l2_bytes = 0;
+  LATTE_CUDA_CHECK(cudaGetDevice(&device));
+  LATTE_CUDA_CHECK(cudaDeviceGetAttribute(&l2_bytes, cudaDevAttrL2CacheSize, device));
+  p.tile_group = tile_group(pairs, pair_bytes, l2_bytes);
+  return dim3(static_cast<unsigned>(blocks));
+}
+// The query-row kernels' pairs (batch, query head) share their kv head's keys and values with
+// the other query heads of its GQA group; the dk/dv kernel's pairs (batch, kv head) read the
+// queries and output gradients of their group's query heads.
+inline int64_t pair_bytes_of_keys(const FlashParams& p, int elem_bytes) {
+  return int64_t{p.kv_len} * (p.qk_dim + p.v_dim) * elem_bytes / p.group;
+}
+inline int64_t pair_bytes_of_queries(const FlashParams& p, int elem_bytes) {
+  return int64_t{p.q_len} * (p.qk_dim + p.v_dim) * elem_bytes * p.group;
+}
+
+// This block's slot in its tile_grid, for `tiles` tiles per pair.
+__device__ __forceinline__ TileSlot this_tile_slot(const FlashParams& p, int tiles) {
+  return tile_slot(static_cast<int>(blockIdx.x), tiles, static_cast<int>(gridDim.x) / tiles,
+                   p.tile_group);
+}
+
+// The query tile of a block in the kernels whose blocks own query rows (forward, dq): the tile of
+// `tile_rows` rows that its slot's rank counts from the last one (causal: the longest rows start
+// first), of query head h in batch b; g is the kv head the query head reads.
 struct QueryTile {
   int i0, rows, h, b, g;
 };
 __device__ __forceinline__ QueryTile query_tile(const FlashParams& p, int tile_rows) {
   const int tiles = (p.q_len + tile_rows - 1) / tile_rows;
-  const int i0 = (tiles - 1 - static_cast<int>(blockIdx.x)) * tile_rows;
-  const int h = blockIdx.y;
-  return {i0, min(tile_rows, p.q_len - i0), h, static_cast<int>(blockIdx.z), h / p.group};
+  const TileSlot slot = this_tile_slot(p, tiles);
+  const int i0 = (tiles - 1 - slot.rank) * tile_rows;
+  const int h = slot.pair % p.q_heads;
+  return {i0, min(tile_rows, p.q_len - i0), h, slot.pair / p.q_heads, h / p.group};
+}
+
+// The key block of a block of the dk/dv kernels: block rank (rank 0, the first keys, is seen by
+// the most queries), of kv head g in batch b.
+struct KeyBlock {
+  int j0, g, b;
+};
+__device__ __forceinline__ KeyBlock key_block(const FlashParams& p, int block_keys) {
+  const int kv_heads = p.q_heads / p.group;
+  const TileSlot slot = this_tile_slot(p, (p.kv_len + block_keys - 1) / block_keys);
+  return {slot.rank * block_keys, slot.pair % kv_heads, slot.pair / kv_heads};
 }
 
 // Starts copying `rows_valid` rows (`row_stride` elements apart, `dim` contiguous elements each)
@@ -141,15 +186,15 @@ inline constexpr TileVariant kDkDvTiles[] = {{4, 32}, {8, 32}, {4, 64}, {4, 32, 
 inline constexpr TileVariant kDqTiles[] = {{4, 32}, {8, 32}, {4, 64}, {4, 32, 5}};
 
 // The tensor-core kernels (bf16; mma_kernels_take(p) must hold) with the given tile variants
-// (indices into the lists above, checked by the caller).
+// (indices into the lists above, checked by the caller); errors name `op`.
 void mma_flash_forward(const FlashParams& p, int64_t batch, const __nv_bfloat16* q,
                        const __nv_bfloat16* k, const __nv_bfloat16* v, __nv_bfloat16* o, float* lse,
-                       int variant, cudaStream_t stream);
+                       int variant, cudaStream_t stream, const char* op);
 void mma_flash_backward(const FlashParams& p, int64_t batch, int64_t kv_heads,
                         const __nv_bfloat16* q, const __nv_bfloat16* k, const __nv_bfloat16* v,
                         const __nv_bfloat16* d_o, const float* lse, const float* delta,
                         __nv_bfloat16* dq, __nv_bfloat16* dk, __nv_bfloat16* dv, int dkdv_variant,
-                        int dq_variant, cudaStream_t stream);
+                        int dq_variant, cudaStream_t stream, const char* op);
 
 // flash_tile_occupancy for the tensor-core kernels' instantiation that takes these head dims
 // (mma_kernels_take must hold for them).

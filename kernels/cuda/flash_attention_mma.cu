@@ -616,7 +616,8 @@ __global__ void __launch_bounds__(S::kThreads, S::kMinBlocks)
   float* lse_s = reinterpret_cast<float*>(smem + S::kTileBytes);  // two buffers
   float* delta_s = lse_s + 2 * kRows;                             // two buffers
 
-  const int j0 = blockIdx.x * S::kKeys, g = blockIdx.y, b = blockIdx.z;
+  const KeyBlock kb = key_block(p, S::kKeys);
+  const int j0 = kb.j0, g = kb.g, b = kb.b;
   const int cols = min(S::kKeys, p.kv_len - j0);
   const int row0 = threadIdx.x / kWarp * 16, lane = lane_id(), quad_row = lane / 4;
   const int col_in_tile = lane % 4 * 2;
@@ -804,14 +805,16 @@ FlashTileOccupancy mma_tile_occupancy(int qk_dim, int v_dim) {
 }
 
 void mma_flash_forward(const FlashParams& p, int64_t batch, const bf16_t* q, const bf16_t* k,
-                       const bf16_t* v, bf16_t* o, float* lse, int variant, cudaStream_t stream) {
+                       const bf16_t* v, bf16_t* o, float* lse, int variant, cudaStream_t stream,
+                       const char* op) {
   with_head_dims(p, [&](auto dims) {
     using D = decltype(dims);
     const auto launch = [&](auto index) {
       using S = ForwardVariant<D, decltype(index)::value>;
-      const dim3 grid(static_cast<unsigned>(ceil_div(p.q_len, S::kRows)), p.q_heads,
-                      static_cast<unsigned>(batch));
-      launch_shape<S>(mma_forward_kernel<D, S>, grid, stream, p, q, k, v, o, lse);
+      FlashParams lp = p;
+      const dim3 grid = tile_grid(lp, ceil_div(p.q_len, S::kRows), p.q_heads, batch,
+                                  pair_bytes_of_keys(p, 2), op);
+      launch_shape<S>(mma_forward_kernel<D, S>, grid, stream, lp, q, k, v, o, lse);
     };
     with_index(variant, launch, std::make_index_sequence<std::size(kForwardTiles)>{});
   });
@@ -820,22 +823,24 @@ void mma_flash_forward(const FlashParams& p, int64_t batch, const bf16_t* q, con
 void mma_flash_backward(const FlashParams& p, int64_t batch, int64_t kv_heads, const bf16_t* q,
                         const bf16_t* k, const bf16_t* v, const bf16_t* d_o, const float* lse,
                         const float* delta, bf16_t* dq, bf16_t* dk, bf16_t* dv, int dkdv_variant,
-                        int dq_variant, cudaStream_t stream) {
+                        int dq_variant, cudaStream_t stream, const char* op) {
   with_head_dims(p, [&](auto dims) {
     using D = decltype(dims);
     const auto launch_dkdv = [&](auto index) {
       using S = DkDvVariant<D, decltype(index)::value>;
-      const dim3 grid(static_cast<unsigned>(ceil_div(p.kv_len, S::kKeys)),
-                      static_cast<unsigned>(kv_heads), static_cast<unsigned>(batch));
-      launch_shape<S>(mma_backward_dkdv_kernel<D, S>, grid, stream, p, q, k, v, d_o, lse, delta, dk,
-                      dv);
+      FlashParams lp = p;
+      const dim3 grid = tile_grid(lp, ceil_div(p.kv_len, S::kKeys), kv_heads, batch,
+                                  pair_bytes_of_queries(p, 2), op);
+      launch_shape<S>(mma_backward_dkdv_kernel<D, S>, grid, stream, lp, q, k, v, d_o, lse, delta,
+                      dk, dv);
     };
     with_index(dkdv_variant, launch_dkdv, std::make_index_sequence<std::size(kDkDvTiles)>{});
     const auto launch_dq = [&](auto index) {
       using S = DqVariant<D, decltype(index)::value>;
-      const dim3 grid(static_cast<unsigned>(ceil_div(p.q_len, S::kRows)), p.q_heads,
-                      static_cast<unsigned>(batch));
-      launch_shape<S>(mma_backward_dq_kernel<D, S>, grid, stream, p, q, k, v, d_o, lse, delta, dq);
+      FlashParams lp = p;
+      const dim3 grid = tile_grid(lp, ceil_div(p.q_len, S::kRows), p.q_heads, batch,
+                                  pair_bytes_of_keys(p, 2), op);
+      launch_shape<S>(mma_backward_dq_kernel<D, S>, grid, stream, lp, q, k, v, d_o, lse, delta, dq);
     };
     with_index(dq_variant, launch_dq, std::make_index_sequence<std::size(kDqTiles)>{});
   });

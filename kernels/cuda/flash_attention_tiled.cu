@@ -287,7 +287,8 @@ __global__ void __launch_bounds__(kThreads)
   float* lse_s = region<float>(smem, p, kRowA);
   float* delta_s = region<float>(smem, p, kRowB);
 
-  const int j0 = blockIdx.x * p.bc, g = blockIdx.y, b = blockIdx.z;
+  const KeyBlock kb = key_block(p, p.bc);
+  const int j0 = kb.j0, g = kb.g, b = kb.b;
   const int cols = min(p.bc, p.kv_len - j0);
   T* dk_t = dk + b * p.kb + g * p.kh + j0 * p.kt;
   T* dv_t = dv + b * p.vb + g * p.vh + j0 * p.vt;
@@ -442,8 +443,8 @@ void tiled_flash_forward(const FlashParams& problem, int64_t batch, const T* q, 
   TiledParams p = tiled_params(problem);
   const int64_t smem = choose_tiles<T>(p, Kernel::kForward, op);
   allow_shared_memory(flash_forward_kernel<T>, smem);
-  const dim3 grid(static_cast<unsigned>(ceil_div(p.q_len, p.br)), p.q_heads,
-                  static_cast<unsigned>(batch));
+  const dim3 grid =
+      tile_grid(p, ceil_div(p.q_len, p.br), p.q_heads, batch, pair_bytes_of_keys(p, sizeof(T)), op);
   flash_forward_kernel<T><<<grid, kThreads, smem, stream>>>(p, q, k, v, o, lse);
   LATTE_CUDA_CHECK_LAUNCH();
 }
@@ -456,16 +457,16 @@ void tiled_flash_backward(const FlashParams& problem, int64_t batch, int64_t kv_
   TiledParams p = tiled_params(problem);
   const int64_t smem_kv = choose_tiles<T>(p, Kernel::kBackwardDkDv, op);
   allow_shared_memory(flash_backward_dkdv_kernel<T>, smem_kv);
-  const dim3 grid_kv(static_cast<unsigned>(ceil_div(p.kv_len, p.bc)),
-                     static_cast<unsigned>(kv_heads), static_cast<unsigned>(batch));
+  const dim3 grid_kv = tile_grid(p, ceil_div(p.kv_len, p.bc), kv_heads, batch,
+                                 pair_bytes_of_queries(p, sizeof(T)), op);
   flash_backward_dkdv_kernel<T>
       <<<grid_kv, kThreads, smem_kv, stream>>>(p, q, k, v, d_o, lse, delta, dk, dv);
   LATTE_CUDA_CHECK_LAUNCH();
 
   const int64_t smem_q = choose_tiles<T>(p, Kernel::kBackwardDq, op);
   allow_shared_memory(flash_backward_dq_kernel<T>, smem_q);
-  const dim3 grid_q(static_cast<unsigned>(ceil_div(p.q_len, p.br)), p.q_heads,
-                    static_cast<unsigned>(batch));
+  const dim3 grid_q =
+      tile_grid(p, ceil_div(p.q_len, p.br), p.q_heads, batch, pair_bytes_of_keys(p, sizeof(T)), op);
   flash_backward_dq_kernel<T>
       <<<grid_q, kThreads, smem_q, stream>>>(p, q, k, v, d_o, lse, delta, dq);
   LATTE_CUDA_CHECK_LAUNCH();
