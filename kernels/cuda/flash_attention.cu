@@ -97,7 +97,8 @@ std::vector<std::string> describe_tiles(const TileVariant (&list)[N], const char
     names.push_back(
         std::to_string(t.warps) + " warps x 16 " + rows + ", " + std::to_string(t.tile) + tile +
         (t.min_blocks > 1 ? ", registers for " + std::to_string(t.min_blocks) + " blocks per SM"
-                          : ""));
+                          : "") +
+        (t.pipelined ? ", pipelined" : ""));
   return names;
 }
 

@@ -172,18 +172,18 @@ inline bool mma_kernels_take(const FlashParams& p) {
 // 164 registers (one 8-warp block per SM), capped at 128 it runs two without spilling (ptxas,
 // sm_90); the dk/dv kernel at 64/64 goes from three 4-warp blocks (144 registers) to four (128,
 // 8 bytes spilled), dq from four (108) to five (96, none). Larger head dims spill under these caps.
-// The pipelined forward variants issue the next key tile's score products before this tile's
-// softmax (flash_attention_mma.cu), with 8 warps (one block per SM) and with 4 (two blocks).
+// The pipelined variants issue the next key tile's products before this tile's softmax (forward:
+// with 8 warps, one block per SM, and with 4) or d scores (dq); flash_attention_mma.cu.
 // Entry 0 of each list is what problems run with; the others are timed against it by the tile
 // sweep of `latte_cuda_tests --bench`, so the defaults follow measurements.
 struct TileVariant {
   int warps, tile, min_blocks = 1;
-  bool pipelined = false;  // forward: the next key tile's scores run during this one's softmax
+  bool pipelined = false;  // forward, dq: the next key tile's products overlap this one's
 };
 inline constexpr TileVariant kForwardTiles[] = {{8, 64},    {4, 64},          {8, 32},
                                                 {8, 32, 2}, {8, 64, 1, true}, {4, 64, 1, true}};
 inline constexpr TileVariant kDkDvTiles[] = {{4, 32}, {8, 32}, {4, 64}, {4, 32, 4}};
-inline constexpr TileVariant kDqTiles[] = {{4, 32}, {8, 32}, {4, 64}, {4, 32, 5}};
+inline constexpr TileVariant kDqTiles[] = {{4, 32}, {8, 32}, {4, 64}, {4, 32, 5}, {4, 32, 1, true}};
 
 // The tensor-core kernels (bf16; mma_kernels_take(p) must hold) with the given tile variants
 // (indices into the lists above, checked by the caller); errors name `op`.

@@ -493,15 +493,19 @@ __global__ void __launch_bounds__(S::kThreads, S::kMinBlocks)
 
 // ---- backward: dq ----
 
-// Warps per block (16 query rows each), keys per key tile and the blocks per SM the registers
-// must allow.
-template <class D, int Warps, int Keys, int MinBlocks>
+// Warps per block (16 query rows each), keys per key tile, the blocks per SM the registers must
+// allow, and whether the key walk is pipelined (as the forward's: the next key tile's score and
+// d probs products are issued before this tile's d scores; three K/V buffers).
+template <class D, int Warps, int Keys, int MinBlocks, bool Pipelined>
 struct DqShape {
   static constexpr int kWarps = Warps, kThreads = kWarps * kWarp, kMinBlocks = MinBlocks;
   static constexpr int kRows = 16 * kWarps, kKeys = Keys;
+  static constexpr bool kPipelined = Pipelined;
+  static constexpr int kStages = Pipelined ? 3 : 2;
   static constexpr int kQElems = kRows * D::kLdQK, kDoElems = kRows * D::kLdV,
                        kKElems = kKeys * D::kLdQK, kVElems = kKeys * D::kLdV;
-  static constexpr int kSmemBytes = (kQElems + kDoElems + 2 * (kKElems + kVElems)) * sizeof(bf16_t);
+  static constexpr int kSmemBytes =
+      (kQElems + kDoElems + kStages * (kKElems + kVElems)) * sizeof(bf16_t);
 };
 
 template <class D, class S>
@@ -510,12 +514,12 @@ __global__ void __launch_bounds__(S::kThreads, S::kMinBlocks)
                            const bf16_t* __restrict__ k, const bf16_t* __restrict__ v,
                            const bf16_t* __restrict__ d_o, const float* __restrict__ lse,
                            const float* __restrict__ delta, bf16_t* __restrict__ dq) {
-  constexpr int kQK = D::kQK, kV = D::kV, kKeys = S::kKeys;
+  constexpr int kQK = D::kQK, kV = D::kV, kKeys = S::kKeys, kStages = S::kStages;
   extern __shared__ __align__(128) unsigned char smem[];
   bf16_t* qs = reinterpret_cast<bf16_t*>(smem);
   bf16_t* dos = qs + S::kQElems;
-  bf16_t* ks = dos + S::kDoElems;    // two buffers
-  bf16_t* vs = ks + 2 * S::kKElems;  // two buffers
+  bf16_t* ks = dos + S::kDoElems;          // kStages buffers
+  bf16_t* vs = ks + kStages * S::kKElems;  // kStages buffers
 
   const QueryTile t = query_tile(p, S::kRows);
   const int i0 = t.i0, rows = t.rows, h = t.h, b = t.b;
@@ -523,7 +527,7 @@ __global__ void __launch_bounds__(S::kThreads, S::kMinBlocks)
   const int col_in_tile = lane % 4 * 2;
   const KeyWalk walk = key_walk(p, t, row0, kKeys);
   auto issue_kv = [&](int tile) {
-    issue_key_tile<D, kKeys, S::kThreads>(p, t, k, v, ks, vs, tile);
+    issue_key_tile<D, kKeys, S::kThreads, kStages>(p, t, k, v, ks, vs, tile);
   };
   issue_operand_tile<S::kRows, kQK, S::kThreads>(qs, D::kLdQK, q + b * p.qb + h * p.qh + i0 * p.qt,
                                                  p.qt, rows, p.qk_dim, p.vec_q);
@@ -544,39 +548,83 @@ __global__ void __launch_bounds__(S::kThreads, S::kMinBlocks)
 
   float acc[kQK / 8][4];
   zero(acc);
-  for (int tile = 0; tile < walk.tiles; ++tile) {
-    begin_step(tile, walk.tiles, issue_kv);
-    const int j0 = tile * kKeys;
-    if (j0 >= walk.warp_keys) continue;
-    const bf16_t* kt = ks + tile % 2 * S::kKElems;
-    const bf16_t* vt = vs + tile % 2 * S::kVElems;
-
-    float s[kKeys / 8][4], dp[kKeys / 8][4];
+  // s = scores and dp = d probs of key tile `tile`, over head dims qk_dim and v_dim (the
+  // instantiation's own as constants at a call site: straight-line products).
+  auto products = [&](float(&s)[kKeys / 8][4], float(&dp)[kKeys / 8][4], int tile, int qk_dim,
+                      int v_dim) {
     zero(s);
     zero(dp);
-    mma_rows_times_rows<kQK>(s, qs, D::kLdQK, row0, kt, D::kLdQK, p.qk_dim);
-    mma_rows_times_rows<kV>(dp, dos, D::kLdV, row0, vt, D::kLdV, p.v_dim);
-    // s becomes d scores; kMasked: the tile crosses a row's last visible key.
-    auto d_scores = [&](auto masked) {
-      constexpr bool kMasked = decltype(masked)::value;
+    mma_rows_times_rows<kQK>(s, qs, D::kLdQK, row0, ks + tile % kStages * S::kKElems, D::kLdQK,
+                             qk_dim);
+    mma_rows_times_rows<kV>(dp, dos, D::kLdV, row0, vs + tile % kStages * S::kVElems, D::kLdV,
+                            v_dim);
+  };
+  // s becomes d scores = probs (d probs - delta), then acc += d scores k. `masked`: the tile
+  // crosses a row's last visible key (a run-time flag that folds at call sites passing a
+  // constant, once the lambda is inlined).
+  auto d_scores_times_k = [&](float(&s)[kKeys / 8][4], const float(&dp)[kKeys / 8][4], int tile,
+                              bool masked) {
+    const int j0 = tile * kKeys;
 #pragma unroll
-      for (int r = 0; r < 2; ++r) {
-        const int limit = kMasked ? visible_keys(p, i0 + row0 + quad_row + 8 * r) - j0 : kKeys;
+    for (int r = 0; r < 2; ++r) {
+      const int limit = masked ? visible_keys(p, i0 + row0 + quad_row + 8 * r) - j0 : kKeys;
+#pragma unroll
+      for (int n = 0; n < kKeys / 8; ++n)
+#pragma unroll
+        for (int e = 0; e < 2; ++e) {
+          float prob = fast_exp2(fmaf(s[n][2 * r + e], p.scale_log2, -lse2[r]));
+          if (masked && n * 8 + col_in_tile + e >= limit) prob = 0.f;
+          s[n][2 * r + e] = prob * (dp[n][2 * r + e] - row_delta[r]);
+        }
+    }
+    mma_acc_times_cols(acc, s, ks + tile % kStages * S::kKElems, D::kLdQK, p.qk_dim);
+  };
+  const auto masked = [&](int tile) { return tile * kKeys + kKeys > walk.unmasked_keys; };
+
+  if (!S::kPipelined || p.qk_dim <= kQK - 16 || p.v_dim <= kV - 16) {
+    for (int tile = 0; tile < walk.tiles; ++tile) {
+      begin_step(tile, walk.tiles, issue_kv);
+      if (tile * kKeys >= walk.warp_keys) continue;
+      float s[kKeys / 8][4], dp[kKeys / 8][4];
+      products(s, dp, tile, p.qk_dim, p.v_dim);
+      if (masked(tile))
+        d_scores_times_k(s, dp, tile, true);
+      else
+        d_scores_times_k(s, dp, tile, false);
+    }
+  } else {
+    if (walk.tiles > 1) issue_kv(1);
+    __pipeline_commit();
+    __pipeline_wait_prior(1);  // q, d_o and key tile 0 have landed
+    __syncthreads();
+    float s[kKeys / 8][4], dp[kKeys / 8][4];  // the products of the tile the loop is at
+    if (walk.warp_keys > 0) products(s, dp, 0, kQK, kV);
+    for (int tile = 0; tile < walk.tiles; ++tile) {
+      // Tile + 1 has landed for every thread, and every warp is done with the buffers of
+      // tile - 1, which tile + 2's copies now fill.
+      __pipeline_wait_prior(0);
+      __syncthreads();
+      if (tile + 2 < walk.tiles) issue_kv(tile + 2);
+      __pipeline_commit();
+      const int j0 = tile * kKeys;
+      if (j0 >= walk.warp_keys) continue;
+      const bool next = j0 + kKeys < walk.warp_keys;  // the warp has keys in tile + 1
+      if (next && !masked(tile)) {
+        float s_next[kKeys / 8][4], dp_next[kKeys / 8][4];
+        products(s_next, dp_next, tile + 1, kQK, kV);
+        d_scores_times_k(s, dp, tile, false);
 #pragma unroll
         for (int n = 0; n < kKeys / 8; ++n)
 #pragma unroll
-          for (int e = 0; e < 2; ++e) {
-            float prob = fast_exp2(fmaf(s[n][2 * r + e], p.scale_log2, -lse2[r]));
-            if (kMasked && n * 8 + col_in_tile + e >= limit) prob = 0.f;
-            s[n][2 * r + e] = prob * (dp[n][2 * r + e] - row_delta[r]);
+          for (int e = 0; e < 4; ++e) {
+            s[n][e] = s_next[n][e];
+            dp[n][e] = dp_next[n][e];
           }
+      } else {
+        d_scores_times_k(s, dp, tile, masked(tile));
+        if (next) products(s, dp, tile + 1, kQK, kV);
       }
-    };
-    if (j0 + kKeys > walk.unmasked_keys)
-      d_scores(std::true_type{});
-    else
-      d_scores(std::false_type{});
-    mma_acc_times_cols(acc, s, kt, D::kLdQK, p.qk_dim);
+    }
   }
 
   __pipeline_wait_prior(0);
@@ -761,7 +809,8 @@ using ForwardVariant = ForwardShape<D, kForwardTiles[I].warps, kForwardTiles[I].
 template <class D, size_t I>
 using DkDvVariant = DkDvShape<D, kDkDvTiles[I].warps, kDkDvTiles[I].tile, kDkDvTiles[I].min_blocks>;
 template <class D, size_t I>
-using DqVariant = DqShape<D, kDqTiles[I].warps, kDqTiles[I].tile, kDqTiles[I].min_blocks>;
+using DqVariant =
+    DqShape<D, kDqTiles[I].warps, kDqTiles[I].tile, kDqTiles[I].min_blocks, kDqTiles[I].pipelined>;
 
 // How `kernel`, launched as shape S, occupies an SM of the current device.
 template <class S, typename Kernel>
