@@ -37,7 +37,7 @@ struct FlashParams {
           oh = 0;                                                   // element strides
   bool vec_q = false, vec_k = false, vec_v = false, vec_o = false;  // 16-byte global loads allowed
   bool vec_dq = false, vec_dk = false, vec_dv = false;  // 16-byte gradient stores (backward)
-  int tile_group = 1;  // (batch, head) pairs per group of the launch's tile_grid
+  int tile_groups = 1;  // groups of (batch, head) pairs in the launch's tile_grid
 };
 
 // Query i attends keys [0, visible_keys(i)) (AttentionProblem::visible_keys).
@@ -51,7 +51,7 @@ __device__ __forceinline__ int first_query_seeing(const FlashParams& p, int j) {
 
 // The grid of a flash kernel whose blocks each own one of `tiles` tiles of one (batch, head)
 // pair: one-dimensional, in tile_order.h's order, with the pairs grouped for the current device's
-// L2 (sets p.tile_group, which the kernels read back). `pair_bytes`: what the blocks of one pair
+// L2 (sets p.tile_groups, which the kernels read back). `pair_bytes`: what the blocks of one pair
 // read in common (pair_bytes_of_keys, pair_bytes_of_queries).
 inline dim3 tile_grid(FlashParams& p, int64_t tiles, int64_t heads, int64_t batch,
                       int64_t pair_bytes, const char* op) {
@@ -61,7 +61,7 @@ inline dim3 tile_grid(FlashParams& p, int64_t tiles, int64_t heads, int64_t batc
   int device = 0, l2_bytes = 0;
   LATTE_CUDA_CHECK(cudaGetDevice(&device));
   LATTE_CUDA_CHECK(cudaDeviceGetAttribute(&l2_bytes, cudaDevAttrL2CacheSize, device));
-  p.tile_group = tile_group(pairs, pair_bytes, l2_bytes);
+  p.tile_groups = tile_groups(pairs, pair_bytes, l2_bytes);
   return dim3(static_cast<unsigned>(blocks));
 }
 // The query-row kernels' pairs (batch, query head) share their kv head's keys and values with
@@ -77,7 +77,7 @@ inline int64_t pair_bytes_of_queries(const FlashParams& p, int elem_bytes) {
 // This block's slot in its tile_grid, for `tiles` tiles per pair.
 __device__ __forceinline__ TileSlot this_tile_slot(const FlashParams& p, int tiles) {
   return tile_slot(static_cast<int>(blockIdx.x), tiles, static_cast<int>(gridDim.x) / tiles,
-                   p.tile_group);
+                   p.tile_groups);
 }
 
 // The query tile of a block in the kernels whose blocks own query rows (forward, dq): the tile of

@@ -1,52 +1,65 @@
 // The flash kernels' block order (kernels/cuda/tile_order.h), checked on the CPU: every (tile,
-// pair) is one block's, ranks start in order within each group of pairs, groups start one after
-// the other, and the group size follows the L2 budget.
+// pair) is one block's, groups of pairs start one after the other and differ in size by one pair
+// at most, and within a group every pair's rank r starts before any pair's rank r + 1.
 #include <doctest/doctest.h>
 
+#include <algorithm>
+#include <map>
 #include <set>
 #include <utility>
 #include <vector>
 
 #include "kernels/cuda/tile_order.h"
 
-using latte::kernels::cuda::tile_group;
+using latte::kernels::cuda::tile_groups;
 using latte::kernels::cuda::tile_slot;
 using latte::kernels::cuda::TileSlot;
 
-TEST_CASE("tile_slot orders blocks longest first within groups of pairs") {
+TEST_CASE("tile_slot starts blocks longest first within balanced groups of pairs") {
   struct Grid {
-    int tiles, pairs, group;
+    int tiles, pairs, groups;
   };
-  for (const auto& [tiles, pairs, group] : std::vector<Grid>{
-           {8, 256, 97}, {8, 256, 256}, {3, 10, 4}, {5, 7, 1}, {1, 9, 2}, {17, 5, 5}}) {
-    INFO("tiles " << tiles << ", pairs " << pairs << ", group " << group);
+  for (const auto& [tiles, pairs, groups] : std::vector<Grid>{
+           {8, 256, 3}, {8, 256, 1}, {3, 10, 4}, {5, 7, 7}, {1, 9, 2}, {17, 5, 2}, {32, 64, 6}}) {
+    INFO("tiles " << tiles << ", pairs " << pairs << ", groups " << groups);
     std::set<std::pair<int, int>> seen;
-    int previous_group = 0, previous_rank = 0;
+    std::map<int, int> group_of;  // pair -> the group it started in (groups numbered in order)
+    std::vector<int> group_sizes;
+    int previous_rank = 0;
     for (int block = 0; block < tiles * pairs; ++block) {
-      const TileSlot s = tile_slot(block, tiles, pairs, group);
+      const TileSlot s = tile_slot(block, tiles, pairs, groups);
       REQUIRE(s.rank >= 0);
       REQUIRE(s.rank < tiles);
       REQUIRE(s.pair >= 0);
       REQUIRE(s.pair < pairs);
       CHECK(seen.insert({s.rank, s.pair}).second);
-      // Groups start one after the other; within a group, ranks never go back.
-      const int g = s.pair / group;
-      CHECK(g >= previous_group);
-      if (g == previous_group) CHECK(s.rank >= previous_rank);
-      previous_rank = g == previous_group ? s.rank : 0;
-      previous_group = g;
+      const bool new_pair = group_of.count(s.pair) == 0;
+      if (new_pair && s.rank == 0 && (group_sizes.empty() || previous_rank > 0)) {
+        group_sizes.push_back(0);  // a rank-0 block after higher ranks opens the next group
+        previous_rank = 0;
+      }
+      if (new_pair) {
+        REQUIRE(s.rank == 0);  // a pair's first block is its longest tile
+        group_of[s.pair] = static_cast<int>(group_sizes.size()) - 1;
+        ++group_sizes.back();
+      }
+      CHECK(group_of[s.pair] == static_cast<int>(group_sizes.size()) - 1);  // groups in turn
+      CHECK(s.rank >= previous_rank);  // within a group, ranks never go back
+      previous_rank = s.rank;
     }
     CHECK(static_cast<int>(seen.size()) == tiles * pairs);
+    CHECK(static_cast<int>(group_sizes.size()) == (tiles > 1 ? groups : 1));
+    if (tiles > 1) {
+      const auto [smallest, largest] = std::minmax_element(group_sizes.begin(), group_sizes.end());
+      CHECK(*largest - *smallest <= 1);
+    }
   }
-  // One group: every pair's rank-0 tile starts before any rank-1 tile.
-  for (int block = 0; block < 6; ++block) CHECK(tile_slot(block, 4, 6, 6).rank == 0);
-  CHECK(tile_slot(6, 4, 6, 6).rank == 1);
 }
 
-TEST_CASE("tile_group fits a group's shared operands into half of the L2") {
-  CHECK(tile_group(256, 256 * 1024, 50 << 20) == 100);  // 25 MiB / 256 KiB
-  CHECK(tile_group(64, 2 << 20, 50 << 20) == 12);
-  CHECK(tile_group(8, 1024, 50 << 20) == 8);       // all pairs fit: one group
-  CHECK(tile_group(8, 100 << 20, 50 << 20) == 1);  // one pair exceeds it: one pair per group
-  CHECK(tile_group(8, 0, 0) == 1);
+TEST_CASE("tile_groups is the fewest groups whose shared operands fit half of the L2") {
+  CHECK(tile_groups(256, 256 * 1024, 50 << 20) == 3);  // 100 pairs per 25 MiB: 256 in 3 groups
+  CHECK(tile_groups(64, 2 << 20, 50 << 20) == 6);      // 12 per group
+  CHECK(tile_groups(8, 1024, 50 << 20) == 1);          // all pairs fit: one group
+  CHECK(tile_groups(8, 100 << 20, 50 << 20) == 8);     // one pair exceeds it: one pair per group
+  CHECK(tile_groups(8, 0, 0) == 8);
 }
