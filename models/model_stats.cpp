@@ -92,18 +92,20 @@ ModelStats compute_model_stats(const ModelConfig& config, int64_t seq_len) {
   }
 
   int64_t mtp = 0;
+  int64_t mtp_matmul = 0;  // per token, through every MTP module
   for (int64_t m = 0; m < config.mtp.num_layers; ++m) {
-    mtp += decoder_block(config, config.num_hidden_layers + m).total.params +
-           (rms_norm(d) * 3 + linear(2 * d, d, false)).params;
+    const BlockCount block = decoder_block(config, config.num_hidden_layers + m);
+    mtp += block.total.params + (rms_norm(d) * 3 + linear(2 * d, d, false)).params;
+    mtp_matmul += block.active.matmul + linear(2 * d, d, false).matmul + vocab * d;
   }
 
   const bool mla = a.type == AttentionType::kMla;
   const int64_t qk_head_dim = mla ? a.qk_head_dim() : a.head_dim;
   const int64_t v_head_dim = mla ? a.v_head_dim : a.head_dim;
   const double causal_context = static_cast<double>(seq_len + 1) / 2.0;
-  const double attention_flops = 2.0 * static_cast<double>(a.num_attention_heads) *
-                                 static_cast<double>(qk_head_dim + v_head_dim) * causal_context *
-                                 static_cast<double>(config.num_hidden_layers);
+  const double attention_flops_per_layer = 2.0 * static_cast<double>(a.num_attention_heads) *
+                                           static_cast<double>(qk_head_dim + v_head_dim) *
+                                           causal_context;
 
   const int64_t cached_per_layer =
       mla ? a.kv_lora_rank + a.qk_rope_head_dim : 2 * a.num_key_value_heads * a.head_dim;
@@ -113,7 +115,11 @@ ModelStats compute_model_stats(const ModelConfig& config, int64_t seq_len) {
   stats.params_mtp = mtp;
   stats.params_active = active.params;
   stats.attention_params_per_layer = attention_block(config).params;
-  stats.flops_per_token = 2.0 * static_cast<double>(active.matmul) + attention_flops;
+  stats.flops_per_token = 2.0 * static_cast<double>(active.matmul) +
+                          attention_flops_per_layer * static_cast<double>(config.num_hidden_layers);
+  stats.mtp_flops_per_token =
+      2.0 * static_cast<double>(mtp_matmul) +
+      attention_flops_per_layer * static_cast<double>(config.mtp.num_layers);
   stats.kv_cache_bytes_per_token =
       cached_per_layer * config.num_hidden_layers * kKvCacheElementBytes;
   stats.seq_len = seq_len;
@@ -133,6 +139,7 @@ nlohmann::json model_stats_to_json(const ModelStats& stats) {
           {"params_mtp", stats.params_mtp},
           {"attention_params_per_layer", stats.attention_params_per_layer},
           {"flops_per_token", stats.flops_per_token},
+          {"mtp_flops_per_token", stats.mtp_flops_per_token},
           {"kv_cache_bytes_per_token", stats.kv_cache_bytes_per_token},
           {"seq_len", stats.seq_len}};
 }

@@ -18,6 +18,9 @@
 //   Attention: per layer 2 x H x (qk_head_dim + v_head_dim) x (seq_len + 1) / 2, i.e. q·k and
 //   p·v against the average causal context. Elementwise work (softmax, RoPE, SwiGLU, norms) is
 //   not counted.
+// - mtp_flops_per_token: one forward pass of the MTP modules for a token, counted the same way
+//   (each module's decoder block, eh_proj and the shared lm_head, and its attention). A training
+//   step runs both: its model FLOPs per token are 3 x (flops_per_token + mtp_flops_per_token).
 // - kv_cache_bytes_per_token: bf16 (2 bytes) over all decoder layers. MLA caches the
 //   compressed kv_lora_rank + qk_rope_head_dim values per layer (SPEC §1); MHA caches
 //   2 x num_key_value_heads x head_dim.
@@ -37,6 +40,7 @@ struct ModelStats {
   int64_t params_active = 0;
   int64_t attention_params_per_layer = 0;  // one layer's self_attn block
   double flops_per_token = 0;
+  double mtp_flops_per_token = 0;
   int64_t kv_cache_bytes_per_token = 0;
   int64_t seq_len = 0;
 };
@@ -53,7 +57,7 @@ ModelStats compute_model_stats(const ModelConfig& config, int64_t seq_len);
 int64_t per_head_kv_cache_bytes_per_token(const ModelConfig& config);
 
 // {"params_total", "params_active", "params_mtp", "attention_params_per_layer",
-//  "flops_per_token", "kv_cache_bytes_per_token", "seq_len"}.
+//  "flops_per_token", "mtp_flops_per_token", "kv_cache_bytes_per_token", "seq_len"}.
 nlohmann::json model_stats_to_json(const ModelStats& stats);
 
 }  // namespace latte

@@ -2,9 +2,10 @@
 // (configs/exp3/suite.toml) with a short budget, for the MHA baseline and deepseek_v3_small.
 // On the CPU at the cpu scale (--quick: smoke); on CUDA at the seed and gpu scales in the default
 // bf16 mixed precision. Prints tokens/s per model and, from the models' FLOPs per token
-// (models/model_stats.h: forward matmuls and attention, ×3 for forward+backward, MTP excluded),
-// the achieved model TFLOP/s and, on CUDA, the MFU against --peak-tflops. With --profile every
-// run also prints where its step time goes (engine/profiler.h).
+// (models/model_stats.h: forward matmuls and attention of the main model and of the MTP modules
+// the step also trains, ×3 for forward+backward), the achieved model TFLOP/s and, on CUDA, the MFU
+// against --peak-tflops. With --profile every run also prints where its step time goes
+// (engine/profiler.h).
 #include <unistd.h>
 
 #include <cstdio>
@@ -39,8 +40,10 @@ void bench_train(const BenchOptions& options) {
       "trainer steps: %d per model (the first is not timed), eval and checkpoints off, "
       "device %s%s\n",
       steps, options.device.c_str(), cuda ? ", bf16 mixed precision" : ", f32");
-  std::printf("FLOPs per token = 3 x forward (matmuls + attention scores and values)%s\n",
-              cuda ? "; MFU = model FLOP/s / peak" : "");
+  std::printf(
+      "FLOPs per token = 3 x forward (matmuls + attention scores and values, of the main model "
+      "and its MTP modules)%s\n",
+      cuda ? "; MFU = model FLOP/s / peak" : "");
   if (options.profile || options.profile_host)
     std::printf(
         "--profile%s: each run prints its step time split; the profiled steps end with a "
@@ -66,7 +69,9 @@ void bench_train(const BenchOptions& options) {
     const SuiteResult result = run_suite(suite_file, so, *comm);
     for (const auto& run : result.results.at("runs")) {
       const double tps = run.at("summary").at("tokens_per_second").get<double>();
-      const double flops = 3.0 * run.at("stats").at("flops_per_token").get<double>();
+      const nlohmann::json& stats = run.at("stats");
+      const double flops = 3.0 * (stats.at("flops_per_token").get<double>() +
+                                  stats.value("mtp_flops_per_token", 0.0));
       const double tflops = tps * flops / 1e12;
       const std::string name = run.at("variant").get<std::string>();
       const double mfu = cuda ? tflops / options.peak_tflops : 0.0;

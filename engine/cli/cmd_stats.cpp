@@ -77,6 +77,8 @@ void print_table(const std::string& source, const ModelConfig& config, const Mod
   row("attention parameters / layer", count_text(stats.attention_params_per_layer));
   row("forward FLOPs / token", printf_string("%.4g GFLOP", stats.flops_per_token / 1e9) +
                                    " at seq_len " + std::to_string(stats.seq_len));
+  if (config.mtp.num_layers > 0)
+    row("  MTP modules, forward", printf_string("%.4g GFLOP", stats.mtp_flops_per_token / 1e9));
   const int64_t per_head = per_head_kv_cache_bytes_per_token(config);
   row("KV cache / token (bf16)", with_separators(stats.kv_cache_bytes_per_token) + " bytes");
   row("  per-head K and V would be",

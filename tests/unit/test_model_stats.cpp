@@ -200,6 +200,19 @@ TEST_CASE("model stats: FLOPs per token by hand") {
     const latte::ModelStats tied = latte::compute_model_stats(c, 3);
     CHECK(tied.flops_per_token == 232.0);
     CHECK(untied.params_total - tied.params_total == 40);
+    CHECK(untied.mtp_flops_per_token == 0.0);
+  }
+  SUBCASE("MTP modules: their own FLOPs, the main model's unchanged") {
+    c.attention.type = AttentionType::kMha;
+    c.attention.num_attention_heads = 1;
+    c.attention.num_key_value_heads = 1;
+    c.attention.head_dim = 2;
+    c.mtp.num_layers = 2;
+    const latte::ModelStats s = latte::compute_model_stats(c, 3);
+    CHECK(s.flops_per_token == 232.0);
+    // Per module: its block's attention 32 and MLP 36, eh_proj 8 x 4 = 32, the shared lm_head 40:
+    // 2 x 140 = 280, plus its attention 16 at seq_len 3; two modules.
+    CHECK(s.mtp_flops_per_token == 2 * 296.0);
   }
   SUBCASE("MLA with bias (biases are not matmul FLOPs)") {
     c.attention.type = AttentionType::kMla;
@@ -251,12 +264,13 @@ TEST_CASE("model stats: DeepSeek-V3 config gives the published size") {
 TEST_CASE("model stats: JSON keys and bad seq_len") {
   const latte::ModelStats s = latte::compute_model_stats(tiny_mla(), 5);
   const nlohmann::json j = latte::model_stats_to_json(s);
-  CHECK(j.size() == 7);
+  CHECK(j.size() == 8);
   CHECK(j.at("params_total").get<int64_t>() == s.params_total);
   CHECK(j.at("params_active").get<int64_t>() == s.params_active);
   CHECK(j.at("params_mtp").get<int64_t>() == s.params_mtp);
   CHECK(j.at("attention_params_per_layer").get<int64_t>() == s.attention_params_per_layer);
   CHECK(j.at("flops_per_token").get<double>() == s.flops_per_token);
+  CHECK(j.at("mtp_flops_per_token").get<double>() == s.mtp_flops_per_token);
   CHECK(j.at("kv_cache_bytes_per_token").get<int64_t>() == s.kv_cache_bytes_per_token);
   CHECK(j.at("seq_len").get<int64_t>() == 5);
   try {
