@@ -387,8 +387,11 @@ __global__ void __launch_bounds__(S::kThreads, S::kMinBlocks)
   float row_max[2] = {-INFINITY, -INFINITY}, row_sum[2] = {0.f, 0.f};  // raw-score max
 
   // s = the warp's raw scores q k^T for key tile `tile`, over the first `steps` 16-wide steps of
-  // the qk dim (a constant kQK / 16 at a call site makes the product straight-line code, as
-  // with_active_steps does).
+  // the qk dim: a constant kQK / 16 at a call site makes the product straight-line code, as
+  // with_active_steps does. (Neither this nor softmax_times_v can be a generic lambda, as
+  // with_active_steps's body is: nvcc 13's front end crashes on a generic lambda that takes an
+  // array whose bound is a local constant. Their flags are run-time values that fold at each
+  // call site once the lambda is inlined.)
   constexpr int kQkSteps = kQK / 16;
   const int qk_steps = (p.qk_dim + 15) / 16;
   auto scores = [&](float(&s)[kKeys / 8][4], int tile, int steps) {
@@ -407,8 +410,7 @@ __global__ void __launch_bounds__(S::kThreads, S::kMinBlocks)
     }
   };
   // The online softmax of key tile `tile`'s scores s, then acc += probs v. `masked`: the tile
-  // crosses a row's last visible key (a run-time flag: each call site's value folds once the
-  // lambda is inlined; nvcc 13's front end crashes on a generic lambda taking s).
+  // crosses a row's last visible key.
   auto softmax_times_v = [&](float(&s)[kKeys / 8][4], int tile, bool masked) {
     const int j0 = tile * kKeys;
     float rescale[2];
