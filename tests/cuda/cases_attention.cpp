@@ -372,8 +372,9 @@ std::vector<KernelCase> attention_cases() {
     ++seed;
   }
   // Every tile variant of the tensor-core kernels (variant i of each kernel together) on a shape
-  // of each instantiation with several tiles of every kernel, GQA and causal, and on head dims
-  // that do not fill their instantiation (the pipelined forward's unpipelined walk).
+  // of each instantiation with several tiles of every kernel, GQA and causal, on head dims that
+  // do not fill their instantiation (the pipelined kernels' unpipelined walk) and on a decode
+  // step (one query row: the pipelined walk with one warp that has rows).
   const kernels::cuda::FlashTileVariants names = kernels::cuda::flash_tile_variants();
   const int variants =
       static_cast<int>(std::max({names.forward.size(), names.dkdv.size(), names.dq.size()}));
@@ -381,7 +382,8 @@ std::vector<KernelCase> attention_cases() {
     for (const Shape& s :
          {Shape{1, 4, 2, 150, 150, 64, 64, true, P}, Shape{1, 2, 2, 140, 140, 96, 64, true, S},
           Shape{2, 2, 1, 130, 260, 128, 64, true, S}, Shape{1, 4, 2, 300, 300, 192, 128, true, P},
-          Shape{1, 2, 1, 200, 200, 80, 48, true, S}}) {  // qk and v short of the instantiation
+          Shape{1, 2, 1, 200, 200, 80, 48, true, S},     // qk and v short of the instantiation
+          Shape{2, 4, 2, 1, 300, 128, 128, true, S}}) {  // decode: one row, many key tiles
       const auto last = [&](const std::vector<std::string>& list) {
         return std::min(i, static_cast<int>(list.size()) - 1);
       };
