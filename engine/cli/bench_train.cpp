@@ -71,7 +71,7 @@ void bench_train(const BenchOptions& options) {
       const double tps = run.at("summary").at("tokens_per_second").get<double>();
       const nlohmann::json& stats = run.at("stats");
       const double flops = 3.0 * (stats.at("flops_per_token").get<double>() +
-                                  stats.value("mtp_flops_per_token", 0.0));
+                                  stats.at("mtp_flops_per_token").get<double>());
       const double tflops = tps * flops / 1e12;
       const std::string name = run.at("variant").get<std::string>();
       const double mfu = cuda ? tflops / options.peak_tflops : 0.0;
