@@ -290,6 +290,45 @@ __device__ __forceinline__ void begin_step(int step, int steps, IssueStep&& issu
   __pipeline_commit();
 }
 
+// The pipelined key walk of the query-row kernels (forward, dq), over three K/V buffers: tile
+// t + 2's copies start at the top of step t, once tile t + 1 has landed for every thread and every
+// warp is done with the buffers of tile t - 1. Calls start() once the block's own tiles and key
+// tile 0 have landed; then, for each tile the warp has keys in, overlapped(tile) when the tile
+// needs no mask and the warp has keys in the next one (the caller issues the next tile's
+// products first, so they run through this tile's softmax), else step(tile, next).
+template <class IssueTile, class Start, class Overlapped, class Step>
+__device__ __forceinline__ void pipelined_key_walk(const KeyWalk& walk, int keys,
+                                                   IssueTile&& issue_tile, Start&& start,
+                                                   Overlapped&& overlapped, Step&& step) {
+  if (walk.tiles > 1) issue_tile(1);
+  __pipeline_commit();
+  __pipeline_wait_prior(1);
+  __syncthreads();
+  start();
+  for (int tile = 0; tile < walk.tiles; ++tile) {
+    __pipeline_wait_prior(0);
+    __syncthreads();
+    if (tile + 2 < walk.tiles) issue_tile(tile + 2);
+    __pipeline_commit();
+    const int j0 = tile * keys;
+    if (j0 >= walk.warp_keys) continue;
+    const bool next = j0 + keys < walk.warp_keys;  // the warp has keys in tile + 1
+    if (next && j0 + keys <= walk.unmasked_keys)
+      overlapped(tile);
+    else
+      step(tile, next);
+  }
+}
+
+// dst = src, fragment by fragment (the next tile's products becoming this tile's).
+template <int N>
+__device__ __forceinline__ void assign(float (&dst)[N][4], const float (&src)[N][4]) {
+#pragma unroll
+  for (int n = 0; n < N; ++n)
+#pragma unroll
+    for (int e = 0; e < 4; ++e) dst[n][e] = src[n][e];
+}
+
 // ---- forward ----
 
 // The online softmax of one key tile for the lane's rows g and g + 8 (r = 0, 1): turns the raw
@@ -445,36 +484,23 @@ __global__ void __launch_bounds__(S::kThreads, S::kMinBlocks)
       softmax_times_v(s, tile, masked(tile));
     }
   } else {
-    if (walk.tiles > 1) issue_kv(1);
-    __pipeline_commit();
-    __pipeline_wait_prior(1);  // q and key tile 0 have landed
-    __syncthreads();
-    load_q();
-    float s[kKeys / 8][4];  // the scores of the tile the loop is at
-    if (walk.warp_keys > 0) scores(s, 0, kQkSteps);
-    for (int tile = 0; tile < walk.tiles; ++tile) {
-      // Tile + 1 has landed for every thread, and every warp is done with the buffers of
-      // tile - 1, which tile + 2's copies now fill.
-      __pipeline_wait_prior(0);
-      __syncthreads();
-      if (tile + 2 < walk.tiles) issue_kv(tile + 2);
-      __pipeline_commit();
-      const int j0 = tile * kKeys;
-      if (j0 >= walk.warp_keys) continue;
-      const bool next = j0 + kKeys < walk.warp_keys;  // the warp has keys in tile + 1
-      if (next && j0 + kKeys <= walk.unmasked_keys) {
-        float s_next[kKeys / 8][4];
-        scores(s_next, tile + 1, kQkSteps);
-        softmax_times_v(s, tile, false);
-#pragma unroll
-        for (int n = 0; n < kKeys / 8; ++n)
-#pragma unroll
-          for (int e = 0; e < 4; ++e) s[n][e] = s_next[n][e];
-      } else {
-        softmax_times_v(s, tile, masked(tile));
-        if (next) scores(s, tile + 1, kQkSteps);
-      }
-    }
+    float s[kKeys / 8][4];  // the scores of the tile the walk is at
+    pipelined_key_walk(
+        walk, kKeys, issue_kv,
+        [&] {
+          load_q();
+          if (walk.warp_keys > 0) scores(s, 0, kQkSteps);
+        },
+        [&](int tile) {
+          float s_next[kKeys / 8][4];
+          scores(s_next, tile + 1, kQkSteps);
+          softmax_times_v(s, tile, false);
+          assign(s, s_next);
+        },
+        [&](int tile, bool next) {
+          softmax_times_v(s, tile, masked(tile));
+          if (next) scores(s, tile + 1, kQkSteps);
+        });
   }
 
   __pipeline_wait_prior(0);  // no copy may land in qs after the warp reuses its rows
@@ -595,38 +621,23 @@ __global__ void __launch_bounds__(S::kThreads, S::kMinBlocks)
         d_scores_times_k(s, dp, tile, false);
     }
   } else {
-    if (walk.tiles > 1) issue_kv(1);
-    __pipeline_commit();
-    __pipeline_wait_prior(1);  // q, d_o and key tile 0 have landed
-    __syncthreads();
-    float s[kKeys / 8][4], dp[kKeys / 8][4];  // the products of the tile the loop is at
-    if (walk.warp_keys > 0) products(s, dp, 0, kQK, kV);
-    for (int tile = 0; tile < walk.tiles; ++tile) {
-      // Tile + 1 has landed for every thread, and every warp is done with the buffers of
-      // tile - 1, which tile + 2's copies now fill.
-      __pipeline_wait_prior(0);
-      __syncthreads();
-      if (tile + 2 < walk.tiles) issue_kv(tile + 2);
-      __pipeline_commit();
-      const int j0 = tile * kKeys;
-      if (j0 >= walk.warp_keys) continue;
-      const bool next = j0 + kKeys < walk.warp_keys;  // the warp has keys in tile + 1
-      if (next && !masked(tile)) {
-        float s_next[kKeys / 8][4], dp_next[kKeys / 8][4];
-        products(s_next, dp_next, tile + 1, kQK, kV);
-        d_scores_times_k(s, dp, tile, false);
-#pragma unroll
-        for (int n = 0; n < kKeys / 8; ++n)
-#pragma unroll
-          for (int e = 0; e < 4; ++e) {
-            s[n][e] = s_next[n][e];
-            dp[n][e] = dp_next[n][e];
-          }
-      } else {
-        d_scores_times_k(s, dp, tile, masked(tile));
-        if (next) products(s, dp, tile + 1, kQK, kV);
-      }
-    }
+    float s[kKeys / 8][4], dp[kKeys / 8][4];  // the products of the tile the walk is at
+    pipelined_key_walk(
+        walk, kKeys, issue_kv,
+        [&] {
+          if (walk.warp_keys > 0) products(s, dp, 0, kQK, kV);
+        },
+        [&](int tile) {
+          float s_next[kKeys / 8][4], dp_next[kKeys / 8][4];
+          products(s_next, dp_next, tile + 1, kQK, kV);
+          d_scores_times_k(s, dp, tile, false);
+          assign(s, s_next);
+          assign(dp, dp_next);
+        },
+        [&](int tile, bool next) {
+          d_scores_times_k(s, dp, tile, masked(tile));
+          if (next) products(s, dp, tile + 1, kQK, kV);
+        });
   }
 
   __pipeline_wait_prior(0);
