@@ -12,30 +12,15 @@
 #include "models/config_loader.h"
 #include "models/model.h"
 #include "models/model_stats.h"
+#include "support/tiny_configs.h"
 
 namespace {
 
 using latte::AttentionType;
 using latte::ModelConfig;
 using latte::MoeConfig;
-
-// A small MLA model with a query LoRA, all dense; each case changes what it tests.
-ModelConfig tiny_mla() {
-  ModelConfig c;
-  c.vocab_size = 32;
-  c.hidden_size = 16;
-  c.num_hidden_layers = 3;
-  c.intermediate_size = 24;
-  c.max_position_embeddings = 64;
-  c.attention.type = AttentionType::kMla;
-  c.attention.num_attention_heads = 2;
-  c.attention.q_lora_rank = 8;
-  c.attention.kv_lora_rank = 6;
-  c.attention.qk_nope_head_dim = 4;
-  c.attention.qk_rope_head_dim = 4;
-  c.attention.v_head_dim = 6;
-  return c;
-}
+using latte::test::tiny_mla;
+using latte::test::tiny_moe;
 
 ModelConfig tiny_mha(int64_t kv_heads, bool bias) {
   ModelConfig c = tiny_mla();
@@ -45,17 +30,6 @@ ModelConfig tiny_mha(int64_t kv_heads, bool bias) {
   c.attention.head_dim = 4;
   c.attention.attention_bias = bias;
   return c;
-}
-
-MoeConfig tiny_moe(int64_t n_shared, int64_t first_k_dense, int64_t layer_freq) {
-  MoeConfig m;
-  m.n_routed_experts = 4;
-  m.num_experts_per_tok = 2;
-  m.n_shared_experts = n_shared;
-  m.moe_intermediate_size = 8;
-  m.first_k_dense_replace = first_k_dense;
-  m.moe_layer_freq = layer_freq;
-  return m;
 }
 
 bool starts_with(const std::string& text, const std::string& prefix) {
@@ -185,12 +159,15 @@ TEST_CASE("model stats: FLOPs per token by hand") {
   c.hidden_size = 4;
   c.num_hidden_layers = 1;
   c.intermediate_size = 3;
-
-  SUBCASE("MHA, untied and tied") {
+  const auto use_one_head_mha = [&c] {
     c.attention.type = AttentionType::kMha;
     c.attention.num_attention_heads = 1;
     c.attention.num_key_value_heads = 1;
     c.attention.head_dim = 2;
+  };
+
+  SUBCASE("MHA, untied and tied") {
+    use_one_head_mha();
     // Matmul weights: q, k, v, o 4 x 2 each = 32; MLP 3 x 4 x 3 = 36; lm_head 10 x 4 = 40.
     // 2 x 108 = 216, plus attention 2 x 1 head x (2 + 2) x (3 + 1) / 2 = 16 at seq_len 3.
     CHECK(latte::compute_model_stats(c, 3).flops_per_token == 232.0);
@@ -203,10 +180,7 @@ TEST_CASE("model stats: FLOPs per token by hand") {
     CHECK(untied.mtp_flops_per_token == 0.0);
   }
   SUBCASE("MTP modules: their own FLOPs, the main model's unchanged") {
-    c.attention.type = AttentionType::kMha;
-    c.attention.num_attention_heads = 1;
-    c.attention.num_key_value_heads = 1;
-    c.attention.head_dim = 2;
+    use_one_head_mha();
     c.mtp.num_layers = 2;
     const latte::ModelStats s = latte::compute_model_stats(c, 3);
     CHECK(s.flops_per_token == 232.0);
@@ -231,10 +205,7 @@ TEST_CASE("model stats: FLOPs per token by hand") {
     CHECK(s.attention_params_per_layer == 110);
   }
   SUBCASE("MoE runs the router, top-k routed experts and the shared experts") {
-    c.attention.type = AttentionType::kMha;
-    c.attention.num_attention_heads = 1;
-    c.attention.num_key_value_heads = 1;
-    c.attention.head_dim = 2;
+    use_one_head_mha();
     c.moe = tiny_moe(1, 0, 1);  // 4 experts of width 8, top-2, 1 shared
     // Attention 32; router 4 x 4 = 16; 2 experts x 3 x 4 x 8 = 192; shared 96; lm_head 40:
     // 2 x 376 = 752, plus attention 16 at seq_len 3.

@@ -15,25 +15,16 @@
 #include "engine/ops.h"
 #include "models/model.h"
 #include "support/error_text.h"
+#include "support/tiny_configs.h"
 
 using namespace latte;
 
 namespace {
 
+// tiny_mla with 2 layers and 2 MTP modules.
 ModelConfig tiny_mla_with_mtp() {
-  ModelConfig c;
-  c.vocab_size = 29;
-  c.hidden_size = 16;
+  ModelConfig c = test::tiny_mla();
   c.num_hidden_layers = 2;
-  c.intermediate_size = 24;
-  c.max_position_embeddings = 64;
-  c.attention.type = AttentionType::kMla;
-  c.attention.num_attention_heads = 2;
-  c.attention.q_lora_rank = 8;
-  c.attention.kv_lora_rank = 6;
-  c.attention.qk_nope_head_dim = 4;
-  c.attention.qk_rope_head_dim = 4;
-  c.attention.v_head_dim = 6;
   c.mtp.num_layers = 2;
   c.mtp.loss_weight = 0.3;
   return c;
@@ -73,7 +64,7 @@ TEST_CASE(
     "forward_window equals forward on a window, without running the stack on its last "
     "token") {
   DeepSeekModel model(tiny_mla_with_mtp(), 7, DType::F64);
-  const Tensor w = windows(29);
+  const Tensor w = windows(32);
 
   ForwardContext full_ctx, window_ctx;
   const ModelOutput full = model.forward(w, full_ctx);
@@ -81,7 +72,7 @@ TEST_CASE(
   const ModelOutput win = model.forward_window(w, window_ctx);
   const auto window_grads = gradients(model, win.loss);
 
-  CHECK(win.logits.shape() == Shape{3, 11, 29});
+  CHECK(win.logits.shape() == Shape{3, 11, 32});
   CHECK(relative_difference(win.logits, full.logits.narrow(1, 0, 11)) < 1e-12);
   CHECK(std::abs(win.lm_loss.item() - full.lm_loss.item()) < 1e-12 * full.lm_loss.item());
   REQUIRE(win.mtp_loss.defined());
@@ -99,13 +90,9 @@ TEST_CASE(
 TEST_CASE("forward_window routes the positions it runs: MoE statistics cover L - 1 tokens") {
   ModelConfig c = tiny_mla_with_mtp();
   c.mtp.num_layers = 0;
-  MoeConfig moe;
-  moe.n_routed_experts = 4;
-  moe.num_experts_per_tok = 2;
-  moe.moe_intermediate_size = 8;
-  c.moe = moe;
+  c.moe = test::tiny_moe(0, 0, 1);
   DeepSeekModel model(c, 11, DType::F64);
-  const Tensor w = windows(29);
+  const Tensor w = windows(32);
 
   ForwardContext full_ctx, window_ctx;
   const ModelOutput full = model.forward(w, full_ctx);
