@@ -70,10 +70,13 @@ ModelOutput DeepSeekModel::forward_positions(const Tensor& tokens, int64_t posit
 
   ModelOutput out;
   out.logits = logits_of(norm_->forward(h));
-  // Next-token targets: position i predicts tokens[i + 1]; the last token predicts nothing.
-  const Tensor ignore = Tensor::full({B, 1}, -100, DType::I32, tokens.device());
-  const Tensor targets = positions == L ? ops::concat({tokens.narrow(1, 1, L - 1), ignore}, 1)
-                                        : tokens.narrow(1, 1, positions);
+  // Next-token targets: position i predicts tokens[i + 1]; a position at the end of `tokens`
+  // predicts nothing (its target is ignored by the loss).
+  const auto then_nothing = [&](const Tensor& next_tokens) {
+    return ops::concat({next_tokens, Tensor::full({B, 1}, -100, DType::I32, tokens.device())}, 1);
+  };
+  const Tensor targets =
+      positions == L ? then_nothing(tokens.narrow(1, 1, L - 1)) : tokens.narrow(1, 1, positions);
   out.lm_loss = ops::cross_entropy(out.logits, targets);
 
   // MTP module m over positions i < L - m - 1: combines h_i (the previous depth) with the
@@ -92,7 +95,7 @@ ModelOutput DeepSeekModel::forward_positions(const Tensor& tokens, int64_t posit
     const Tensor x = mtp.eh_proj().forward(
         ops::concat({mtp.enorm().forward(e), mtp.hnorm().forward(prev.narrow(1, 0, n))}, 2));
     prev = mtp.forward(x, rope_, ctx);
-    const Tensor mtp_targets = ops::concat({tokens.narrow(1, m + 2, n - 1), ignore}, 1);
+    const Tensor mtp_targets = then_nothing(tokens.narrow(1, m + 2, n - 1));
     const Tensor loss = ops::scale(
         ops::cross_entropy(logits_of(mtp.head_norm().forward(prev)), mtp_targets), mtp_weight);
     mtp_total = mtp_total.defined() ? ops::add(mtp_total, loss) : loss;
